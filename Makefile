@@ -1,0 +1,42 @@
+# Quick start: `make demo` runs the whole pipeline with simulated agencies; `make test` runs every test.
+# Both set up what they need first: a virtualenv (.venv), the jars and the local stack (.stack).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export SATUBUS_ENV_FILE ?= $(CURDIR)/deploy/local/dev.env
+
+.PHONY: demo test unit lint stack stack-down status clean
+
+$(BIN)/satubus: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/satubus
+
+demo: venv
+	$(BIN)/satubus demo
+
+test: venv stack
+	$(BIN)/pytest
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+stack: venv
+	$(BIN)/satubus stack up
+
+stack-down: venv
+	$(BIN)/satubus stack down
+
+status: venv
+	$(BIN)/satubus stack status
+
+clean: stack-down
+	rm -rf .stack $(VENV)

@@ -1,0 +1,1 @@
+"""Consumers: the materializer of unified topics into PostgreSQL."""

@@ -1,0 +1,244 @@
+"""Unified topic -> PostgreSQL table, with an exactly-once effect.
+
+Each batch is one transaction: the rows (COPY into a staging table, then one merge guarded by version) and the
+next Kafka offset of every partition in the batch. The offset update is a compare-and-set on the offset this
+instance last stored, so an instance that lost its partitions in a rebalance cannot commit: its transaction
+rolls back and it re-reads where the new owner got to. On (re)assignment the consumer starts from the offsets
+stored in PostgreSQL, not from Kafka's committed offsets (those are committed afterwards only for lag tools).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+import asyncpg
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import TopicPartition as KafkaPartition
+
+from consumers import metrics
+from consumers.tables import TableSpec
+from satubus.kafka import consumer_config, producer_config
+from satubus.settings import Settings
+from schemas.dead_letters import DEAD_LETTERED, DeadLetter
+from schemas.errors import DecodeError, Origin
+from schemas.registry import registry_client
+from schemas.serde import AvroSerde
+from schemas.topics import DLQ
+
+log = logging.getLogger(__name__)
+
+GROUP_ID = "satubus-materializer"
+BATCH_MAX = 2000
+
+
+class Fenced(Exception):
+    """The stored offset moved under us: another instance owns the partition now."""
+
+
+class Materializer:
+    def __init__(self, settings: Settings, spec: TableSpec, *, group_id: str = GROUP_ID) -> None:
+        self.settings = settings
+        self.spec = spec
+        self.group_id = group_id
+        self._serde = AvroSerde(registry_client(settings))
+        self._positions: dict[int, int | None] = {}  # partition -> next offset stored in PostgreSQL
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: Any = None
+        self._consumer: Consumer | None = None
+        self._dead_letters: Producer | None = None
+        self.committed = 0  # messages whose effect is committed, for tests and progress
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._pool = await asyncpg.create_pool(
+            self.settings.database_url, min_size=1, max_size=2, init=self._init_connection
+        )
+        self._dead_letters = Producer(producer_config(self.settings, client_id=self.group_id))
+        consumer = self._consumer = Consumer(consumer_config(self.settings, self.group_id))
+        consumer.subscribe([self.spec.contract.name], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        log.info("materializing %s into %s", self.spec.contract.name, self.spec.table)
+        try:
+            while not stop.is_set():
+                messages = await self._loop.run_in_executor(None, consumer.consume, BATCH_MAX, 0.5)
+                if messages:
+                    await self._apply(messages)
+        finally:
+            await self._loop.run_in_executor(None, consumer.close)
+            self._dead_letters.flush(30)
+            await self._pool.close()
+
+    async def _init_connection(self, conn: Any) -> None:
+        await conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {self.spec.staging} "
+            f"(LIKE {self.spec.table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+
+    # --- partition ownership (called by librdkafka inside consume(), on the executor thread) ---
+
+    def _on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        assert self._loop is not None
+        stored = asyncio.run_coroutine_threadsafe(self._stored_offsets(), self._loop).result()
+        for tp in partitions:
+            self._positions[tp.partition] = stored.get(tp.partition)
+            tp.offset = stored.get(tp.partition, OFFSET_BEGINNING)
+        log.info("assigned %s", {tp.partition: tp.offset for tp in partitions})
+        consumer.assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        for tp in partitions:
+            self._positions.pop(tp.partition, None)
+        log.info("revoked partitions %s", [tp.partition for tp in partitions])
+
+    async def _stored_offsets(self) -> dict[int, int]:
+        rows = await self._pool.fetch(
+            "SELECT partition, next_offset FROM bus.consumer_offsets WHERE group_id = $1 AND topic = $2",
+            self.group_id, self.spec.contract.name,
+        )
+        return {r["partition"]: r["next_offset"] for r in rows}
+
+    # --- one batch, one transaction ---
+
+    async def _apply(self, messages: list[Message]) -> None:
+        latest: dict[bytes, tuple[Message, dict[str, Any] | None]] = {}
+        ranges: dict[int, tuple[int, int]] = {}
+        dead_lettered = False
+        for message in messages:
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(message.error())
+            partition, offset = message.partition(), message.offset()
+            if partition not in self._positions:
+                continue  # revoked while the batch was in flight
+            first, _ = ranges.get(partition, (offset, offset))
+            ranges[partition] = (first, offset)
+            try:
+                latest[self._key(message)] = (message, self._decode(message))
+            except DecodeError as exc:
+                self._dead_letter(message, exc)
+                dead_lettered = True
+
+        if not ranges:
+            return
+        if dead_lettered:
+            self._flush_dead_letters()  # before the offsets that skip them are committed
+        upserts = [record for _, record in latest.values() if record]
+        deletes = [key.decode() for key, (_, record) in latest.items() if record is None]
+        started = time.perf_counter()
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                for partition, (_, last) in ranges.items():
+                    await self._advance_offset(conn, partition, last + 1)
+                written = await self._upsert(conn, upserts)
+                if deletes:
+                    await conn.execute(
+                        f"DELETE FROM {self.spec.table} WHERE {self.spec.key} = ANY($1::text[])", deletes
+                    )
+        except Fenced as exc:
+            metrics.FENCED.labels(self.spec.entity).inc()
+            log.warning("%s; re-reading the stored offsets", exc)
+            await self._reseek()
+            return
+        for partition, (_, last) in ranges.items():
+            self._positions[partition] = last + 1
+        self._commit_to_kafka(ranges)
+
+        entity = self.spec.entity
+        now = dt.datetime.now(dt.UTC)
+        metrics.COMMIT_SECONDS.labels(entity).observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.labels(entity).observe(len(messages))
+        metrics.ROWS_UPSERTED.labels(entity).inc(written)
+        metrics.STALE_SKIPPED.labels(entity).inc(len(upserts) - written)
+        metrics.ROWS_DELETED.labels(entity).inc(len(deletes))
+        for record in upserts:
+            metrics.END_TO_END_SECONDS.labels(entity).observe((now - record["updated_at"]).total_seconds())
+        self.committed += sum(last - first + 1 for first, last in ranges.values())
+
+    def _key(self, message: Message) -> bytes:
+        key = message.key()
+        if not key:
+            raise DecodeError("unified records must be keyed by entity id; this one has no key", message.value())
+        return bytes(key)
+
+    def _decode(self, message: Message) -> dict[str, Any] | None:
+        """The record, or None for a tombstone."""
+        value = message.value()
+        if value is None:
+            return None
+        return self._serde.decode(value, Origin(message.topic(), message.partition(), message.offset()))
+
+    def _dead_letter(self, message: Message, exc: DecodeError) -> None:
+        reason = type(exc).__name__
+        letter = DeadLetter(
+            "materialize", reason, exc, message.topic(), message.partition(), message.offset(), agency=""
+        )
+        assert self._dead_letters is not None
+        self._dead_letters.produce(
+            DLQ, value=message.value(), key=message.key(), headers=letter.headers(message.value())
+        )
+        DEAD_LETTERED.labels("materialize", reason).inc()
+        log.warning("dead-lettered %s/%d@%d: %s", message.topic(), message.partition(), message.offset(), exc)
+
+    def _flush_dead_letters(self) -> None:
+        assert self._dead_letters is not None
+        if self._dead_letters.flush(30):
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "dead letters not acknowledged within 30s"))
+
+    async def _advance_offset(self, conn: Any, partition: int, next_offset: int) -> None:
+        expected = self._positions[partition]
+        topic = self.spec.contract.name
+        if expected is None:
+            status = await conn.execute(
+                "INSERT INTO bus.consumer_offsets (group_id, topic, partition, next_offset) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                self.group_id, topic, partition, next_offset,
+            )
+        else:
+            status = await conn.execute(
+                "UPDATE bus.consumer_offsets SET next_offset = $4, updated_at = now() "
+                "WHERE group_id = $1 AND topic = $2 AND partition = $3 AND next_offset = $5",
+                self.group_id, topic, partition, next_offset, expected,
+            )
+        if status.endswith(" 0"):
+            raise Fenced(f"partition {partition} of {topic} was advanced by another instance")
+
+    async def _upsert(self, conn: Any, records: list[dict[str, Any]]) -> int:
+        if not records:
+            return 0
+        columns = self.spec.columns
+        await conn.copy_records_to_table(
+            self.spec.staging, records=[tuple(r[c] for c in columns) for r in records], columns=columns
+        )
+        column_list = ", ".join(columns)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (*columns, "committed_at") if c != self.spec.key)
+        status = await conn.execute(
+            f"INSERT INTO {self.spec.table} ({column_list}, committed_at) "
+            f"SELECT {column_list}, committed_at FROM {self.spec.staging} "
+            f"ON CONFLICT ({self.spec.key}) DO UPDATE SET {updates} "
+            f"WHERE {self.spec.table}.version < EXCLUDED.version"
+        )
+        return int(status.rsplit(" ", 1)[1])
+
+    async def _reseek(self) -> None:
+        stored = await self._stored_offsets()
+        assert self._consumer is not None
+        for partition in list(self._positions):
+            self._positions[partition] = stored.get(partition)
+            offset = stored.get(partition, OFFSET_BEGINNING)
+            try:
+                self._consumer.seek(KafkaPartition(self.spec.contract.name, partition, offset))
+            except KafkaException as exc:  # no longer ours: the next assignment reads the stored offset
+                log.info("could not seek partition %d: %s", partition, exc)
+
+    def _commit_to_kafka(self, ranges: dict[int, tuple[int, int]]) -> None:
+        """Only so that lag tools see progress; PostgreSQL holds the offsets that count."""
+        assert self._consumer is not None
+        offsets = [KafkaPartition(self.spec.contract.name, p, last + 1) for p, (_, last) in ranges.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:
+            log.debug("lag-only offset commit failed: %s", exc)

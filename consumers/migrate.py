@@ -1,0 +1,37 @@
+"""Plain, versioned SQL migrations (``consumers/migrations/NNNN_name.sql``), each applied once, in order."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import asyncpg
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_LOCK_ID = 0x5A7B_0001  # advisory lock: two migrators never interleave
+
+log = logging.getLogger(__name__)
+
+
+async def migrate(dsn: str) -> list[str]:
+    """Apply the migrations not yet applied; returns their names."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_ID)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS public.schema_migrations "
+            "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM public.schema_migrations")}
+        applied = []
+        for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+            if path.name in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(path.read_text(encoding="utf-8"))
+                await conn.execute("INSERT INTO public.schema_migrations (name) VALUES ($1)", path.name)
+            log.info("applied migration %s", path.name)
+            applied.append(path.name)
+        return applied
+    finally:
+        await conn.close()

@@ -1,0 +1,39 @@
+"""``satubus materialize`` and ``satubus migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from consumers.materializer import Materializer
+from consumers.migrate import migrate
+from consumers.tables import TABLES
+from satubus import metrics
+from satubus.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def materialize(args: argparse.Namespace, settings: Settings) -> int:
+    metrics.serve(settings.metrics_host, settings.materializer_metrics_port)
+    asyncio.run(_materialize(settings, args.entity))
+    return 0
+
+
+async def _materialize(settings: Settings, entity: str) -> None:
+    applied = await migrate(settings.database_url)
+    if applied:
+        log.info("applied migrations %s", applied)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await Materializer(settings, TABLES[entity]).run(stop)
+
+
+def run_migrations(args: argparse.Namespace, settings: Settings) -> int:
+    applied = asyncio.run(migrate(settings.database_url))
+    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    return 0

@@ -1,0 +1,28 @@
+"""Which unified topic lands in which PostgreSQL table; columns are the Avro fields, by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.topics import UNIFIED_PERSON, TopicContract
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    entity: str
+    contract: TopicContract
+    table: str
+    key: str
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        assert self.contract.schema is not None
+        return tuple(f["name"] for f in self.contract.schema()["fields"])
+
+    @property
+    def staging(self) -> str:
+        return f"staging_{self.entity}"
+
+
+PERSON = TableSpec("person", UNIFIED_PERSON, "unified.person", "person_id")
+TABLES = {spec.entity: spec for spec in (PERSON,)}

@@ -1,0 +1,493 @@
+"""The local stack: Kafka (KRaft), Apicurio Registry and PostgreSQL, obtained and run natively, no Docker.
+
+``up`` downloads what is missing (Maven Central, cached in ~/.m2 and the state folder), starts what is not
+running and waits for real readiness: a Kafka metadata request, HTTP 200 from the registry, ``pg_isready``.
+A second ``up`` is a no-op. ``down`` stops every process it started. All state lives in one folder (``.stack/``).
+Ports come from the same settings the pipeline uses (``SATUBUS_KAFKA_BOOTSTRAP``, ``SATUBUS_REGISTRY_URL``,
+``SATUBUS_DATABASE_URL``, ...), so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from satubus.errors import SatuBusError
+from satubus.settings import Settings
+
+HERE = Path(__file__).resolve().parent
+KAFKA_VERSION = "3.9.1"
+APICURIO_VERSION = "3.3.3"
+PG_BIN = Path(os.environ.get("SATUBUS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+READY_TIMEOUT = 120.0
+
+
+class StackError(SatuBusError):
+    """Something the user must fix; the message says what."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def downloads(self) -> Path:
+        return self.root / "downloads"
+
+    def service(self, name: str) -> Path:
+        return self.root / name
+
+    def pidfile(self, name: str) -> Path:
+        return self.service(name) / f"{name}.pid"
+
+    def logfile(self, name: str) -> Path:
+        return self.service(name) / f"{name}.log"
+
+
+# --------------------------------------------------------------------------------------------- processes
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by a parent that is us) is not alive.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _read_pid(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _require_free(port: int, service: str, setting: str) -> None:
+    if _port_open(port):
+        raise StackError(
+            f"port {port} on 127.0.0.1 is already in use, so {service} cannot start. Find the process with "
+            f"`ss -ltnp 'sport = :{port}'` and stop it, or choose another port with {setting}."
+        )
+
+
+def _spawn(cmd: list[str], *, log: Path, pidfile: Path, env: dict[str, str] | None = None,
+           cwd: Path | None = None) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
+            env={**os.environ, **(env or {})}, start_new_session=True,
+        )
+    pidfile.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def _terminate(pid: int, name: str, timeout: float = 45.0) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after ``timeout``."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            break
+        time.sleep(0.2)
+    else:
+        print(f"  {name} did not stop within {timeout:.0f}s; killing it", file=sys.stderr)
+    try:
+        os.killpg(pid, signal.SIGKILL)  # also reaps stragglers of the group
+    except ProcessLookupError:
+        pass
+
+
+def _wait(what: str, check: Callable[[], bool], *, pid: int | None, log: Path, timeout: float = READY_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if pid is not None and not _alive(pid):
+            raise StackError(f"{what} exited during start-up. Last lines of {log}:\n{_tail(log)}")
+        time.sleep(0.25)
+    raise StackError(f"{what} was not ready after {timeout:.0f}s. Last lines of {log}:\n{_tail(log)}")
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _run(cmd: list[str], what: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(cmd, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    if result.returncode != 0:
+        raise StackError(f"{what} failed (exit {result.returncode}):\n{(result.stdout + result.stderr)[-3000:]}")
+    return result  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------------------------- Java and Maven
+
+
+def _java_major(java: str) -> int | None:
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'version "(\d+)', out)
+    return int(match.group(1)) if match else None
+
+
+def find_java(*, minimum: int, prefer: int | None, override_env: str) -> str:
+    """A java binary of at least ``minimum`` (``prefer`` if present); ``override_env`` names one explicitly."""
+    override = os.environ.get(override_env)
+    if override:
+        if (_java_major(override) or 0) < minimum:
+            raise StackError(f"{override_env}={override} is not a Java {minimum}+ binary")
+        return override
+    candidates = [str(p) for p in sorted(Path("/usr/lib/jvm").glob("*/bin/java"))]
+    if os.environ.get("JAVA_HOME"):
+        candidates.insert(0, str(Path(os.environ["JAVA_HOME"]) / "bin" / "java"))
+    if shutil.which("java"):
+        candidates.append(str(shutil.which("java")))
+    found = {c: v for c in dict.fromkeys(candidates) if (v := _java_major(c)) is not None and v >= minimum}
+    if not found:
+        raise StackError(
+            f"no Java {minimum} or newer found (looked in JAVA_HOME, /usr/lib/jvm and PATH). Install one "
+            f"(e.g. `apt-get install openjdk-17-jdk-headless` for Kafka) or point {override_env} at its java binary."
+        )
+    exact = [c for c, v in found.items() if v == prefer]
+    return exact[0] if exact else max(found, key=lambda c: found[c])
+
+
+def _mvn(args: list[str], what: str) -> None:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError("Maven (mvn) is needed to fetch Kafka and Apicurio jars: `apt-get install maven`.")
+    result = subprocess.run([mvn, "-q", "-B", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(
+            f"downloading {what} from Maven Central failed. Check that Maven Central is reachable (or that "
+            f"~/.m2/settings.xml names a working mirror), then run the command again.\n"
+            f"{(result.stdout + result.stderr)[-2000:]}"
+        )
+
+
+# --------------------------------------------------------------------------------------------- services
+
+
+class Kafka:
+    name = "kafka"
+
+    def __init__(self, settings: Settings, layout: Layout) -> None:
+        self.port = settings.kafka_port
+        self.controller_port = settings.kafka_controller_port
+        self.bootstrap = settings.kafka_bootstrap
+        self.dir = layout.service(self.name)
+        self.libs = self.dir / "libs"
+        self.pidfile = layout.pidfile(self.name)
+        self.log = layout.logfile(self.name)
+
+    def obtain(self) -> None:
+        if (self.libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+            return
+        print(f"  fetching Kafka {KAFKA_VERSION} jars (first run only)...", flush=True)
+        staging = self.dir / "libs.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        _mvn(["-f", str(HERE / "kafka-pom.xml"), "dependency:copy-dependencies",
+              f"-DoutputDirectory={staging}", "-DincludeScope=runtime"], f"Kafka {KAFKA_VERSION}")
+        shutil.rmtree(self.libs, ignore_errors=True)
+        staging.rename(self.libs)
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        java = find_java(minimum=17, prefer=17, override_env="SATUBUS_KAFKA_JAVA")
+        return [
+            java, "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration=file:{HERE / 'kafka-log4j.properties'}", f"-Dkafka.logs.dir={self.dir / 'logs'}",
+            "-cp", f"{self.libs}/*", main, *args,
+        ]
+
+    def _configure(self) -> Path:
+        config = self.dir / "server.properties"
+        template = (HERE / "kafka-server.properties").read_text()
+        config.write_text(
+            template.format(port=self.port, controller_port=self.controller_port, data=self.dir / "data")
+        )
+        if not (self.dir / "data" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            _run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+                 "formatting Kafka's storage")
+        return config
+
+    def start(self) -> int | None:
+        pid = _read_pid(self.pidfile)
+        if pid is not None:
+            return None
+        _require_free(self.port, "Kafka", "SATUBUS_KAFKA_BOOTSTRAP")
+        _require_free(self.controller_port, "Kafka's controller", "SATUBUS_KAFKA_CONTROLLER_PORT")
+        config = self._configure()
+        return _spawn(self._java("kafka.Kafka", str(config)), log=self.log, pidfile=self.pidfile)
+
+    def ready(self) -> bool:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        try:
+            metadata = admin.list_topics(timeout=2)
+        except Exception:  # any failure means "not yet"
+            return False
+        return bool(metadata.brokers) and metadata.controller_id >= 0
+
+    def stop(self) -> None:
+        pid = _read_pid(self.pidfile)
+        if pid is not None:
+            _terminate(pid, self.name)
+        self.pidfile.unlink(missing_ok=True)
+
+
+class Registry:
+    name = "registry"
+
+    def __init__(self, settings: Settings, layout: Layout) -> None:
+        self.url = settings.registry_url.rstrip("/")
+        self.port = settings.registry_port
+        self.management_port = settings.registry_management_port
+        parts = urlsplit(settings.database_url)
+        self.jdbc_url = f"jdbc:postgresql://127.0.0.1:{parts.port}/apicurio"
+        self.db_user = parts.username or "satubus"
+        self.dir = layout.service(self.name)
+        self.app = self.dir / f"apicurio-registry-{APICURIO_VERSION}"
+        self.downloads = layout.downloads
+        self.pidfile = layout.pidfile(self.name)
+        self.log = layout.logfile(self.name)
+
+    def obtain(self) -> None:
+        if (self.app / "quarkus-run.jar").exists():
+            return
+        archive = self.downloads / f"apicurio-registry-app-{APICURIO_VERSION}-all.tar.gz"
+        if not archive.exists():
+            print(f"  fetching Apicurio Registry {APICURIO_VERSION} (~160 MB, first run only)...", flush=True)
+            _mvn(["dependency:copy", f"-Dartifact=io.apicurio:apicurio-registry-app:{APICURIO_VERSION}:tar.gz:all",
+                  f"-DoutputDirectory={self.downloads}"], f"Apicurio Registry {APICURIO_VERSION}")
+        staging = self.dir / "app.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(staging, filter="data")
+        shutil.rmtree(self.app, ignore_errors=True)
+        staging.rename(self.app)
+
+    def start(self) -> int | None:
+        if _read_pid(self.pidfile) is not None:
+            return None
+        _require_free(self.port, "the schema registry", "SATUBUS_REGISTRY_URL")
+        _require_free(self.management_port, "the registry's management port", "SATUBUS_REGISTRY_MANAGEMENT_PORT")
+        java = find_java(minimum=21, prefer=None, override_env="SATUBUS_REGISTRY_JAVA")
+        env = {
+            "QUARKUS_HTTP_HOST": "127.0.0.1",
+            "QUARKUS_HTTP_PORT": str(self.port),
+            "QUARKUS_MANAGEMENT_HOST": "127.0.0.1",
+            "QUARKUS_MANAGEMENT_PORT": str(self.management_port),
+            "APICURIO_RULES_GLOBAL_COMPATIBILITY": "BACKWARD",
+            # Durable storage: schema ids must outlive a restart, or Kafka's retained messages stop decoding.
+            "APICURIO_STORAGE_KIND": "sql",
+            "APICURIO_STORAGE_SQL_KIND": "postgresql",
+            "APICURIO_DATASOURCE_URL": self.jdbc_url,
+            "APICURIO_DATASOURCE_USERNAME": self.db_user,
+            "APICURIO_DATASOURCE_PASSWORD": "local",
+        }
+        cmd = [java, "-Xms128m", "-Xmx512m", "-jar", str(self.app / "quarkus-run.jar")]
+        return _spawn(cmd, log=self.log, pidfile=self.pidfile, env=env, cwd=self.dir)
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/config", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def enforce_compatibility(self) -> None:
+        """Apicurio enforces compatibility only under a rule: set the global one and read it back."""
+        request = urllib.request.Request(
+            f"{self.url}/config", method="PUT", data=json.dumps({"compatibility": "BACKWARD"}).encode(),
+            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+        with urllib.request.urlopen(f"{self.url}/config", timeout=10) as response:
+            level = json.load(response).get("compatibilityLevel")
+        if level != "BACKWARD":
+            raise StackError(f"the registry reports compatibility {level!r} after setting BACKWARD")
+
+    def stop(self) -> None:
+        pid = _read_pid(self.pidfile)
+        if pid is not None:
+            _terminate(pid, self.name)
+        self.pidfile.unlink(missing_ok=True)
+
+
+class Postgres:
+    name = "postgres"
+
+    def __init__(self, settings: Settings, layout: Layout) -> None:
+        parts = urlsplit(settings.database_url)
+        self.port = settings.database_port
+        self.user = parts.username or "satubus"
+        self.database = parts.path.lstrip("/") or "satubus"
+        self.dir = layout.service(self.name)
+        self.data = self.dir / "data"
+        self.log = layout.logfile(self.name)
+
+    def _as_server_user(self, cmd: list[str]) -> list[str]:
+        """PostgreSQL refuses to run as root. As root, run it as 'nobody' inside a user namespace, where the
+        state folder (owned by root outside) appears as its own - no chown, no extra system user."""
+        if os.geteuid() != 0:
+            return cmd
+        return ["unshare", "--user", "--map-user=65534", "--map-group=65534", *cmd]
+
+    def obtain(self) -> None:
+        if not (PG_BIN / "initdb").exists():
+            raise StackError(
+                f"PostgreSQL server binaries not found in {PG_BIN}: `apt-get install postgresql-15` "
+                "(or set SATUBUS_PG_BIN to the folder holding initdb and pg_ctl)."
+            )
+        if (self.data / "PG_VERSION").exists():
+            return
+        shutil.rmtree(self.data, ignore_errors=True)
+        self.data.mkdir(parents=True)
+        _run(self._as_server_user([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", self.user,
+                                   "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]), "initdb")
+
+    def pid(self) -> int | None:
+        return _read_pid(self.data / "postmaster.pid")
+
+    def start(self) -> int | None:
+        if self.pid() is not None:
+            return None
+        _require_free(self.port, "PostgreSQL", "SATUBUS_DATABASE_URL")
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        _run(self._as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+                                   "-o", options, "-w", "-t", "60", "start"]),
+             f"starting PostgreSQL (see {self.log})")
+        return self.pid()
+
+    def ready(self) -> bool:
+        result = subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)])
+        return result.returncode == 0
+
+    def create_databases(self) -> None:
+        for database in (self.database, "apicurio"):
+            exists = _run(self._psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{database}'"),
+                          "querying PostgreSQL").stdout.strip()
+            if not exists:
+                _run(self._psql("postgres", f'CREATE DATABASE "{database}"'), f"creating database {database}")
+
+    def _psql(self, database: str, sql: str) -> list[str]:
+        return [str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", database,
+                "-tAc", sql]
+
+    def stop(self) -> None:
+        if self.pid() is not None:
+            _run(self._as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
+                 "stopping PostgreSQL")
+
+
+# --------------------------------------------------------------------------------------------- commands
+
+
+@dataclass
+class Stack:
+    postgres: Postgres
+    kafka: Kafka
+    registry: Registry
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Stack:
+        for url in (f"//{settings.kafka_bootstrap}", settings.registry_url, settings.database_url):
+            host = urlsplit(url).hostname
+            if host not in ("127.0.0.1", "localhost"):
+                raise StackError(f"the local stack listens on loopback only; {url!r} points at {host}")
+        layout = Layout(settings.state_dir.resolve())
+        return cls(Postgres(settings, layout), Kafka(settings, layout), Registry(settings, layout))
+
+    def up(self) -> float:
+        started = time.monotonic()
+        for service in (self.postgres, self.kafka, self.registry):
+            service.obtain()
+        if self.postgres.start() is not None:
+            print(f"  postgres  started on 127.0.0.1:{self.postgres.port}", flush=True)
+        _wait("PostgreSQL", self.postgres.ready, pid=self.postgres.pid(), log=self.postgres.log)
+        self.postgres.create_databases()
+        # Kafka and the registry start in parallel; each is then awaited on its own readiness check.
+        kafka_pid = self.kafka.start()
+        registry_pid = self.registry.start()
+        for service, pid in ((self.kafka, kafka_pid), (self.registry, registry_pid)):
+            if pid is not None:
+                print(f"  {service.name:<9} starting on 127.0.0.1:{service.port} (pid {pid})...", flush=True)
+        _wait("Kafka", self.kafka.ready, pid=_read_pid(self.kafka.pidfile), log=self.kafka.log)
+        _wait("the schema registry", self.registry.ready, pid=_read_pid(self.registry.pidfile), log=self.registry.log)
+        self.registry.enforce_compatibility()
+        return time.monotonic() - started
+
+    def down(self) -> None:
+        for service in (self.registry, self.kafka, self.postgres):
+            service.stop()
+
+    def status(self) -> list[tuple[str, int, int | None, str]]:
+        rows = []
+        for name, port, pid, ready in (
+            ("kafka", self.kafka.port, _read_pid(self.kafka.pidfile), self.kafka.ready),
+            ("registry", self.registry.port, _read_pid(self.registry.pidfile), self.registry.ready),
+            ("postgres", self.postgres.port, self.postgres.pid(), self.postgres.ready),
+        ):
+            state = "stopped" if pid is None else ("ready" if ready() else "starting")
+            rows.append((name, port, pid, state))
+        return rows
+
+
+def main(command: str, settings: Settings) -> int:
+    stack = Stack.from_settings(settings)
+    if command == "up":
+        elapsed = stack.up()
+        print(f"stack ready in {elapsed:.1f}s (state in {settings.state_dir.resolve()})")
+        print(f"  Kafka     {settings.kafka_bootstrap}\n  registry  {settings.registry_url}\n"
+              f"  postgres  {settings.database_url}")
+    elif command == "down":
+        stack.down()
+        print("stack stopped")
+    elif command == "status":
+        rows = stack.status()
+        print(f"{'service':<10}{'port':>7}  {'pid':>8}  state")
+        for name, port, pid, state in rows:
+            print(f"{name:<10}{port:>7}  {pid or '-':>8}  {state}")
+        return 0 if all(state == "ready" for *_, state in rows) else 3
+    return 0

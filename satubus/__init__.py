@@ -1,0 +1,1 @@
+"""Satu Data Bus plumbing: settings, Kafka client configuration, metrics and the CLI entry point."""

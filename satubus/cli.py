@@ -1,0 +1,139 @@
+"""``satubus``: one command line for every part of the bus. Sub-commands import their module only when run.
+
+Configuration comes from ``SATUBUS_*`` environment variables (see satubus/settings.py) or the dotenv file named
+by ``SATUBUS_ENV_FILE``. Exit codes: 0 success, 1 a failure the message explains, 2 bad usage, 3 not ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from importlib import import_module
+
+from pydantic import ValidationError
+
+from satubus.errors import SatuBusError
+from satubus.settings import Settings, get_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _lazy(module: str, function: str) -> Handler:
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        result: int = getattr(import_module(module), function)(args, settings)
+        return result
+
+    return handler
+
+
+def _stack(args: argparse.Namespace, settings: Settings) -> int:
+    from deploy.local.stack import main
+
+    return main(args.action, settings)
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from satubus.kafka import ensure_topics
+    from schemas.topics import CONTRACTS
+
+    created = ensure_topics(settings, [(c.name, c.compacted) for c in CONTRACTS])
+    print(f"created {len(created)} topic(s): {', '.join(created) or 'all existed'}")
+    return 0
+
+
+def _schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas.registry import register_contracts, registry_client
+
+    for subject, schema_id in register_contracts(registry_client(settings)).items():
+        print(f"{subject}: schema id {schema_id}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="satubus", description="Satu Data Bus: Jakarta's real-time data integration bus."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    stack = commands.add_parser(
+        "stack", help="run the local Kafka, schema registry and PostgreSQL",
+        description="Obtain and run the local stack natively (state in .stack/).",
+    )
+    stack.add_argument("action", choices=("up", "down", "status"), help="up: start and wait; down: stop; status")
+    stack.set_defaults(handler=_stack)
+
+    topics = commands.add_parser(
+        "topics", help="create the bus's topics", description="Create every contract topic that is missing."
+    )
+    topics.set_defaults(handler=_topics)
+
+    schemas = commands.add_parser(
+        "schemas", help="register the contract schemas",
+        description="Register every topic's schema in the registry (compatibility rules apply).",
+    )
+    schemas.add_argument("action", choices=("register",), help="register: register all contract schemas")
+    schemas.set_defaults(handler=_schemas)
+
+    migrate = commands.add_parser(
+        "migrate", help="apply the SQL migrations", description="Apply pending consumers/migrations/*.sql."
+    )
+    migrate.set_defaults(handler=_lazy("consumers.run", "run_migrations"))
+
+    from producers.simulate import add_arguments as simulate_arguments
+
+    simulate = commands.add_parser(
+        "simulate", help="publish simulated agency events",
+        description="Publish simulated Dukcapil residents, deterministically for a seed.",
+    )
+    simulate_arguments(simulate)
+    simulate.set_defaults(handler=_lazy("producers.simulate", "main"))
+
+    stream = commands.add_parser(
+        "stream", help="run the stream processor", description="Run the faust worker that normalizes events."
+    )
+    stream.add_argument("--loglevel", default="info", help="log level of the worker (default info)")
+    stream.set_defaults(handler=_lazy("streams.run", "main"))
+
+    materialize = commands.add_parser(
+        "materialize", help="run the materializer",
+        description="Apply pending migrations, then upsert a unified topic into PostgreSQL, exactly once.",
+    )
+    materialize.add_argument("--entity", default="person", choices=("person",), help="entity (default person)")
+    materialize.set_defaults(handler=_lazy("consumers.run", "materialize"))
+
+    demo = commands.add_parser(
+        "demo", help="run the whole pipeline with simulated agencies",
+        description="Start the stack and every process, publish simulated data, and show where to look.",
+    )
+    demo.add_argument("--residents", type=int, default=20_000, help="residents to simulate (default 20000)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    demo.add_argument("--rate", type=float, default=0, help="events per second; 0 = as fast as possible")
+    demo.add_argument("--exit", action="store_true", help="stop the pipeline once the view is complete")
+    demo.set_defaults(handler=_lazy("deploy.local.demo", "main"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else os.environ.get("SATUBUS_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(f"satubus: invalid configuration (SATUBUS_* variables):\n{exc}", file=sys.stderr)
+        return 2
+    try:
+        return args.handler(args, settings)  # type: ignore[no-any-return]
+    except SatuBusError as exc:
+        print(f"satubus {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

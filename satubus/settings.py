@@ -1,0 +1,63 @@
+"""One settings model for every process; each field has an env var (``SATUBUS_<FIELD>``).
+
+Values may also come from a file named by ``SATUBUS_ENV_FILE`` (dotenv format).
+The defaults point at the local stack that ``satubus stack up`` starts.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SATUBUS_",
+        env_file=os.environ.get("SATUBUS_ENV_FILE"),
+        frozen=True,
+        extra="forbid",
+    )
+
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_controller_port: int = 19093
+    registry_url: str = "http://127.0.0.1:18085/apis/ccompat/v7"
+    registry_management_port: int = 18086
+    database_url: str = "postgresql://satubus@127.0.0.1:15432/satubus"
+
+    # Key of the HMAC that turns a NIK into a person_id. No default: a guessable key would make
+    # person_id reversible by brute force over the 16-digit NIK space.
+    pseudonym_key: SecretStr | None = None
+
+    # Where processes keep local state (faust tables) and the local stack keeps its services.
+    state_dir: Path = Path(".stack")
+
+    topic_partitions: int = 4
+    topic_replication_factor: int = 1
+    dlq_topic: str = "bus.dlq"
+
+    metrics_host: str = "127.0.0.1"
+    simulator_metrics_port: int = 19101
+    stream_metrics_port: int = 19102
+    materializer_metrics_port: int = 19103
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.rsplit(":", 1)[1])
+
+    @property
+    def registry_port(self) -> int:
+        return urlsplit(self.registry_url).port or 80
+
+    @property
+    def database_port(self) -> int:
+        return urlsplit(self.database_url).port or 5432
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,46 @@
+"""Errors about contracts: schemas, the registry and the wire format.
+
+A ``DecodeError`` keeps the raw bytes and where they came from, so the caller can dead-letter them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from satubus.errors import SatuBusError
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    topic: str
+    partition: int
+    offset: int
+
+
+class SchemaError(SatuBusError):
+    """A schema file is invalid or the registry refused or lacks a schema."""
+
+
+class SchemaNotRegistered(SchemaError):
+    """Producing with a schema the registry does not hold for the subject (automatic registration is off)."""
+
+
+class DecodeError(SatuBusError):
+    """Bytes that are not a valid Confluent-framed Avro value."""
+
+    def __init__(self, message: str, raw: bytes, origin: Origin | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.origin = origin
+
+
+class NotWireFormat(DecodeError):
+    """Too short, or the magic byte is not 0."""
+
+
+class UnknownSchemaId(DecodeError):
+    """The schema id in the frame is not in the registry."""
+
+
+class MalformedBody(DecodeError):
+    """The Avro body does not decode with the writer's schema (truncated or corrupt)."""

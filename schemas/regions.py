@@ -1,0 +1,77 @@
+"""Kemendagri region reference for DKI Jakarta, loaded from ``reference/regions-31.csv``."""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import NewType
+
+RegionCode = NewType("RegionCode", str)
+"""A dotted Kemendagri code: 31.71 (kota), 31.71.06 (kecamatan), 31.71.06.1001 (kelurahan)."""
+
+REFERENCE_FILE = Path(__file__).parent / "reference" / "regions-31.csv"
+
+_NAME_PREFIXES = re.compile(r"^(kelurahan|kel\.?|desa)\s+", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    code: RegionCode
+    level: str
+    name: str
+    parent_code: RegionCode
+
+
+class Regions:
+    """Lookups over the region reference: by code (dotted or not) and by kelurahan name variant."""
+
+    def __init__(self, regions: list[Region]) -> None:
+        self._by_code = {r.code: r for r in regions}
+        self._kelurahan_by_name = {
+            name_key(r.name): r for r in regions if r.level in ("kelurahan", "desa")
+        }
+
+    def __len__(self) -> int:
+        return len(self._by_code)
+
+    def get(self, code: str) -> Region | None:
+        return self._by_code.get(RegionCode(dotted(code)))
+
+    def kelurahan(self, code: str) -> Region | None:
+        region = self.get(code)
+        return region if region is not None and region.level in ("kelurahan", "desa") else None
+
+    def kelurahan_named(self, name: str) -> Region | None:
+        return self._kelurahan_by_name.get(name_key(name))
+
+    def of_level(self, *levels: str) -> list[Region]:
+        return [r for r in self._by_code.values() if r.level in levels]
+
+
+def dotted(code: str) -> str:
+    """'3171061001' -> '31.71.06.1001'; an already dotted code is returned unchanged."""
+    digits = code.strip()
+    if "." in digits or not digits.isdigit():
+        return digits
+    parts = [digits[0:2], digits[2:4], digits[4:6], digits[6:10]]
+    return ".".join(p for p in parts if p)
+
+
+def name_key(name: str) -> str:
+    """The comparison key of a region name: 'Kel. MENTENG ' -> 'menteng'."""
+    return " ".join(_NAME_PREFIXES.sub("", name.strip()).split()).casefold()
+
+
+@lru_cache(maxsize=1)
+def load_regions() -> Regions:
+    with REFERENCE_FILE.open(encoding="utf-8") as f:
+        rows = csv.DictReader(line for line in f if not line.startswith("#"))
+        return Regions(
+            [
+                Region(RegionCode(r["code"]), r["level"], r["name"], RegionCode(r["parent_code"]))
+                for r in rows
+            ]
+        )

@@ -1,0 +1,122 @@
+"""The Confluent wire format over fastavro: magic byte 0, 4-byte big-endian schema id, Avro body.
+
+Producers never register schemas here: an encoder looks its schema up in the registry and fails with
+``SchemaNotRegistered`` when the registry does not already hold it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from typing import Any
+
+import fastavro
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from fastavro.validation import ValidationError, validate
+
+from schemas.errors import (
+    MalformedBody,
+    NotWireFormat,
+    Origin,
+    SchemaError,
+    SchemaNotRegistered,
+    UnknownSchemaId,
+)
+from schemas.nik import mask_nik
+
+MAGIC = 0
+_HEADER = struct.Struct(">bI")
+
+
+class RecordInvalid(SchemaError):
+    """The record does not fit the schema; the message names the field."""
+
+
+class Encoder:
+    """Writes records of one registered schema."""
+
+    def __init__(self, schema_id: int, schema: dict[str, Any]) -> None:
+        self.schema_id = schema_id
+        self._parsed = fastavro.parse_schema(schema)
+        self._header = _HEADER.pack(MAGIC, schema_id)
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        out = io.BytesIO()
+        out.write(self._header)
+        try:
+            fastavro.schemaless_writer(out, self._parsed, record)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise RecordInvalid(_explain(self._parsed, record, exc)) from exc
+        return out.getvalue()
+
+
+class AvroSerde:
+    """Encodes and decodes the wire format; schema lookups are cached for the life of the object."""
+
+    def __init__(self, registry: SchemaRegistryClient) -> None:
+        self._registry = registry
+        self._writer_schemas: dict[int, Any] = {}
+        self._encoders: dict[tuple[str, str], Encoder] = {}
+
+    def encoder(self, subject: str, schema: dict[str, Any]) -> Encoder:
+        cache_key = (subject, json.dumps(schema, sort_keys=True))
+        encoder = self._encoders.get(cache_key)
+        if encoder is None:
+            try:
+                registered = self._registry.lookup_schema(subject, Schema(json.dumps(schema), "AVRO"))
+            except SchemaRegistryError as exc:
+                if exc.http_status_code == 404:
+                    raise SchemaNotRegistered(
+                        f"subject {subject!r} holds no such schema and producers do not register schemas; "
+                        f"register it first with `satubus schemas register` ({exc.error_message})"
+                    ) from exc
+                raise SchemaError(f"registry lookup for {subject!r} failed: {exc.error_message}") from exc
+            encoder = self._encoders[cache_key] = Encoder(registered.schema_id, schema)
+        return encoder
+
+    def encode(self, subject: str, schema: dict[str, Any], record: dict[str, Any]) -> bytes:
+        return self.encoder(subject, schema).encode(record)
+
+    def decode(self, data: bytes, origin: Origin | None = None) -> dict[str, Any]:
+        if len(data) < _HEADER.size:
+            raise NotWireFormat(f"{len(data)} bytes is shorter than the 5-byte wire-format header", data, origin)
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise NotWireFormat(f"magic byte is {magic}, not {MAGIC}: not Confluent wire format", data, origin)
+        writer = self._writer_schema(schema_id, data, origin)
+        body = io.BytesIO(data)
+        body.seek(_HEADER.size)
+        try:
+            record = fastavro.schemaless_reader(body, writer, None)
+        except Exception as exc:  # fastavro raises many types on corrupt input
+            raise MalformedBody(f"Avro body does not decode with schema {schema_id}: {exc!r}", data, origin) from exc
+        if body.tell() != len(data):
+            raise MalformedBody(
+                f"{len(data) - body.tell()} bytes left after the record of schema {schema_id}", data, origin
+            )
+        if not isinstance(record, dict):
+            raise MalformedBody(f"schema {schema_id} is not a record schema", data, origin)
+        return record
+
+    def _writer_schema(self, schema_id: int, data: bytes, origin: Origin | None) -> Any:
+        parsed = self._writer_schemas.get(schema_id)
+        if parsed is None:
+            try:
+                schema = self._registry.get_schema(schema_id)
+            except SchemaRegistryError as exc:
+                if exc.http_status_code == 404:
+                    raise UnknownSchemaId(f"schema id {schema_id} is not in the registry", data, origin) from exc
+                raise
+            parsed = self._writer_schemas[schema_id] = fastavro.parse_schema(json.loads(schema.schema_str))
+        return parsed
+
+
+def _explain(parsed: Any, record: dict[str, Any], exc: Exception) -> str:
+    """fastavro's writer errors rarely name the field; its validator does. NIKs in values are masked."""
+    try:
+        validate(record, parsed, raise_errors=True)
+    except ValidationError as verr:
+        return mask_nik(f"record does not match schema {parsed.get('name')}: {verr}")
+    return mask_nik(f"record does not match schema {parsed.get('name')}: {exc}")

@@ -1,0 +1,1 @@
+"""Stream processors (faust): decode, validate and normalize agency events into unified topics."""

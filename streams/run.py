@@ -1,0 +1,21 @@
+"""``satubus stream``: run the faust worker."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import faust
+
+from satubus import metrics
+from satubus.settings import Settings
+from streams.app import build_app
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    app = build_app(settings)
+    metrics.serve(settings.metrics_host, settings.stream_metrics_port)
+    worker = faust.Worker(app, loglevel=args.loglevel, override_logging=False)
+    worker.execute_from_commandline()  # returns only by raising SystemExit when the worker stops
+    logging.getLogger(__name__).info("stream worker stopped")
+    return 0

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from producers.publisher import AgencyPublisher
 from producers.simulator import (
     Pacer,
+    ResidentEvent,
     dukcapil_record,
     expected_person,
     generate_residents,
@@ -35,15 +37,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", action="store_true", help="serve Prometheus metrics while publishing")
 
 
-def simulate(settings: Settings, *, residents: int, seed: int, rate: float = 0) -> list[Person]:
-    """Publish ``residents`` resident events; returns the unified rows the pipeline must then hold."""
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    events: list[ResidentEvent]
+    expected: list[Person]  # the unified rows the pipeline must then hold, one per event
+
+
+def simulate(settings: Settings, *, residents: int, seed: int, rate: float = 0) -> Simulation:
+    """Publish ``residents`` resident creation events and return them with their ground truth."""
     if settings.pseudonym_key is None:
         raise ConfigurationError("SATUBUS_PSEUDONYM_KEY is not set: the ground truth needs the pseudonym key")
     key = settings.pseudonym_key.get_secret_value().encode()
     people = generate_residents(residents, seed=seed, regions=load_regions(), today=dt.date.today())
-    expected = []
-    serde = AvroSerde(registry_client(settings))
-    with AgencyPublisher(settings, serde, agency="dukcapil", dataset="penduduk", system="siak") as publisher:
+    events, expected = [], []
+    with (
+        AvroSerde(registry_client(settings)) as serde,
+        AgencyPublisher(settings, serde, agency="dukcapil", dataset="penduduk", system="siak") as publisher,
+    ):
         pacer = Pacer(residents, rate, "dukcapil.penduduk")
         for event in resident_events(people, seed=seed, clock=_now_millis):
             publisher.publish(
@@ -54,9 +64,12 @@ def simulate(settings: Settings, *, residents: int, seed: int, rate: float = 0) 
                 occurred_at=event.occurred_at,
                 event_id=event.event_id,
             )
+            events.append(event)
             expected.append(expected_person(event, key))
             pacer.tick(lambda: publisher.acknowledged)
-    return expected
+        publisher.flush()
+        pacer.finish(publisher.acknowledged)
+    return Simulation(events, expected)
 
 
 def _now_millis() -> dt.datetime:
@@ -68,8 +81,8 @@ def _now_millis() -> dt.datetime:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     if args.metrics:
         metrics.serve(settings.metrics_host, settings.simulator_metrics_port)
-    expected = simulate(settings, residents=args.residents, seed=args.seed, rate=args.rate)
+    simulation = simulate(settings, residents=args.residents, seed=args.seed, rate=args.rate)
     if args.truth:
-        write_truth(args.truth, expected)
-        log.info("wrote the ground truth (%d unified person rows) to %s", len(expected), args.truth)
+        write_truth(args.truth, simulation.expected)
+        log.info("wrote the ground truth (%d unified person rows) to %s", len(simulation.expected), args.truth)
     return 0

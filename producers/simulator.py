@@ -166,11 +166,17 @@ class Pacer:
             due = self.started + self.done / self.rate
             if due > now:
                 time.sleep(due - now)
-        if now - self._last_report >= 1.0 or self.done == self.total:
+        if now - self._last_report >= 1.0:
             self._last_report = now
-            elapsed = max(now - self.started, 1e-9)
-            print(
-                f"\r{self.label}: {self.done}/{self.total} sent, {report()} acknowledged, "
-                f"{self.done / elapsed:,.0f} events/s",
-                end="\n" if self.done == self.total else "", file=self.out, flush=True,
-            )
+            self._report(report(), end="")
+
+    def finish(self, acknowledged: int) -> None:
+        self._report(acknowledged, end="\n")
+
+    def _report(self, acknowledged: int, end: str) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        print(
+            f"\r{self.label}: {self.done}/{self.total} sent, {acknowledged} acknowledged, "
+            f"{self.done / elapsed:,.0f} events/s",
+            end=end, file=self.out, flush=True,
+        )

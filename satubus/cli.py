@@ -47,8 +47,9 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 def _schemas(args: argparse.Namespace, settings: Settings) -> int:
     from schemas.registry import register_contracts, registry_client
 
-    for subject, schema_id in register_contracts(registry_client(settings)).items():
-        print(f"{subject}: schema id {schema_id}")
+    with registry_client(settings) as registry:
+        for subject, schema_id in register_contracts(registry).items():
+            print(f"{subject}: schema id {schema_id}")
     return 0
 
 
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else os.environ.get("SATUBUS_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpx2"):  # one line per registry request otherwise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         settings = get_settings()
     except ValidationError as exc:

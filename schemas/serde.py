@@ -60,6 +60,15 @@ class AvroSerde:
         self._writer_schemas: dict[int, Any] = {}
         self._encoders: dict[tuple[str, str], Encoder] = {}
 
+    def close(self) -> None:
+        self._registry.close()
+
+    def __enter__(self) -> AvroSerde:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def encoder(self, subject: str, schema: dict[str, Any]) -> Encoder:
         cache_key = (subject, json.dumps(schema, sort_keys=True))
         encoder = self._encoders.get(cache_key)

@@ -27,10 +27,11 @@ from schemas.topics import CONTRACTS
 
 
 def _start(name: str, logs: Path) -> subprocess.Popen[bytes]:
-    log = (logs / f"{name}.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "satubus.cli", name], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-    )
+    with (logs / f"{name}.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "satubus.cli", name], stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 async def _follow_view(settings: Settings, person_ids: list[str], children: list[subprocess.Popen[bytes]],
@@ -61,7 +62,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     Stack.from_settings(settings).up()
     print("2/5 topics, schemas and tables")
     ensure_topics(settings, [(c.name, c.compacted) for c in CONTRACTS])
-    register_contracts(registry_client(settings))
+    with registry_client(settings) as registry:
+        register_contracts(registry)
     asyncio.run(migrate(settings.database_url))
 
     logs = settings.state_dir.resolve() / "logs"
@@ -71,7 +73,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     try:
         print(f"4/5 publishing {args.residents} simulated Dukcapil residents")
         published = time.monotonic()
-        expected = simulate(settings, residents=args.residents, seed=args.seed, rate=args.rate)
+        expected = simulate(settings, residents=args.residents, seed=args.seed, rate=args.rate).expected
         print("5/5 waiting for the unified view")
         asyncio.run(_follow_view(settings, [p.person_id for p in expected], children, logs))
         elapsed = time.monotonic() - published

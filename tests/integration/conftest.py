@@ -1,0 +1,147 @@
+"""The integration suite runs against the real local stack (Kafka, Apicurio Registry, PostgreSQL).
+
+The ``stack`` fixture starts it if it is not running (``satubus stack up`` is idempotent). The ``bus`` fixture
+gives the suite a clean bus: contract topics recreated empty, schemas registered, and a fresh ``satubus_test``
+database, so results can be compared exactly. The demo's own database is left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
+
+from consumers.migrate import migrate
+from deploy.local.stack import Stack
+from satubus.kafka import ensure_topics
+from satubus.settings import Settings
+from schemas.registry import register_contracts, registry_client
+from schemas.topics import CONTRACTS
+from streams.app import APP_ID
+
+TEST_DATABASE = "satubus_test"
+PSEUDONYM_KEY = "integration-test-key"
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    base = Settings()
+    return Settings(
+        database_url=base.database_url.rsplit("/", 1)[0] + f"/{TEST_DATABASE}",
+        pseudonym_key=SecretStr(PSEUDONYM_KEY),
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Stack:
+    stack = Stack.from_settings(Settings())
+    stack.up()
+    return stack
+
+
+def _reset_topics(settings: Settings) -> None:
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    existing = admin.list_topics(timeout=15).topics
+    ours = [c.name for c in CONTRACTS] + [t for t in existing if t.startswith(f"{APP_ID}-")]
+    doomed = [t for t in ours if t in existing]
+    if doomed:
+        for future in admin.delete_topics(doomed, operation_timeout=30).values():
+            future.result()
+    groups = [APP_ID, "satubus-materializer"]
+    for future in admin.delete_consumer_groups(groups).values():
+        try:
+            future.result()
+        except KafkaException:
+            pass  # the group did not exist
+    deadline = time.monotonic() + 60
+    while True:  # deletion completes asynchronously; creation fails until it has
+        try:
+            ensure_topics(settings, [(c.name, c.compacted) for c in CONTRACTS])
+            return
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+async def _fresh_database(settings: Settings) -> None:
+    admin_url = settings.database_url.rsplit("/", 1)[0] + "/postgres"
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {TEST_DATABASE}")
+    finally:
+        await conn.close()
+    await migrate(settings.database_url)
+
+
+@pytest.fixture(scope="session")
+def bus(stack: Stack, settings: Settings) -> Settings:
+    _reset_topics(settings)
+    with registry_client(settings) as registry:
+        register_contracts(registry)
+    asyncio.run(_fresh_database(settings))
+    return settings
+
+
+def process_env(settings: Settings) -> dict[str, str]:
+    assert settings.pseudonym_key is not None
+    return {
+        **os.environ,
+        "SATUBUS_DATABASE_URL": settings.database_url,
+        "SATUBUS_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value(),
+    }
+
+
+class Pipeline:
+    """The stream processor and the materializer, each a real ``satubus`` process."""
+
+    def __init__(self, settings: Settings, logs: Path) -> None:
+        self.settings = settings
+        self.logs = logs
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str) -> None:
+        with (self.logs / f"test-{name}.log").open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                [str(Path(sys.executable).with_name("satubus")), name],
+                stdout=log, stderr=subprocess.STDOUT, env=process_env(self.settings),
+            )
+
+    def assert_running(self) -> None:
+        for name, process in self.processes.items():
+            assert process.poll() is None, f"{name} exited with {process.returncode}; see {self.logs}"
+
+    def stop(self) -> dict[str, int]:
+        for process in self.processes.values():
+            process.terminate()
+        codes = {}
+        for name, process in self.processes.items():
+            try:
+                codes[name] = process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes[name] = process.wait()
+        return codes
+
+
+@pytest.fixture(scope="module")
+def pipeline(bus: Settings) -> Iterator[Pipeline]:
+    logs = bus.state_dir.resolve() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    pipeline = Pipeline(bus, logs)
+    pipeline.start("stream")
+    pipeline.start("materialize")
+    yield pipeline
+    codes = pipeline.stop()
+    assert codes == {"stream": 0, "materialize": 0}, f"unclean exit {codes}; see {logs}"

@@ -1,0 +1,149 @@
+"""Dukcapil residents -> agency topic -> stream processor -> unified.person.v1 -> materializer -> PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+import urllib.request
+from collections import Counter
+from typing import Any
+
+import asyncpg
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from producers.simulate import simulate
+from satubus.kafka import producer_config
+from satubus.settings import Settings
+from schemas.topics import DLQ, DUKCAPIL_PENDUDUK, UNIFIED_PERSON
+from tests.integration.conftest import Pipeline
+
+RESIDENTS = 2_000
+PARTITIONS = range(4)
+
+
+def read_topic(settings: Settings, topic: str) -> list[Any]:
+    """Every message of ``topic`` from the beginning to the current end, with a plain consumer."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "test-reader",
+                         "enable.auto.commit": False})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    messages, done = [], {p for p, end in ends.items() if end == 0}
+    deadline = time.monotonic() + 60
+    while len(done) < len(partitions) and time.monotonic() < deadline:
+        message = consumer.poll(1.0)
+        if message is None or message.error():
+            continue
+        messages.append(message)
+        if message.offset() + 1 >= ends[message.partition()]:
+            done.add(message.partition())
+    consumer.close()
+    assert len(done) == len(partitions), f"could not read {topic} to its end"
+    return messages
+
+
+def publish_malformed(settings: Settings) -> dict[tuple[int, int], str]:
+    """One non-Avro value and one value with an unknown schema id on every partition; returns their offsets."""
+    producer = Producer(producer_config(settings, client_id="test-malformed"))
+    offsets: dict[tuple[int, int], str] = {}
+    kinds = {"NotWireFormat": b"this is not Avro", "UnknownSchemaId": b"\x00" + struct.pack(">I", 987654) + b"\x02"}
+    for partition in PARTITIONS:
+        for kind, value in kinds.items():
+            def delivered(error: Any, message: Any, kind: str = kind) -> None:
+                assert error is None
+                offsets[(message.partition(), message.offset())] = kind
+            producer.produce(DUKCAPIL_PENDUDUK.name, value=value, key=b"malformed", partition=partition,
+                             on_delivery=delivered)
+    assert producer.flush(30) == 0
+    return offsets
+
+
+async def wait_for_rows(settings: Settings, expected: int, pipeline: Pipeline, timeout: float = 300) -> None:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while (count := await conn.fetchval("SELECT count(*) FROM unified.person")) < expected:
+            pipeline.assert_running()
+            assert time.monotonic() < deadline, f"only {count}/{expected} rows after {timeout}s"
+            await asyncio.sleep(0.25)
+    finally:
+        await conn.close()
+
+
+async def fetch_rows(settings: Settings) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return [dict(r) for r in await conn.fetch("SELECT * FROM unified.person")]
+    finally:
+        await conn.close()
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    totals: Counter[str] = Counter()
+    for line in text.splitlines():
+        if line.startswith("satubus_") and not line.startswith("#"):
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return dict(totals)
+
+
+@pytest.fixture(scope="module")
+def run(bus: Settings, pipeline: Pipeline) -> dict[str, Any]:
+    malformed = publish_malformed(bus)
+    started = time.monotonic()
+    simulation = simulate(bus, residents=RESIDENTS, seed=20261128)
+    asyncio.run(wait_for_rows(bus, RESIDENTS, pipeline))
+    elapsed = time.monotonic() - started
+    print(f"\nend to end: {RESIDENTS} residents in {elapsed:.2f}s = {RESIDENTS / elapsed:,.0f} events/s")
+    return {"simulation": simulation, "malformed": malformed, "elapsed": elapsed}
+
+
+def test_postgres_holds_exactly_the_expected_view(bus: Settings, run: dict[str, Any]) -> None:
+    expected = {p.person_id: p.model_dump() for p in run["simulation"].expected}
+    rows = asyncio.run(fetch_rows(bus))
+    assert len(rows) == RESIDENTS
+    actual = {r["person_id"]: {k: v for k, v in r.items() if k != "committed_at"} for r in rows}
+    assert actual == expected
+
+
+def test_unified_topic_carries_one_record_per_person_and_no_clear_nik(bus: Settings, run: dict[str, Any]) -> None:
+    messages = read_topic(bus, UNIFIED_PERSON.name)
+    assert len(messages) == RESIDENTS
+    assert {m.key().decode() for m in messages} == {p.person_id for p in run["simulation"].expected}
+    niks = [e.resident.nik.encode() for e in run["simulation"].events]
+    family_cards = [e.resident.family_card.encode() for e in run["simulation"].events]
+    for message in messages:
+        payload = message.key() + message.value()
+        assert not any(nik in payload for nik in niks)
+        assert not any(kk in payload for kk in family_cards)
+
+
+def test_malformed_messages_are_dead_lettered_and_counted(bus: Settings, run: dict[str, Any]) -> None:
+    letters = read_topic(bus, DLQ)
+    assert len(letters) == len(run["malformed"])
+    seen = {}
+    for letter in letters:
+        headers = {k: v.decode() for k, v in letter.headers()}
+        assert headers["satubus.error.stage"] == "decode"
+        assert headers["satubus.error.topic"] == DUKCAPIL_PENDUDUK.name
+        assert headers["satubus.error.agency"] == "dukcapil"
+        assert headers["satubus.error.message"]
+        seen[(int(headers["satubus.error.partition"]), int(headers["satubus.error.offset"]))] = headers[
+            "satubus.error.reason"
+        ]
+    assert seen == run["malformed"]
+
+    metrics = scrape(bus.stream_metrics_port)
+    assert metrics["satubus_events_in_total"] == RESIDENTS + len(run["malformed"])
+    assert metrics["satubus_events_invalid_total"] == len(run["malformed"])
+    assert metrics["satubus_events_out_total"] == RESIDENTS
+
+
+def test_materializer_metrics_account_for_every_row(bus: Settings, run: dict[str, Any]) -> None:
+    metrics = scrape(bus.materializer_metrics_port)
+    assert metrics["satubus_rows_upserted_total"] == RESIDENTS
+    assert metrics["satubus_end_to_end_latency_seconds_count"] == RESIDENTS

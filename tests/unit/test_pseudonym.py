@@ -1,0 +1,25 @@
+import re
+
+import pytest
+
+from schemas.pseudonym import household_id, person_id
+
+NIK = "3171061508950001"
+
+
+def test_person_id_is_a_stable_keyed_hmac() -> None:
+    first = person_id(b"key-one", NIK)
+    assert re.fullmatch(r"[0-9a-f]{64}", first)
+    assert person_id(b"key-one", NIK) == first
+    assert person_id(b"key-two", NIK) != first
+    assert person_id(b"key-one", "3171061508950002") != first
+    assert NIK not in first
+
+
+def test_kinds_of_ids_are_domain_separated() -> None:
+    assert household_id(b"key", NIK) != person_id(b"key", NIK)
+
+
+def test_an_empty_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        person_id(b"", NIK)

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -33,6 +34,24 @@ log = logging.getLogger(__name__)
 
 GROUP_ID = "satubus-materializer"
 BATCH_MAX = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    origin: Origin
+    key: bytes | None
+    value: bytes | None
+
+    @classmethod
+    def of(cls, message: Message) -> Received:
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None and partition is not None and offset is not None  # set on every fetched message
+        return cls(Origin(topic, partition, offset), message.key(), message.value())
+
+    def entity_key(self) -> bytes:
+        if not self.key:
+            raise DecodeError("unified records must be keyed by entity id; this one has no key", self.value or b"")
+        return self.key
 
 
 class Fenced(Exception):
@@ -96,38 +115,41 @@ class Materializer:
     async def _stored_offsets(self) -> dict[int, int]:
         rows = await self._pool.fetch(
             "SELECT partition, next_offset FROM bus.consumer_offsets WHERE group_id = $1 AND topic = $2",
-            self.group_id, self.spec.contract.name,
+            self.group_id,
+            self.spec.contract.name,
         )
         return {r["partition"]: r["next_offset"] for r in rows}
 
     # --- one batch, one transaction ---
 
     async def _apply(self, messages: list[Message]) -> None:
-        latest: dict[bytes, tuple[Message, dict[str, Any] | None]] = {}
+        latest: dict[bytes, dict[str, Any] | None] = {}  # entity key -> its last record (None: tombstone)
         ranges: dict[int, tuple[int, int]] = {}
         dead_lettered = False
         for message in messages:
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     continue
-                raise KafkaException(message.error())
-            partition, offset = message.partition(), message.offset()
+                raise KafkaException(error)
+            received = Received.of(message)
+            partition, offset = received.origin.partition, received.origin.offset
             if partition not in self._positions:
                 continue  # revoked while the batch was in flight
             first, _ = ranges.get(partition, (offset, offset))
             ranges[partition] = (first, offset)
             try:
-                latest[self._key(message)] = (message, self._decode(message))
+                latest[received.entity_key()] = self._decode(received)
             except DecodeError as exc:
-                self._dead_letter(message, exc)
+                self._dead_letter(received, exc)
                 dead_lettered = True
 
         if not ranges:
             return
         if dead_lettered:
             self._flush_dead_letters()  # before the offsets that skip them are committed
-        upserts = [record for _, record in latest.values() if record]
-        deletes = [key.decode() for key, (_, record) in latest.items() if record is None]
+        upserts = [record for record in latest.values() if record is not None]
+        deletes = [key.decode() for key, record in latest.items() if record is None]
         started = time.perf_counter()
         try:
             async with self._pool.acquire() as conn, conn.transaction():
@@ -158,30 +180,21 @@ class Materializer:
             metrics.END_TO_END_SECONDS.labels(entity).observe((now - record["updated_at"]).total_seconds())
         self.committed += sum(last - first + 1 for first, last in ranges.values())
 
-    def _key(self, message: Message) -> bytes:
-        key = message.key()
-        if not key:
-            raise DecodeError("unified records must be keyed by entity id; this one has no key", message.value())
-        return bytes(key)
-
-    def _decode(self, message: Message) -> dict[str, Any] | None:
+    def _decode(self, received: Received) -> dict[str, Any] | None:
         """The record, or None for a tombstone."""
-        value = message.value()
-        if value is None:
+        if received.value is None:
             return None
-        return self._serde.decode(value, Origin(message.topic(), message.partition(), message.offset()))
+        return self._serde.decode(received.value, received.origin)
 
-    def _dead_letter(self, message: Message, exc: DecodeError) -> None:
+    def _dead_letter(self, received: Received, exc: DecodeError) -> None:
         reason = type(exc).__name__
-        letter = DeadLetter(
-            "materialize", reason, exc, message.topic(), message.partition(), message.offset(), agency=""
-        )
+        origin = received.origin
+        letter = DeadLetter("materialize", reason, exc, origin.topic, origin.partition, origin.offset, agency="")
         assert self._dead_letters is not None
-        self._dead_letters.produce(
-            DLQ, value=message.value(), key=message.key(), headers=letter.headers(message.value())
-        )
+        headers: Any = letter.headers(received.value)  # confluent-kafka's stubs type header lists invariantly
+        self._dead_letters.produce(DLQ, value=received.value, key=received.key, headers=headers)
         DEAD_LETTERED.labels("materialize", reason).inc()
-        log.warning("dead-lettered %s/%d@%d: %s", message.topic(), message.partition(), message.offset(), exc)
+        log.warning("dead-lettered %s/%d@%d: %s", origin.topic, origin.partition, origin.offset, exc)
 
     def _flush_dead_letters(self) -> None:
         assert self._dead_letters is not None
@@ -195,13 +208,20 @@ class Materializer:
             status = await conn.execute(
                 "INSERT INTO bus.consumer_offsets (group_id, topic, partition, next_offset) "
                 "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                self.group_id, topic, partition, next_offset,
+                self.group_id,
+                topic,
+                partition,
+                next_offset,
             )
         else:
             status = await conn.execute(
                 "UPDATE bus.consumer_offsets SET next_offset = $4, updated_at = now() "
                 "WHERE group_id = $1 AND topic = $2 AND partition = $3 AND next_offset = $5",
-                self.group_id, topic, partition, next_offset, expected,
+                self.group_id,
+                topic,
+                partition,
+                next_offset,
+                expected,
             )
         if status.endswith(" 0"):
             raise Fenced(f"partition {partition} of {topic} was advanced by another instance")

@@ -16,8 +16,7 @@ class TableSpec:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        assert self.contract.schema is not None
-        return tuple(f["name"] for f in self.contract.schema()["fields"])
+        return tuple(f["name"] for f in self.contract.value_schema()["fields"])
 
     @property
     def staging(self) -> str:

@@ -25,12 +25,18 @@ from schemas.topics import agency_topic, value_subject
 Op = Literal["c", "u", "d", "r"]
 
 PUBLISHED = Counter(
-    "events_published", "Agency events acknowledged by the broker", ["agency", "dataset"],
-    namespace=NAMESPACE, registry=REGISTRY,
+    "events_published",
+    "Agency events acknowledged by the broker",
+    ["agency", "dataset"],
+    namespace=NAMESPACE,
+    registry=REGISTRY,
 )
 PUBLISH_FAILED = Counter(
-    "events_publish_failed", "Agency events the broker did not acknowledge", ["agency", "dataset"],
-    namespace=NAMESPACE, registry=REGISTRY,
+    "events_publish_failed",
+    "Agency events the broker did not acknowledge",
+    ["agency", "dataset"],
+    namespace=NAMESPACE,
+    registry=REGISTRY,
 )
 
 

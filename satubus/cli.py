@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     stack = commands.add_parser(
-        "stack", help="run the local Kafka, schema registry and PostgreSQL",
+        "stack",
+        help="run the local Kafka, schema registry and PostgreSQL",
         description="Obtain and run the local stack natively (state in .stack/).",
     )
     stack.add_argument("action", choices=("up", "down", "status"), help="up: start and wait; down: stop; status")
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     topics.set_defaults(handler=_topics)
 
     schemas = commands.add_parser(
-        "schemas", help="register the contract schemas",
+        "schemas",
+        help="register the contract schemas",
         description="Register every topic's schema in the registry (compatibility rules apply).",
     )
     schemas.add_argument("action", choices=("register",), help="register: register all contract schemas")
@@ -87,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     from producers.simulate import add_arguments as simulate_arguments
 
     simulate = commands.add_parser(
-        "simulate", help="publish simulated agency events",
+        "simulate",
+        help="publish simulated agency events",
         description="Publish simulated Dukcapil residents, deterministically for a seed.",
     )
     simulate_arguments(simulate)
@@ -100,14 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     stream.set_defaults(handler=_lazy("streams.run", "main"))
 
     materialize = commands.add_parser(
-        "materialize", help="run the materializer",
+        "materialize",
+        help="run the materializer",
         description="Apply pending migrations, then upsert a unified topic into PostgreSQL, exactly once.",
     )
     materialize.add_argument("--entity", default="person", choices=("person",), help="entity (default person)")
     materialize.set_defaults(handler=_lazy("consumers.run", "materialize"))
 
     demo = commands.add_parser(
-        "demo", help="run the whole pipeline with simulated agencies",
+        "demo",
+        help="run the whole pipeline with simulated agencies",
         description="Start the stack and every process, publish simulated data, and show where to look.",
     )
     demo.add_argument("--residents", type=int, default=20_000, help="residents to simulate (default 20000)")

@@ -14,8 +14,11 @@ from satubus.metrics import NAMESPACE, REGISTRY
 from schemas.nik import mask_nik
 
 DEAD_LETTERED = Counter(
-    "dead_letters", "Records sent to the dead-letter topic", ["stage", "reason"],
-    namespace=NAMESPACE, registry=REGISTRY,
+    "dead_letters",
+    "Records sent to the dead-letter topic",
+    ["stage", "reason"],
+    namespace=NAMESPACE,
+    registry=REGISTRY,
 )
 
 PREVIEW_CHARS = 256

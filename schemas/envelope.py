@@ -23,28 +23,67 @@ def envelope_schema(record: dict[str, Any]) -> dict[str, Any]:
         "namespace": record["namespace"],
         "doc": f"A change to one {record['name']} record at its source.",
         "fields": [
-            {"name": "event_id", "type": {"type": "string", "logicalType": "uuid"},
-             "doc": "Unique id of this event; consumers drop a second event with the same id."},
-            {"name": "op", "type": {"type": "enum", "name": "Op", "namespace": ENVELOPE_NAMESPACE,
-                                    "symbols": ["c", "u", "d", "r"]},
-             "doc": "c create, u update, d delete, r snapshot read."},
-            {"name": "occurred_at", "type": {"type": "long", "logicalType": "timestamp-millis"},
-             "doc": "When the change happened at the source (event time, UTC)."},
-            {"name": "source", "type": {
-                "type": "record", "name": "Source", "namespace": ENVELOPE_NAMESPACE,
-                "doc": "Which system emitted the event.",
-                "fields": [
-                    {"name": "agency", "type": "string", "doc": "Agency code from the catalogue, e.g. dukcapil."},
-                    {"name": "system", "type": "string", "doc": "The agency system that emitted the event."},
-                    {"name": "version", "type": "string", "doc": "Version of that system or its connector."},
-                ]},
-             "doc": "Provenance of the event."},
+            {
+                "name": "event_id",
+                "type": {"type": "string", "logicalType": "uuid"},
+                "doc": "Unique id of this event; consumers drop a second event with the same id.",
+            },
+            {
+                "name": "op",
+                "type": {
+                    "type": "enum",
+                    "name": "Op",
+                    "namespace": ENVELOPE_NAMESPACE,
+                    "symbols": ["c", "u", "d", "r"],
+                },
+                "doc": "c create, u update, d delete, r snapshot read.",
+            },
+            {
+                "name": "occurred_at",
+                "type": {"type": "long", "logicalType": "timestamp-millis"},
+                "doc": "When the change happened at the source (event time, UTC).",
+            },
+            {
+                "name": "source",
+                "type": {
+                    "type": "record",
+                    "name": "Source",
+                    "namespace": ENVELOPE_NAMESPACE,
+                    "doc": "Which system emitted the event.",
+                    "fields": [
+                        {
+                            "name": "agency",
+                            "type": "string",
+                            "doc": "Agency code from the catalogue, e.g. dukcapil.",
+                        },
+                        {
+                            "name": "system",
+                            "type": "string",
+                            "doc": "The agency system that emitted the event.",
+                        },
+                        {
+                            "name": "version",
+                            "type": "string",
+                            "doc": "Version of that system or its connector.",
+                        },
+                    ],
+                },
+                "doc": "Provenance of the event.",
+            },
             {"name": "key", "type": "string", "doc": "The agency's natural key of the record."},
             {"name": "version", "type": "long", "doc": "Monotonic per key at the source; higher wins."},
-            {"name": "after", "type": ["null", record], "default": None,
-             "doc": "The record after the change; null on delete."},
-            {"name": "before", "type": ["null", record_name], "default": None,
-             "doc": "The record before the change, when the source knows it."},
+            {
+                "name": "after",
+                "type": ["null", record],
+                "default": None,
+                "doc": "The record after the change; null on delete.",
+            },
+            {
+                "name": "before",
+                "type": ["null", record_name],
+                "default": None,
+                "doc": "The record before the change, when the source knows it.",
+            },
         ],
     }
 

@@ -30,9 +30,7 @@ class Regions:
 
     def __init__(self, regions: list[Region]) -> None:
         self._by_code = {r.code: r for r in regions}
-        self._kelurahan_by_name = {
-            name_key(r.name): r for r in regions if r.level in ("kelurahan", "desa")
-        }
+        self._kelurahan_by_name = {name_key(r.name): r for r in regions if r.level in ("kelurahan", "desa")}
 
     def __len__(self) -> int:
         return len(self._by_code)
@@ -70,8 +68,5 @@ def load_regions() -> Regions:
     with REFERENCE_FILE.open(encoding="utf-8") as f:
         rows = csv.DictReader(line for line in f if not line.startswith("#"))
         return Regions(
-            [
-                Region(RegionCode(r["code"]), r["level"], r["name"], RegionCode(r["parent_code"]))
-                for r in rows
-            ]
+            [Region(RegionCode(r["code"]), r["level"], r["name"], RegionCode(r["parent_code"])) for r in rows]
         )

@@ -82,6 +82,8 @@ class AvroSerde:
                         f"register it first with `satubus schemas register` ({exc.error_message})"
                     ) from exc
                 raise SchemaError(f"registry lookup for {subject!r} failed: {exc.error_message}") from exc
+            if registered.schema_id is None:
+                raise SchemaError(f"the registry returned no schema id for {subject!r}")
             encoder = self._encoders[cache_key] = Encoder(registered.schema_id, schema)
         return encoder
 
@@ -118,6 +120,8 @@ class AvroSerde:
                 if exc.http_status_code == 404:
                     raise UnknownSchemaId(f"schema id {schema_id} is not in the registry", data, origin) from exc
                 raise
+            if schema.schema_str is None:
+                raise UnknownSchemaId(f"schema id {schema_id} has no schema text in the registry", data, origin)
             parsed = self._writer_schemas[schema_id] = fastavro.parse_schema(json.loads(schema.schema_str))
         return parsed
 

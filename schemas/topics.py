@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NewType
 
 from schemas.envelope import agency_event_schema, unified_schema
+from schemas.errors import SchemaError
 
 TopicName = NewType("TopicName", str)
 
@@ -37,6 +38,11 @@ class TopicContract:
     @property
     def subject(self) -> str:
         return value_subject(self.name)
+
+    def value_schema(self) -> dict[str, Any]:
+        if self.schema is None:
+            raise SchemaError(f"topic {self.name} has no Avro contract")
+        return self.schema()
 
 
 DUKCAPIL_PENDUDUK = TopicContract(

@@ -14,9 +14,9 @@ from typing import Any
 
 import faust
 
-from schemas.dead_letters import DEAD_LETTERED, DeadLetter
 from satubus.errors import ConfigurationError
 from satubus.settings import Settings
+from schemas.dead_letters import DEAD_LETTERED, DeadLetter
 from schemas.errors import DecodeError, Origin
 from schemas.nik import mask_nik
 from schemas.regions import load_regions
@@ -66,12 +66,16 @@ def build_app(settings: Settings) -> faust.App:
         DEAD_LETTERED.labels(stage, reason).inc()
         log.warning(
             "dead-lettered %s/%d@%d at %s: %s",
-            message.topic, message.partition, message.offset, stage, mask_nik(str(error)),
+            message.topic,
+            message.partition,
+            message.offset,
+            stage,
+            mask_nik(str(error)),
         )
 
     @app.agent(source, concurrency=1)
     async def normalize_residents(stream: faust.StreamT[bytes]) -> None:
-        encoder = None
+        encoder = serde.encoder(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema())
         async for event in stream.events():
             message = event.message
             metrics.EVENTS_IN.labels(agency, dataset).inc()
@@ -91,7 +95,6 @@ def build_app(settings: Settings) -> faust.App:
             if isinstance(result, Deletion):
                 await unified.send(key=result.person_id.encode(), value=None)
             else:
-                encoder = encoder or serde.encoder(UNIFIED_PERSON.subject, UNIFIED_PERSON.schema())
                 await unified.send(key=result.person_id.encode(), value=encoder.encode(result.to_avro()))
             metrics.EVENTS_OUT.labels("person").inc()
             metrics.LAST_VALID_EVENT.labels(agency, dataset).set(time.time())

@@ -4,23 +4,33 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from satubus.metrics import NAMESPACE, REGISTRY
 
-EVENTS_IN = Counter(
-    "events_in", "Agency events read", ["agency", "dataset"], namespace=NAMESPACE, registry=REGISTRY
-)
+EVENTS_IN = Counter("events_in", "Agency events read", ["agency", "dataset"], namespace=NAMESPACE, registry=REGISTRY)
 EVENTS_OUT = Counter(
-    "events_out", "Unified records written (tombstones included)", ["entity"], namespace=NAMESPACE,
+    "events_out",
+    "Unified records written (tombstones included)",
+    ["entity"],
+    namespace=NAMESPACE,
     registry=REGISTRY,
 )
 EVENTS_INVALID = Counter(
-    "events_invalid", "Agency events rejected and dead-lettered", ["agency", "dataset", "stage", "reason"],
-    namespace=NAMESPACE, registry=REGISTRY,
+    "events_invalid",
+    "Agency events rejected and dead-lettered",
+    ["agency", "dataset", "stage", "reason"],
+    namespace=NAMESPACE,
+    registry=REGISTRY,
 )
 PROCESSING_SECONDS = Histogram(
-    "stream_processing_seconds", "Time to decode, normalize and hand one event to the producer", ["stage"],
-    namespace=NAMESPACE, registry=REGISTRY,
+    "stream_processing_seconds",
+    "Time to decode, normalize and hand one event to the producer",
+    ["stage"],
+    namespace=NAMESPACE,
+    registry=REGISTRY,
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
 )
 LAST_VALID_EVENT = Gauge(
-    "agency_last_valid_event_timestamp_seconds", "Unix time of the last valid event per agency and dataset",
-    ["agency", "dataset"], namespace=NAMESPACE, registry=REGISTRY,
+    "agency_last_valid_event_timestamp_seconds",
+    "Unix time of the last valid event per agency and dataset",
+    ["agency", "dataset"],
+    namespace=NAMESPACE,
+    registry=REGISTRY,
 )

@@ -12,14 +12,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.models import Person
-from schemas.nik import InvalidNik, parse_nik
+from schemas.nik import InvalidNik, NikInfo, Sex, parse_nik
 from schemas.pseudonym import PersonId, household_id, person_id
 from schemas.regions import Regions
 from streams.errors import Rejected
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
 
-_SEX = {"LAKI-LAKI": "MALE", "L": "MALE", "1": "MALE", "PEREMPUAN": "FEMALE", "P": "FEMALE", "2": "FEMALE"}
+_SEX: dict[str, Sex] = {
+    "LAKI-LAKI": "MALE",
+    "L": "MALE",
+    "1": "MALE",
+    "PEREMPUAN": "FEMALE",
+    "P": "FEMALE",
+    "2": "FEMALE",
+}
 _LIFE = {"HIDUP": False, "MATI": True}
 
 
@@ -51,7 +58,9 @@ def normalize_resident(
     if sex is None:
         raise Rejected("jenis_klmin", "unknown_code", f"{after['jenis_klmin']!r} is not LAKI-LAKI or PEREMPUAN")
     if (nik_info.birth_date.day, nik_info.birth_date.month, nik_info.birth_date.year % 100) != (
-        birth_date.day, birth_date.month, birth_date.year % 100
+        birth_date.day,
+        birth_date.month,
+        birth_date.year % 100,
     ):
         raise Rejected("nik", "nik_mismatch", "birth date encoded in the NIK differs from tgl_lhr")
     if nik_info.sex != sex:
@@ -95,7 +104,7 @@ def normalize_resident(
     )
 
 
-def _nik_info(nik: str, today: dt.date) -> Any:
+def _nik_info(nik: str, today: dt.date) -> NikInfo:
     try:
         return parse_nik(nik, today=today)
     except InvalidNik as exc:

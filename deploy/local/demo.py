@@ -29,13 +29,20 @@ from schemas.topics import CONTRACTS
 def _start(name: str, logs: Path) -> subprocess.Popen[bytes]:
     with (logs / f"{name}.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "satubus.cli", name], stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "satubus.cli", name],
+            stdout=log,
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
 
 
-async def _follow_view(settings: Settings, person_ids: list[str], children: list[subprocess.Popen[bytes]],
-                       logs: Path, timeout: float = 600) -> float:
+async def _follow_view(
+    settings: Settings,
+    person_ids: list[str],
+    children: list[subprocess.Popen[bytes]],
+    logs: Path,
+    timeout: float = 600,
+) -> float:
     conn = await asyncpg.connect(settings.database_url)
     started = time.monotonic()
     try:
@@ -49,7 +56,7 @@ async def _follow_view(settings: Settings, person_ids: list[str], children: list
                 return time.monotonic() - started
             for child in children:
                 if child.poll() is not None:
-                    raise StackError(f"{child.args[-1]} exited with {child.returncode}; see {logs}")
+                    raise StackError(f"a pipeline process exited with {child.returncode}; see the logs in {logs}")
             if time.monotonic() - started > timeout:
                 raise StackError(f"the view was incomplete after {timeout:.0f}s; see the logs in {logs}")
             await asyncio.sleep(0.5)

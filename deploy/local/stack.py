@@ -9,6 +9,8 @@ Ports come from the same settings the pipeline uses (``SATUBUS_KAFKA_BOOTSTRAP``
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import re
@@ -22,7 +24,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,13 +101,19 @@ def _require_free(port: int, service: str, setting: str) -> None:
         )
 
 
-def _spawn(cmd: list[str], *, log: Path, pidfile: Path, env: dict[str, str] | None = None,
-           cwd: Path | None = None) -> int:
+def _spawn(
+    cmd: list[str], *, log: Path, pidfile: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
-            env={**os.environ, **(env or {})}, start_new_session=True,
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
         )
     pidfile.write_text(f"{proc.pid}\n")
     return proc.pid
@@ -125,10 +132,8 @@ def _terminate(pid: int, name: str, timeout: float = 45.0) -> None:
         time.sleep(0.2)
     else:
         print(f"  {name} did not stop within {timeout:.0f}s; killing it", file=sys.stderr)
-    try:
-        os.killpg(pid, signal.SIGKILL)  # also reaps stragglers of the group
-    except ProcessLookupError:
-        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)  # whatever is left of the group
 
 
 def _wait(what: str, check: Callable[[], bool], *, pid: int | None, log: Path, timeout: float = READY_TIMEOUT) -> None:
@@ -224,29 +229,45 @@ class Kafka:
         print(f"  fetching Kafka {KAFKA_VERSION} jars (first run only)...", flush=True)
         staging = self.dir / "libs.partial"
         shutil.rmtree(staging, ignore_errors=True)
-        _mvn(["-f", str(HERE / "kafka-pom.xml"), "dependency:copy-dependencies",
-              f"-DoutputDirectory={staging}", "-DincludeScope=runtime"], f"Kafka {KAFKA_VERSION}")
+        _mvn(
+            [
+                "-f",
+                str(HERE / "kafka-pom.xml"),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={staging}",
+                "-DincludeScope=runtime",
+            ],
+            f"Kafka {KAFKA_VERSION}",
+        )
         shutil.rmtree(self.libs, ignore_errors=True)
         staging.rename(self.libs)
 
     def _java(self, main: str, *args: str) -> list[str]:
         java = find_java(minimum=17, prefer=17, override_env="SATUBUS_KAFKA_JAVA")
         return [
-            java, "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j.configuration=file:{HERE / 'kafka-log4j.properties'}", f"-Dkafka.logs.dir={self.dir / 'logs'}",
-            "-cp", f"{self.libs}/*", main, *args,
+            java,
+            "-Xms256m",
+            "-Xmx768m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration=file:{HERE / 'kafka-log4j.properties'}",
+            f"-Dkafka.logs.dir={self.dir / 'logs'}",
+            "-cp",
+            f"{self.libs}/*",
+            main,
+            *args,
         ]
 
     def _configure(self) -> Path:
         config = self.dir / "server.properties"
         template = (HERE / "kafka-server.properties").read_text()
-        config.write_text(
-            template.format(port=self.port, controller_port=self.controller_port, data=self.dir / "data")
-        )
+        config.write_text(template.format(port=self.port, controller_port=self.controller_port, data=self.dir / "data"))
         if not (self.dir / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            _run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
-                 "formatting Kafka's storage")
+            _run(
+                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+                "formatting Kafka's storage",
+            )
         return config
 
     def start(self) -> int | None:
@@ -297,8 +318,14 @@ class Registry:
         archive = self.downloads / f"apicurio-registry-app-{APICURIO_VERSION}-all.tar.gz"
         if not archive.exists():
             print(f"  fetching Apicurio Registry {APICURIO_VERSION} (~160 MB, first run only)...", flush=True)
-            _mvn(["dependency:copy", f"-Dartifact=io.apicurio:apicurio-registry-app:{APICURIO_VERSION}:tar.gz:all",
-                  f"-DoutputDirectory={self.downloads}"], f"Apicurio Registry {APICURIO_VERSION}")
+            _mvn(
+                [
+                    "dependency:copy",
+                    f"-Dartifact=io.apicurio:apicurio-registry-app:{APICURIO_VERSION}:tar.gz:all",
+                    f"-DoutputDirectory={self.downloads}",
+                ],
+                f"Apicurio Registry {APICURIO_VERSION}",
+            )
         staging = self.dir / "app.partial"
         shutil.rmtree(staging, ignore_errors=True)
         with tarfile.open(archive) as tar:
@@ -338,7 +365,9 @@ class Registry:
     def enforce_compatibility(self) -> None:
         """Apicurio enforces compatibility only under a rule: set the global one and read it back."""
         request = urllib.request.Request(
-            f"{self.url}/config", method="PUT", data=json.dumps({"compatibility": "BACKWARD"}).encode(),
+            f"{self.url}/config",
+            method="PUT",
+            data=json.dumps({"compatibility": "BACKWARD"}).encode(),
             headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
         )
         with urllib.request.urlopen(request, timeout=10):
@@ -384,8 +413,22 @@ class Postgres:
             return
         shutil.rmtree(self.data, ignore_errors=True)
         self.data.mkdir(parents=True)
-        _run(self._as_server_user([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", self.user,
-                                   "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]), "initdb")
+        _run(
+            self._as_server_user(
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    self.user,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            ),
+            "initdb",
+        )
 
     def pid(self) -> int | None:
         return _read_pid(self.data / "postmaster.pid")
@@ -395,9 +438,24 @@ class Postgres:
             return None
         _require_free(self.port, "PostgreSQL", "SATUBUS_DATABASE_URL")
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
-        _run(self._as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                                   "-o", options, "-w", "-t", "60", "start"]),
-             f"starting PostgreSQL (see {self.log})")
+        _run(
+            self._as_server_user(
+                [
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.log),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
+            f"starting PostgreSQL (see {self.log})",
+        )
         return self.pid()
 
     def ready(self) -> bool:
@@ -406,19 +464,34 @@ class Postgres:
 
     def create_databases(self) -> None:
         for database in (self.database, "apicurio"):
-            exists = _run(self._psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{database}'"),
-                          "querying PostgreSQL").stdout.strip()
+            exists = _run(
+                self._psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{database}'"),
+                "querying PostgreSQL",
+            ).stdout.strip()
             if not exists:
                 _run(self._psql("postgres", f'CREATE DATABASE "{database}"'), f"creating database {database}")
 
     def _psql(self, database: str, sql: str) -> list[str]:
-        return [str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", database,
-                "-tAc", sql]
+        return [
+            str(PG_BIN / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            self.user,
+            "-d",
+            database,
+            "-tAc",
+            sql,
+        ]
 
     def stop(self) -> None:
         if self.pid() is not None:
-            _run(self._as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
-                 "stopping PostgreSQL")
+            _run(
+                self._as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
+                "stopping PostgreSQL",
+            )
 
 
 # --------------------------------------------------------------------------------------------- commands
@@ -454,7 +527,12 @@ class Stack:
             if pid is not None:
                 print(f"  {service.name:<9} starting on 127.0.0.1:{service.port} (pid {pid})...", flush=True)
         _wait("Kafka", self.kafka.ready, pid=_read_pid(self.kafka.pidfile), log=self.kafka.log)
-        _wait("the schema registry", self.registry.ready, pid=_read_pid(self.registry.pidfile), log=self.registry.log)
+        _wait(
+            "the schema registry",
+            self.registry.ready,
+            pid=_read_pid(self.registry.pidfile),
+            log=self.registry.log,
+        )
         self.registry.enforce_compatibility()
         return time.monotonic() - started
 
@@ -479,8 +557,10 @@ def main(command: str, settings: Settings) -> int:
     if command == "up":
         elapsed = stack.up()
         print(f"stack ready in {elapsed:.1f}s (state in {settings.state_dir.resolve()})")
-        print(f"  Kafka     {settings.kafka_bootstrap}\n  registry  {settings.registry_url}\n"
-              f"  postgres  {settings.database_url}")
+        print(
+            f"  Kafka     {settings.kafka_bootstrap}\n  registry  {settings.registry_url}\n"
+            f"  postgres  {settings.database_url}"
+        )
     elif command == "down":
         stack.down()
         print("stack stopped")

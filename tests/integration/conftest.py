@@ -8,6 +8,7 @@ database, so results can be compared exactly. The demo's own database is left al
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -59,10 +60,8 @@ def _reset_topics(settings: Settings) -> None:
             future.result()
     groups = [APP_ID, "satubus-materializer"]
     for future in admin.delete_consumer_groups(groups).values():
-        try:
+        with contextlib.suppress(KafkaException):  # the group did not exist
             future.result()
-        except KafkaException:
-            pass  # the group did not exist
     deadline = time.monotonic() + 60
     while True:  # deletion completes asynchronously; creation fails until it has
         try:
@@ -115,7 +114,9 @@ class Pipeline:
         with (self.logs / f"test-{name}.log").open("ab") as log:
             self.processes[name] = subprocess.Popen(
                 [str(Path(sys.executable).with_name("satubus")), name],
-                stdout=log, stderr=subprocess.STDOUT, env=process_env(self.settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=process_env(self.settings),
             )
 
     def assert_running(self) -> None:

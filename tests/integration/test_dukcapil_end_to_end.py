@@ -25,8 +25,13 @@ PARTITIONS = range(4)
 
 def read_topic(settings: Settings, topic: str) -> list[Any]:
     """Every message of ``topic`` from the beginning to the current end, with a plain consumer."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "test-reader",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": "test-reader",
+            "enable.auto.commit": False,
+        }
+    )
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
@@ -48,14 +53,24 @@ def publish_malformed(settings: Settings) -> dict[tuple[int, int], str]:
     """One non-Avro value and one value with an unknown schema id on every partition; returns their offsets."""
     producer = Producer(producer_config(settings, client_id="test-malformed"))
     offsets: dict[tuple[int, int], str] = {}
-    kinds = {"NotWireFormat": b"this is not Avro", "UnknownSchemaId": b"\x00" + struct.pack(">I", 987654) + b"\x02"}
+    kinds = {
+        "NotWireFormat": b"this is not Avro",
+        "UnknownSchemaId": b"\x00" + struct.pack(">I", 987654) + b"\x02",
+    }
     for partition in PARTITIONS:
         for kind, value in kinds.items():
+
             def delivered(error: Any, message: Any, kind: str = kind) -> None:
                 assert error is None
                 offsets[(message.partition(), message.offset())] = kind
-            producer.produce(DUKCAPIL_PENDUDUK.name, value=value, key=b"malformed", partition=partition,
-                             on_delivery=delivered)
+
+            producer.produce(
+                DUKCAPIL_PENDUDUK.name,
+                value=value,
+                key=b"malformed",
+                partition=partition,
+                on_delivery=delivered,
+            )
     assert producer.flush(30) == 0
     return offsets
 

@@ -18,14 +18,14 @@ def test_every_sub_command_is_listed() -> None:
 def test_help_works_through_the_installed_console_script(command: list[str]) -> None:
     result = subprocess.run(
         [str(Path(sys.executable).with_name("satubus")), *command, "--help"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "usage: satubus" in result.stdout
 
 
 def test_a_missing_sub_command_is_a_usage_error() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "satubus.cli"], capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([sys.executable, "-m", "satubus.cli"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2

@@ -53,9 +53,7 @@ def test_invalid_niks_are_refused_with_the_reason(nik: str, reason: str) -> None
     female=st.booleans(),
     serial=st.integers(min_value=1, max_value=9999),
 )
-def test_agrees_with_an_independent_implementation(
-    kecamatan: str, birth: dt.date, female: bool, serial: int
-) -> None:
+def test_agrees_with_an_independent_implementation(kecamatan: str, birth: dt.date, female: bool, serial: int) -> None:
     nik = f"{kecamatan}{birth.day + 40 * female:02d}{birth:%m%y}{serial:04d}"
     ours = parse_nik(nik, today=TODAY)
     theirs = reference_parse_nik(nik, reference_date=TODAY)

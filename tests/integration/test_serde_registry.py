@@ -1,0 +1,104 @@
+"""The Confluent wire format against the real schema registry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import struct
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka.schema_registry import Schema
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from satubus.settings import Settings
+from schemas.errors import MalformedBody, NotWireFormat, Origin, SchemaNotRegistered, UnknownSchemaId
+from schemas.registry import registry_client
+from schemas.serde import AvroSerde, RecordInvalid
+from schemas.topics import UNIFIED_PERSON
+
+PERSON = {
+    "person_id": "a" * 64,
+    "household_id": "b" * 64,
+    "full_name": "Siti Rahmawati",
+    "birth_date": dt.date(1995, 8, 15),
+    "sex": "FEMALE",
+    "address": "Jl. Kenari II No. 5 RT 003/RW 011",
+    "kelurahan_code": "31.71.06.1001",
+    "kecamatan_code": "31.71.06",
+    "kota_code": "31.71",
+    "is_deceased": False,
+    "deceased_on": None,
+    "version": 3,
+    "updated_at": dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC),
+    "source_event_id": "00000000-0000-4000-8000-000000000001",
+}
+
+
+@pytest.fixture
+def serde(bus: Settings) -> Iterator[AvroSerde]:
+    with AvroSerde(registry_client(bus)) as serde:
+        yield serde
+
+
+def test_round_trip_and_the_frame(serde: AvroSerde) -> None:
+    encoder = serde.encoder(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema())
+    data = encoder.encode(PERSON)
+    assert data[0] == 0 and struct.unpack(">I", data[1:5])[0] == encoder.schema_id
+    assert serde.decode(data) == PERSON
+
+
+def test_confluents_own_deserializer_reads_our_bytes(bus: Settings, serde: AvroSerde) -> None:
+    data = serde.encode(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema(), PERSON)
+    with registry_client(bus) as client:
+        decoded = AvroDeserializer(client)(data, SerializationContext(UNIFIED_PERSON.name, MessageField.VALUE))
+    assert decoded == PERSON
+
+
+def test_producing_with_an_unregistered_schema_fails_clearly(serde: AvroSerde) -> None:
+    schema = UNIFIED_PERSON.value_schema()
+    schema["fields"] = [*schema["fields"], {"name": "invented", "type": "string", "doc": "not in the registry"}]
+    with pytest.raises(SchemaNotRegistered, match="producers do not register schemas"):
+        serde.encoder(UNIFIED_PERSON.subject, schema)
+
+
+def test_a_record_that_misfits_names_the_field_and_masks_niks(serde: AvroSerde) -> None:
+    encoder = serde.encoder(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema())
+    with pytest.raises(RecordInvalid, match="version") as caught:
+        encoder.encode(PERSON | {"version": "3171061508950001"})
+    assert "3171061508950001" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"", NotWireFormat),
+        (b"\x00\x00\x00", NotWireFormat),
+        (b'{"json": true}', NotWireFormat),
+        (b"\x00" + struct.pack(">I", 2_000_000_000) + b"\x02", UnknownSchemaId),
+    ],
+)
+def test_malformed_input_raises_typed_errors_keeping_bytes_and_origin(
+    serde: AvroSerde, data: bytes, error: type[Exception]
+) -> None:
+    origin = Origin("agency.dukcapil.penduduk.v1", 3, 1234)
+    with pytest.raises(error) as caught:
+        serde.decode(data, origin)
+    assert caught.value.raw == data  # type: ignore[attr-defined]
+    assert caught.value.origin == origin  # type: ignore[attr-defined]
+
+
+def test_truncated_and_overlong_bodies_are_malformed(serde: AvroSerde) -> None:
+    data = serde.encode(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema(), PERSON)
+    with pytest.raises(MalformedBody):
+        serde.decode(data[:-7])
+    with pytest.raises(MalformedBody, match="left after"):
+        serde.decode(data + b"\x00\x01")
+
+
+def test_registering_again_is_idempotent(bus: Settings) -> None:
+    with registry_client(bus) as client:
+        schema = Schema(__import__("json").dumps(UNIFIED_PERSON.value_schema()), "AVRO")
+        assert client.register_schema(UNIFIED_PERSON.subject, schema) == client.register_schema(
+            UNIFIED_PERSON.subject, schema
+        )

@@ -1,0 +1,43 @@
+"""The launcher against the real services it runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from deploy.local.stack import Stack, StackError, _mvn
+
+SATUBUS = str(Path(sys.executable).with_name("satubus"))
+
+
+def test_status_shows_every_service_ready_with_port_and_pid(stack: Stack) -> None:
+    result = subprocess.run([SATUBUS, "stack", "status"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
+    assert set(lines) == {"kafka", "registry", "postgres"}
+    for name, (_, port, pid, state) in lines.items():
+        assert state == "ready", name
+        assert int(port) > 1024 and int(pid) > 1
+
+
+def test_a_second_up_is_a_no_op(stack: Stack) -> None:
+    pids = {row[0]: row[2] for row in stack.status()}
+    result = subprocess.run([SATUBUS, "stack", "up"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "starting" not in result.stdout
+    assert {row[0]: row[2] for row in stack.status()} == pids
+
+
+def test_the_registry_enforces_backward_compatibility(stack: Stack) -> None:
+    with urllib.request.urlopen(f"{stack.registry.url}/config", timeout=10) as response:
+        assert json.load(response)["compatibilityLevel"] == "BACKWARD"
+
+
+def test_a_failed_download_says_what_to_check() -> None:
+    with pytest.raises(StackError, match=r"from Maven Central failed\. Check that Maven Central is reachable"):
+        _mvn(["dependency:get", "-Dartifact=id.go.jakarta.satubus:no-such-artifact:0.0.1"], "a missing artifact")

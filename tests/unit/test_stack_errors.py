@@ -1,0 +1,37 @@
+"""The launcher's errors tell the user what to do; these cases need no running service."""
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from deploy.local.stack import Kafka, Layout, StackError, find_java
+from satubus.settings import Settings
+
+
+def test_a_port_in_use_names_the_port_and_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        kafka = Kafka(Settings(kafka_bootstrap=f"127.0.0.1:{port}"), Layout(tmp_path))
+        with pytest.raises(StackError, match=rf"port {port} .* already in use.*SATUBUS_KAFKA_BOOTSTRAP"):
+            kafka.start()
+
+
+def test_a_missing_jdk_says_what_to_install() -> None:
+    with pytest.raises(StackError, match=r"no Java 99 or newer found.*SATUBUS_KAFKA_JAVA"):
+        find_java(minimum=99, prefer=None, override_env="SATUBUS_KAFKA_JAVA")
+
+
+def test_a_wrong_java_override_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SATUBUS_KAFKA_JAVA", str(tmp_path / "no-such-java"))
+    with pytest.raises(StackError, match=r"SATUBUS_KAFKA_JAVA=.* is not a Java 17"):
+        find_java(minimum=17, prefer=17, override_env="SATUBUS_KAFKA_JAVA")
+
+
+def test_the_stack_refuses_non_loopback_addresses() -> None:
+    from deploy.local.stack import Stack
+
+    with pytest.raises(StackError, match="loopback only"):
+        Stack.from_settings(Settings(kafka_bootstrap="10.0.0.5:9092"))

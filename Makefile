@@ -10,7 +10,7 @@ export SATUBUS_ENV_FILE ?= $(CURDIR)/deploy/local/dev.env
 $(BIN)/satubus: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
 venv: $(BIN)/satubus

@@ -332,6 +332,7 @@ class Registry:
             tar.extractall(staging, filter="data")
         shutil.rmtree(self.app, ignore_errors=True)
         staging.rename(self.app)
+        archive.unlink()  # Maven's local repository keeps a copy
 
     def start(self) -> int | None:
         if _read_pid(self.pidfile) is not None:

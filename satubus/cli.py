@@ -36,10 +36,9 @@ def _stack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
-    from satubus.kafka import ensure_topics
-    from schemas.topics import CONTRACTS
+    from schemas.topics import create_topics
 
-    created = ensure_topics(settings, [(c.name, c.compacted) for c in CONTRACTS])
+    created = create_topics(settings)
     print(f"created {len(created)} topic(s): {', '.join(created) or 'all existed'}")
     return 0
 

@@ -88,9 +88,14 @@ def envelope_schema(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def agency_schema_path(agency: str, dataset: str) -> Path:
+    """An agency's own schema for the dataset, else the shared one in ``agencies/common/``."""
+    own = AGENCIES_DIR / agency / f"{dataset}.avsc"
+    return own if own.exists() else AGENCIES_DIR / "common" / f"{dataset}.avsc"
+
+
 def agency_record_schema(agency: str, dataset: str) -> dict[str, Any]:
-    path = AGENCIES_DIR / agency / f"{dataset}.avsc"
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+    return dict(json.loads(agency_schema_path(agency, dataset).read_text(encoding="utf-8")))
 
 
 def agency_event_schema(agency: str, dataset: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ RegionCode = NewType("RegionCode", str)
 """A dotted Kemendagri code: 31.71 (kota), 31.71.06 (kecamatan), 31.71.06.1001 (kelurahan)."""
 
 REFERENCE_FILE = Path(__file__).parent / "reference" / "regions-31.csv"
+BPS_CROSSWALK_FILE = Path(__file__).parent / "reference" / "bps-crosswalk-31.csv"
 
 _NAME_PREFIXES = re.compile(r"^(kelurahan|kel\.?|desa)\s+", re.IGNORECASE)
 
@@ -28,8 +29,9 @@ class Region:
 class Regions:
     """Lookups over the region reference: by code (dotted or not) and by kelurahan name variant."""
 
-    def __init__(self, regions: list[Region]) -> None:
+    def __init__(self, regions: list[Region], bps_crosswalk: dict[str, RegionCode] | None = None) -> None:
         self._by_code = {r.code: r for r in regions}
+        self._by_bps = bps_crosswalk or {}
         self._kelurahan_by_name = {name_key(r.name): r for r in regions if r.level in ("kelurahan", "desa")}
 
     def __len__(self) -> int:
@@ -44,6 +46,11 @@ class Regions:
 
     def kelurahan_named(self, name: str) -> Region | None:
         return self._kelurahan_by_name.get(name_key(name))
+
+    def from_bps(self, bps_code: str) -> Region | None:
+        """The region a BPS statistical code (e.g. 3173020001, Menteng) stands for."""
+        code = self._by_bps.get(bps_code.strip())
+        return self._by_code.get(code) if code else None
 
     def of_level(self, *levels: str) -> list[Region]:
         return [r for r in self._by_code.values() if r.level in levels]
@@ -63,10 +70,16 @@ def name_key(name: str) -> str:
     return " ".join(_NAME_PREFIXES.sub("", name.strip()).split()).casefold()
 
 
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
 @lru_cache(maxsize=1)
 def load_regions() -> Regions:
-    with REFERENCE_FILE.open(encoding="utf-8") as f:
-        rows = csv.DictReader(line for line in f if not line.startswith("#"))
-        return Regions(
-            [Region(RegionCode(r["code"]), r["level"], r["name"], RegionCode(r["parent_code"])) for r in rows]
-        )
+    regions = [
+        Region(RegionCode(r["code"]), r["level"], r["name"], RegionCode(r["parent_code"]))
+        for r in _rows(REFERENCE_FILE)
+    ]
+    crosswalk = {r["bps_code"]: RegionCode(r["kemendagri_code"]) for r in _rows(BPS_CROSSWALK_FILE)}
+    return Regions(regions, crosswalk)

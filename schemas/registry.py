@@ -10,7 +10,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from satubus.settings import Settings
 from schemas.errors import SchemaError
-from schemas.topics import CONTRACTS
+from schemas.topics import all_contracts
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def register_contracts(client: SchemaRegistryClient) -> dict[str, int]:
     Registering a schema the subject already holds is a no-op that returns the same id.
     """
     ids: dict[str, int] = {}
-    for contract in CONTRACTS:
+    for contract in all_contracts():
         if contract.schema is None:
             continue
         schema = Schema(json.dumps(contract.schema()), "AVRO")
@@ -36,5 +36,5 @@ def register_contracts(client: SchemaRegistryClient) -> dict[str, int]:
                 f"the registry refused the schema of {contract.subject!r}: {exc.error_message} "
                 f"(HTTP {exc.http_status_code}, code {exc.error_code})"
             ) from exc
-        log.info("subject %s -> schema id %d", contract.subject, ids[contract.subject])
+        log.debug("subject %s -> schema id %d", contract.subject, ids[contract.subject])
     return ids

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NewType
 
+from satubus.kafka import ensure_topics
+from satubus.settings import Settings
+from schemas.catalogue import load_catalogue
 from schemas.envelope import agency_event_schema, unified_schema
 from schemas.errors import SchemaError
 
@@ -45,10 +49,26 @@ class TopicContract:
         return self.schema()
 
 
-DUKCAPIL_PENDUDUK = TopicContract(
-    agency_topic("dukcapil", "penduduk"), lambda: agency_event_schema("dukcapil", "penduduk")
-)
-UNIFIED_PERSON = TopicContract(unified_topic("person"), lambda: unified_schema("person"), compacted=True)
+def agency_contract(agency: str, dataset: str, major: int = 1) -> TopicContract:
+    return TopicContract(agency_topic(agency, dataset, major), partial(agency_event_schema, agency, dataset))
+
+
+def unified_contract(entity: str, major: int = 1) -> TopicContract:
+    return TopicContract(unified_topic(entity, major), partial(unified_schema, entity), compacted=True)
+
+
+DUKCAPIL_PENDUDUK = agency_contract("dukcapil", "penduduk")
+UNIFIED_PERSON = unified_contract("person")
+UNIFIED_ENTITIES = ("person", "parcel", "region", "incident", "finding")
 DEAD_LETTERS = TopicContract(DLQ, None)
 
-CONTRACTS: tuple[TopicContract, ...] = (DUKCAPIL_PENDUDUK, UNIFIED_PERSON, DEAD_LETTERS)
+
+def all_contracts() -> tuple[TopicContract, ...]:
+    """Every topic of the bus: each catalogue agency's datasets, the unified entities and the dead letters."""
+    agencies = tuple(agency_contract(a.code, d) for a in load_catalogue() for d in a.datasets)
+    return (*agencies, *(unified_contract(e) for e in UNIFIED_ENTITIES), DEAD_LETTERS)
+
+
+def create_topics(settings: Settings) -> list[str]:
+    """Create every contract topic that is missing; returns the names created."""
+    return ensure_topics(settings, [(c.name, c.compacted) for c in all_contracts()])

@@ -20,10 +20,9 @@ import asyncpg
 from consumers.migrate import migrate
 from deploy.local.stack import Stack, StackError
 from producers.simulate import simulate
-from satubus.kafka import ensure_topics
 from satubus.settings import Settings
 from schemas.registry import register_contracts, registry_client
-from schemas.topics import CONTRACTS
+from schemas.topics import create_topics
 
 
 def _start(name: str, logs: Path) -> subprocess.Popen[bytes]:
@@ -68,7 +67,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     print("1/5 local stack (Kafka, schema registry, PostgreSQL)")
     Stack.from_settings(settings).up()
     print("2/5 topics, schemas and tables")
-    ensure_topics(settings, [(c.name, c.compacted) for c in CONTRACTS])
+    create_topics(settings)
     with registry_client(settings) as registry:
         register_contracts(registry)
     asyncio.run(migrate(settings.database_url))

@@ -24,10 +24,9 @@ from pydantic import SecretStr
 
 from consumers.migrate import migrate
 from deploy.local.stack import Stack
-from satubus.kafka import ensure_topics
 from satubus.settings import Settings
 from schemas.registry import register_contracts, registry_client
-from schemas.topics import CONTRACTS
+from schemas.topics import all_contracts, create_topics
 from streams.app import APP_ID
 
 TEST_DATABASE = "satubus_test"
@@ -53,7 +52,7 @@ def stack(settings: Settings) -> Stack:
 def _reset_topics(settings: Settings) -> None:
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     existing = admin.list_topics(timeout=15).topics
-    ours = [c.name for c in CONTRACTS] + [t for t in existing if t.startswith(f"{APP_ID}-")]
+    ours = [c.name for c in all_contracts()] + [t for t in existing if t.startswith(f"{APP_ID}-")]
     doomed = [t for t in ours if t in existing]
     if doomed:
         for future in admin.delete_topics(doomed, operation_timeout=30).values():
@@ -65,7 +64,7 @@ def _reset_topics(settings: Settings) -> None:
     deadline = time.monotonic() + 60
     while True:  # deletion completes asynchronously; creation fails until it has
         try:
-            ensure_topics(settings, [(c.name, c.compacted) for c in CONTRACTS])
+            create_topics(settings)
             return
         except KafkaException:
             if time.monotonic() > deadline:

@@ -46,3 +46,21 @@ def test_a_bps_code_is_not_read_as_a_kemendagri_code() -> None:
     # BPS 3173020001 is Menteng; as a Kemendagri code it names nothing in DKI Jakarta.
     assert load_regions().kelurahan("3173020001") is None
     assert load_regions().kelurahan("31.71") is None  # a kota is not a kelurahan
+
+
+def test_bps_codes_translate_through_the_crosswalk() -> None:
+    regions = load_regions()
+    menteng = regions.from_bps("3173020001")
+    assert menteng is not None and (menteng.code, menteng.name) == ("31.71.06.1001", "Menteng")
+    jakarta_pusat = regions.from_bps("3173")
+    assert jakarta_pusat is not None and jakarta_pusat.code == "31.71"  # not Kemendagri 31.73 (Jakarta Barat)
+    assert regions.from_bps("3171") == regions.get("31.74")  # BPS 3171 is Jakarta Selatan
+    kelurahan = regions.of_level("kelurahan", "desa")
+    assert sum(regions.from_bps(code) is not None for code in _bps_kelurahan_codes()) == len(kelurahan) == 267
+
+
+def _bps_kelurahan_codes() -> list[str]:
+    from schemas.regions import BPS_CROSSWALK_FILE
+
+    with BPS_CROSSWALK_FILE.open() as f:
+        return [line.split(",")[0] for line in f if not line.startswith("#") and ",kelurahan," in line]

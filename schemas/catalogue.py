@@ -1,0 +1,56 @@
+"""The catalogue of the 52 agencies (``reference/agencies.csv``) and the topic contracts it implies."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, NewType
+
+AgencyCode = NewType("AgencyCode", str)
+Kind = Literal["sekretariat", "inspektorat", "dinas", "satpol", "badan", "kota", "kabupaten", "biro"]
+
+CATALOGUE_FILE = Path(__file__).parent / "reference" / "agencies.csv"
+AGENCY_COUNT = 52
+
+
+@dataclass(frozen=True, slots=True)
+class Agency:
+    code: AgencyCode
+    name: str
+    kind: Kind
+    aliases: tuple[str, ...]
+    datasets: tuple[str, ...]
+    integrated: bool
+
+
+@lru_cache(maxsize=1)
+def load_catalogue() -> tuple[Agency, ...]:
+    with CATALOGUE_FILE.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
+    agencies = tuple(
+        Agency(
+            code=AgencyCode(row["code"]),
+            name=row["name"],
+            kind=row["kind"],  # type: ignore[arg-type]  # checked below
+            aliases=tuple(a for a in row["aliases"].split(";") if a),
+            datasets=tuple(d for d in row["datasets"].split(";") if d),
+            integrated={"yes": True, "no": False}[row["integrated"]],
+        )
+        for row in rows
+    )
+    kinds = set(Kind.__args__)  # type: ignore[attr-defined]
+    for agency in agencies:
+        if agency.kind not in kinds:
+            raise ValueError(f"{CATALOGUE_FILE}: agency {agency.code} has unknown kind {agency.kind!r}")
+    if len({a.code for a in agencies}) != len(agencies):
+        raise ValueError(f"{CATALOGUE_FILE}: agency codes are not unique")
+    return agencies
+
+
+def agency(code: str) -> Agency:
+    for candidate in load_catalogue():
+        if candidate.code == code:
+            return candidate
+    raise KeyError(f"no agency {code!r} in the catalogue ({CATALOGUE_FILE})")

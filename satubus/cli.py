@@ -44,12 +44,26 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _schemas(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.registry import register_contracts, registry_client
+    from fnmatch import fnmatch
 
+    from schemas.registry import check_contract, diff_contract, register_contract, registry_client
+    from schemas.topics import all_contracts
+
+    action = {"check": check_contract, "register": register_contract, "diff": diff_contract}[args.action]
+    contracts = [c for c in all_contracts() if c.schema is not None and fnmatch(c.subject, args.subject)]
+    if not contracts:
+        print(f"no subject matches {args.subject!r}", file=sys.stderr)
+        return 2
     with registry_client(settings) as registry:
-        for subject, schema_id in register_contracts(registry).items():
-            print(f"{subject}: schema id {schema_id}")
-    return 0
+        reports = [action(registry, contract) for contract in contracts]
+    for report in reports:
+        if args.verbose or report.details or not report.ok:
+            print(report)
+    counts: dict[str, int] = {}
+    for report in reports:
+        counts[report.status] = counts.get(report.status, 0) + 1
+    print(f"{len(reports)} subjects: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    return 0 if all(r.ok for r in reports) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,10 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     schemas = commands.add_parser(
         "schemas",
-        help="register the contract schemas",
-        description="Register every topic's schema in the registry (compatibility rules apply).",
+        help="check, register or diff the contract schemas",
+        description=(
+            "check: validate every schema (docs on every field) and its compatibility with what the registry holds; "
+            "register: set each subject's compatibility level and register its schema; "
+            "diff: show field changes against the registry's latest version. Exit 1 if anything is incompatible."
+        ),
     )
-    schemas.add_argument("action", choices=("register",), help="register: register all contract schemas")
+    schemas.add_argument("action", choices=("check", "register", "diff"))
+    schemas.add_argument("--subject", default="*", help="only subjects matching this glob (default all)")
     schemas.set_defaults(handler=_schemas)
 
     migrate = commands.add_parser(

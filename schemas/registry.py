@@ -1,40 +1,128 @@
-"""The schema registry: a client for the Confluent-compatible API and the registration of our contracts."""
+"""The registry workflow: check, register and diff every topic contract against the schema registry.
+
+The registry decides; this module asks it and explains its answers. Apicurio's ccompat API answers a
+compatibility test with a bare ``is_compatible`` (even with ``verbose=true``), so the reasons shown to people come
+from the ``avro`` package's reader/writer checker (schemas/compatibility.py).
+"""
 
 from __future__ import annotations
 
 import json
-import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import ConfigCompatibilityLevel, Schema, SchemaRegistryClient, ServerConfig
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from satubus.settings import Settings
+from schemas.compatibility import field_changes, incompatibilities, same, undocumented
 from schemas.errors import SchemaError
-from schemas.topics import all_contracts
+from schemas.topics import TopicContract, all_contracts
 
-log = logging.getLogger(__name__)
+Status = Literal["new", "unchanged", "compatible", "incompatible", "invalid", "registered", "refused"]
+SUBJECT_NOT_FOUND = 40401
 
 
 def registry_client(settings: Settings) -> SchemaRegistryClient:
     return SchemaRegistryClient({"url": settings.registry_url})
 
 
-def register_contracts(client: SchemaRegistryClient) -> dict[str, int]:
-    """Register the schema of every topic contract under its subject; returns subject -> schema id.
+@dataclass
+class SubjectReport:
+    subject: str
+    status: Status
+    details: list[str] = field(default_factory=list)
+    schema_id: int | None = None
 
-    Registering a schema the subject already holds is a no-op that returns the same id.
-    """
-    ids: dict[str, int] = {}
-    for contract in all_contracts():
-        if contract.schema is None:
-            continue
-        schema = Schema(json.dumps(contract.schema()), "AVRO")
-        try:
-            ids[contract.subject] = client.register_schema(contract.subject, schema)
-        except SchemaRegistryError as exc:
-            raise SchemaError(
-                f"the registry refused the schema of {contract.subject!r}: {exc.error_message} "
-                f"(HTTP {exc.http_status_code}, code {exc.error_code})"
-            ) from exc
-        log.debug("subject %s -> schema id %d", contract.subject, ids[contract.subject])
-    return ids
+    @property
+    def ok(self) -> bool:
+        return self.status not in ("incompatible", "invalid", "refused")
+
+    def __str__(self) -> str:
+        head = f"{self.subject}: {self.status}" + (f" (schema id {self.schema_id})" if self.schema_id else "")
+        return "\n".join([head, *(f"    {line}" for line in self.details)])
+
+
+def registered_versions(client: SchemaRegistryClient, subject: str) -> list[dict[str, Any]]:
+    """Every version the registry holds for ``subject``, oldest first; empty for a new subject."""
+    try:
+        versions = client.get_versions(subject)
+    except SchemaRegistryError as exc:
+        if exc.error_code == SUBJECT_NOT_FOUND or exc.http_status_code == 404:
+            return []
+        raise
+    schemas = []
+    for version in sorted(versions):
+        text = client.get_version(subject, version).schema.schema_str
+        schemas.append(json.loads(text or "null"))
+    return schemas
+
+
+def check_contract(client: SchemaRegistryClient, contract: TopicContract) -> SubjectReport:
+    schema = contract.value_schema()
+    missing = undocumented(schema)
+    if missing:
+        return SubjectReport(contract.subject, "invalid", [f"no doc: {path}" for path in missing])
+    history = registered_versions(client, contract.subject)
+    if not history:
+        return SubjectReport(contract.subject, "new")
+    if same(history[-1], schema):
+        return SubjectReport(contract.subject, "unchanged")
+    reasons = incompatibilities(contract.compatibility, schema, history)
+    changes = field_changes(history[-1], schema)
+    if reasons:
+        return SubjectReport(contract.subject, "incompatible", [f"{contract.compatibility}:", *reasons, *changes])
+    return SubjectReport(contract.subject, "compatible", changes)
+
+
+def register_contract(client: SchemaRegistryClient, contract: TopicContract) -> SubjectReport:
+    """Set the subject's compatibility level, then register its schema (a no-op when already registered)."""
+    schema = contract.value_schema()
+    client.set_config(contract.subject, _config(contract.compatibility))
+    try:
+        schema_id = client.register_schema(contract.subject, Schema(json.dumps(schema), "AVRO"))
+    except SchemaRegistryError as exc:
+        history = registered_versions(client, contract.subject)
+        reasons = incompatibilities(contract.compatibility, schema, history)
+        return SubjectReport(
+            contract.subject,
+            "refused",
+            [
+                f"registry: {exc.error_message} (HTTP {exc.http_status_code})",
+                *reasons,
+                *field_changes(history[-1], schema),
+            ]
+            if history
+            else [f"registry: {exc.error_message} (HTTP {exc.http_status_code})"],
+        )
+    return SubjectReport(contract.subject, "registered", schema_id=schema_id)
+
+
+def diff_contract(client: SchemaRegistryClient, contract: TopicContract) -> SubjectReport:
+    history = registered_versions(client, contract.subject)
+    if not history:
+        return SubjectReport(contract.subject, "new", ["not in the registry yet"])
+    changes = field_changes(history[-1], contract.value_schema())
+    if not changes and not same(history[-1], contract.value_schema()):
+        changes = ["nested types, docs or defaults changed"]
+    return SubjectReport(contract.subject, "unchanged" if not changes else "compatible", changes)
+
+
+def register_contracts(
+    client: SchemaRegistryClient, contracts: Iterable[TopicContract] | None = None
+) -> dict[str, int]:
+    """Register every contract; raises ``SchemaError`` listing each subject the registry refused."""
+    reports = [register_contract(client, c) for c in _with_schema(contracts)]
+    refused = [r for r in reports if not r.ok]
+    if refused:
+        raise SchemaError("the registry refused:\n" + "\n".join(str(r) for r in refused))
+    return {r.subject: r.schema_id for r in reports if r.schema_id is not None}
+
+
+def _with_schema(contracts: Iterable[TopicContract] | None) -> list[TopicContract]:
+    return [c for c in (all_contracts() if contracts is None else contracts) if c.schema is not None]
+
+
+def _config(level: str) -> ServerConfig:
+    return ServerConfig(compatibility=ConfigCompatibilityLevel(level))

@@ -13,6 +13,7 @@ from typing import Any, NewType
 from satubus.kafka import ensure_topics
 from satubus.settings import Settings
 from schemas.catalogue import load_catalogue
+from schemas.compatibility import Level
 from schemas.envelope import agency_event_schema, unified_schema
 from schemas.errors import SchemaError
 
@@ -35,9 +36,16 @@ def value_subject(topic: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class TopicContract:
+    """A topic, the schema of its values and the compatibility its subject keeps.
+
+    Agency topics are read by the bus alone, which upgrades its readers first: BACKWARD. Unified topics are
+    compacted (old records stay) and read by downstream apps on any version: FULL_TRANSITIVE.
+    """
+
     name: TopicName
     schema: Callable[[], dict[str, Any]] | None
     compacted: bool = False
+    compatibility: Level = "BACKWARD"
 
     @property
     def subject(self) -> str:
@@ -54,7 +62,9 @@ def agency_contract(agency: str, dataset: str, major: int = 1) -> TopicContract:
 
 
 def unified_contract(entity: str, major: int = 1) -> TopicContract:
-    return TopicContract(unified_topic(entity, major), partial(unified_schema, entity), compacted=True)
+    return TopicContract(
+        unified_topic(entity, major), partial(unified_schema, entity), compacted=True, compatibility="FULL_TRANSITIVE"
+    )
 
 
 DUKCAPIL_PENDUDUK = agency_contract("dukcapil", "penduduk")

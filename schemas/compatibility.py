@@ -99,6 +99,8 @@ def field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def _type(schema: Any) -> str:
     """A short name of a type: named types by name, unions as a|b, the rest as compact JSON."""
+    if isinstance(schema, str):
+        return schema
     if isinstance(schema, list):
         return "|".join(_type(branch) for branch in schema)
     if isinstance(schema, dict) and "name" in schema:

@@ -8,10 +8,15 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
-class Person(BaseModel):
-    """See schemas/unified/person.avsc for the meaning of each field."""
-
+class _Canonical(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def to_avro(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class Person(_Canonical):
+    """See schemas/unified/person.avsc for the meaning of each field."""
 
     person_id: str = Field(pattern=r"^[0-9a-f]{64}$")
     household_id: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -28,5 +33,112 @@ class Person(BaseModel):
     updated_at: AwareDatetime
     source_event_id: str
 
-    def to_avro(self) -> dict[str, Any]:
-        return self.model_dump()
+
+class ParcelTax(_Canonical):
+    tax_year: int
+    land_area_m2: int = Field(ge=0)
+    building_area_m2: int = Field(ge=0)
+    assessed_value: int = Field(ge=0)
+    tax_due: int = Field(ge=0)
+    payment_status: Literal["PAID", "PARTLY_PAID", "UNPAID"]
+
+
+class ParcelZoning(_Canonical):
+    zone_code: str
+    subzone_code: str | None = None
+    max_coverage_pct: float = Field(ge=0, le=100)
+    max_floor_area_ratio: float = Field(ge=0)
+    max_storeys: int = Field(ge=0)
+    forbidden_functions: list[str] = Field(default_factory=list)
+
+
+class BuildingPermit(_Canonical):
+    application_id: str
+    permit_number: str | None = None
+    function: Literal["RESIDENTIAL", "BUSINESS", "RELIGIOUS", "SOCIAL_CULTURAL", "SPECIAL", "MIXED", "INDUSTRIAL"]
+    floor_area_m2: float = Field(ge=0)
+    storeys: int = Field(ge=0)
+    status: Literal["SUBMITTED", "UNDER_REVIEW", "ISSUED", "REFUSED"]
+    issued_on: dt.date | None = None
+
+
+class Parcel(_Canonical):
+    """See schemas/unified/parcel.avsc."""
+
+    nop: str = Field(pattern=r"^\d{18}$")
+    kelurahan_code: str | None = Field(default=None, pattern=r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")
+    address: str | None = None
+    tax: ParcelTax | None = None
+    zoning: ParcelZoning | None = None
+    permits: list[BuildingPermit] = Field(default_factory=list)
+    version: int = Field(ge=0)
+    updated_at: AwareDatetime
+
+
+class Region(_Canonical):
+    """See schemas/unified/region.avsc."""
+
+    kelurahan_code: str = Field(pattern=r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")
+    name: str
+    kecamatan_code: str = Field(pattern=r"^\d{2}\.\d{2}\.\d{2}$")
+    kota_code: str = Field(pattern=r"^\d{2}\.\d{2}$")
+    population: int = Field(ge=0)
+    deceased: int = Field(ge=0)
+    aid_recipients: int = Field(ge=0)
+    students: int = Field(ge=0)
+    incidents_24h: int = Field(ge=0)
+    open_service_requests: int = Field(ge=0)
+    version: int = Field(ge=0)
+    updated_at: AwareDatetime
+
+
+class Incident(_Canonical):
+    """See schemas/unified/incident.avsc."""
+
+    incident_id: str
+    agency: str
+    kind: Literal["FLOOD", "WATERLOGGING", "FIRE", "WINDSTORM", "LANDSLIDE", "EARTHQUAKE", "OTHER"]
+    kelurahan_code: str = Field(pattern=r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")
+    started_at: AwareDatetime
+    status: Literal["ONGOING", "RECEDING", "OVER"]
+    affected_rw: list[str] = Field(default_factory=list)
+    water_level_cm: int | None = None
+    displaced: int = Field(ge=0)
+    fatalities: int = Field(ge=0)
+    injured: int = Field(ge=0)
+    latitude: float | None = None
+    longitude: float | None = None
+    version: int = Field(ge=0)
+    updated_at: AwareDatetime
+
+
+class Finding(_Canonical):
+    """See schemas/unified/finding.avsc."""
+
+    finding_id: str
+    kind: Literal[
+        "AID_TO_DECEASED",
+        "NO_CIVIL_REGISTRY_RECORD",
+        "PERMIT_FORBIDDEN_BY_ZONING",
+        "UNKNOWN_REGION_CODE",
+        "NIK_REGION_UNKNOWN",
+    ]
+    severity: Literal["INFO", "WARNING", "CRITICAL"]
+    subject_type: str
+    subject_id: str
+    agencies: list[str]
+    description: str
+    evidence: dict[str, str] = Field(default_factory=dict)
+    status: Literal["OPEN", "RESOLVED"]
+    detected_at: AwareDatetime
+    version: int = Field(ge=0)
+    updated_at: AwareDatetime
+
+
+UNIFIED_MODELS: dict[str, type[BaseModel]] = {
+    "person": Person,
+    "parcel": Parcel,
+    "region": Region,
+    "incident": Incident,
+    "finding": Finding,
+}

@@ -58,6 +58,7 @@ class AvroSerde:
     def __init__(self, registry: SchemaRegistryClient) -> None:
         self._registry = registry
         self._writer_schemas: dict[int, Any] = {}
+        self._reader_schemas: dict[str, Any] = {}
         self._encoders: dict[tuple[str, str], Encoder] = {}
 
     def close(self) -> None:
@@ -90,7 +91,10 @@ class AvroSerde:
     def encode(self, subject: str, schema: dict[str, Any], record: dict[str, Any]) -> bytes:
         return self.encoder(subject, schema).encode(record)
 
-    def decode(self, data: bytes, origin: Origin | None = None) -> dict[str, Any]:
+    def decode(
+        self, data: bytes, origin: Origin | None = None, *, reader: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The record in ``data``; with ``reader``, resolved to that schema (Avro schema resolution)."""
         if len(data) < _HEADER.size:
             raise NotWireFormat(f"{len(data)} bytes is shorter than the 5-byte wire-format header", data, origin)
         magic, schema_id = _HEADER.unpack_from(data)
@@ -100,7 +104,7 @@ class AvroSerde:
         body = io.BytesIO(data)
         body.seek(_HEADER.size)
         try:
-            record = fastavro.schemaless_reader(body, writer, None)
+            record = fastavro.schemaless_reader(body, writer, self._reader(reader))
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise MalformedBody(f"Avro body does not decode with schema {schema_id}: {exc!r}", data, origin) from exc
         if body.tell() != len(data):
@@ -110,6 +114,15 @@ class AvroSerde:
         if not isinstance(record, dict):
             raise MalformedBody(f"schema {schema_id} is not a record schema", data, origin)
         return record
+
+    def _reader(self, schema: dict[str, Any] | None) -> Any:
+        if schema is None:
+            return None
+        key = json.dumps(schema, sort_keys=True)
+        parsed = self._reader_schemas.get(key)
+        if parsed is None:
+            parsed = self._reader_schemas[key] = fastavro.parse_schema(schema)
+        return parsed
 
     def _writer_schema(self, schema_id: int, data: bytes, origin: Origin | None) -> Any:
         parsed = self._writer_schemas.get(schema_id)

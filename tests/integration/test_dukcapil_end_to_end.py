@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import struct
 import time
 import urllib.request
@@ -10,6 +12,8 @@ from collections import Counter
 from typing import Any
 
 import asyncpg
+import avro.io
+import avro.schema
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
@@ -135,6 +139,24 @@ def test_unified_topic_carries_one_record_per_person_and_no_clear_nik(bus: Setti
         payload = message.key() + message.value()
         assert not any(nik in payload for nik in niks)
         assert not any(kk in payload for kk in family_cards)
+
+
+def test_an_independent_client_reads_the_unified_topic(bus: Settings, run: dict[str, Any]) -> None:
+    """Downstream apps need no code of ours: the registry's REST API and the reference ``avro`` implementation."""
+    writers: dict[int, avro.schema.Schema] = {}
+    records = {}
+    for message in read_topic(bus, UNIFIED_PERSON.name):
+        value = message.value()
+        assert value[0] == 0, "Confluent wire format: magic byte 0"
+        schema_id = struct.unpack(">I", value[1:5])[0]
+        if schema_id not in writers:
+            with urllib.request.urlopen(f"{bus.registry_url}/schemas/ids/{schema_id}", timeout=10) as response:
+                writers[schema_id] = avro.schema.parse(json.load(response)["schema"])
+        decoder = avro.io.BinaryDecoder(io.BytesIO(value[5:]))
+        record = avro.io.DatumReader(writers[schema_id]).read(decoder)
+        records[record["person_id"]] = record
+    expected = {p.person_id: p.model_dump() for p in run["simulation"].expected}
+    assert records == expected
 
 
 def test_malformed_messages_are_dead_lettered_and_counted(bus: Settings, run: dict[str, Any]) -> None:

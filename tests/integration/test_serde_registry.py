@@ -10,9 +10,12 @@ import pytest
 from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from satubus.settings import Settings
-from schemas.errors import MalformedBody, NotWireFormat, Origin, SchemaNotRegistered, UnknownSchemaId
+from schemas.errors import DecodeError, MalformedBody, NotWireFormat, Origin, SchemaNotRegistered, UnknownSchemaId
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde, RecordInvalid
 from schemas.topics import UNIFIED_PERSON
@@ -102,3 +105,52 @@ def test_registering_again_is_idempotent(bus: Settings) -> None:
         assert client.register_schema(UNIFIED_PERSON.subject, schema) == client.register_schema(
             UNIFIED_PERSON.subject, schema
         )
+
+
+hex64 = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
+people = st.fixed_dictionaries(
+    {
+        "person_id": hex64,
+        "household_id": hex64,
+        "full_name": st.text(min_size=1, max_size=60),
+        "birth_date": st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2030, 12, 31)),
+        "sex": st.sampled_from(["MALE", "FEMALE"]),
+        "address": st.text(max_size=120),
+        "kelurahan_code": st.just("31.71.06.1001"),
+        "kecamatan_code": st.just("31.71.06"),
+        "kota_code": st.just("31.71"),
+        "is_deceased": st.booleans(),
+        "deceased_on": st.none() | st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2030, 12, 31)),
+        "version": st.integers(min_value=0, max_value=2**63 - 1),
+        "updated_at": st.datetimes(
+            min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)
+        ).map(lambda t: t.replace(microsecond=t.microsecond // 1000 * 1000)),
+        "source_event_id": st.uuids().map(str),
+    }
+)
+
+
+@hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(person=people)
+def test_property_every_person_round_trips(serde: AvroSerde, person: dict[str, object]) -> None:
+    assert serde.decode(serde.encode(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema(), person)) == person
+
+
+@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=200), origin_offset=st.integers(min_value=0, max_value=10**9))
+def test_property_random_bytes_raise_only_typed_decode_errors(
+    serde: AvroSerde, data: bytes, origin_offset: int
+) -> None:
+    origin = Origin("agency.dukcapil.penduduk.v1", 0, origin_offset)
+    try:
+        serde.decode(data, origin)
+    except DecodeError as exc:
+        assert exc.raw == data and exc.origin == origin
+
+
+@hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(person=people, cut=st.integers(min_value=1, max_value=40))
+def test_property_truncated_frames_are_refused(serde: AvroSerde, person: dict[str, object], cut: int) -> None:
+    data = serde.encode(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema(), person)
+    with pytest.raises(DecodeError):
+        serde.decode(data[: max(len(data) - cut, 0)])

@@ -24,6 +24,7 @@ from schemas.registry import registry_client
 from schemas.serde import AvroSerde
 from schemas.topics import DEAD_LETTERS, DUKCAPIL_PENDUDUK, UNIFIED_PERSON
 from streams import metrics
+from streams.codec import AvroCodec
 from streams.errors import Rejected
 from streams.normalize import Deletion, normalize_resident
 
@@ -55,7 +56,11 @@ def build_app(settings: Settings) -> faust.App:
     serde = AvroSerde(registry_client(settings))
     regions = load_regions()
     source = app.topic(DUKCAPIL_PENDUDUK.name, key_type=bytes, value_type=bytes)
-    unified = app.topic(UNIFIED_PERSON.name, key_type=bytes, value_type=bytes)
+    unified = app.topic(
+        UNIFIED_PERSON.name,
+        key_type=bytes,
+        value_serializer=AvroCodec(serde=serde, subject=UNIFIED_PERSON.subject, schema=UNIFIED_PERSON.value_schema()),
+    )
     dead_letters = app.topic(DEAD_LETTERS.name, key_type=bytes, value_type=bytes)
     agency, dataset = "dukcapil", "penduduk"
 
@@ -75,7 +80,6 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.agent(source, concurrency=1)
     async def normalize_residents(stream: faust.StreamT[bytes]) -> None:
-        encoder = serde.encoder(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema())
         async for event in stream.events():
             message = event.message
             metrics.EVENTS_IN.labels(agency, dataset).inc()
@@ -95,7 +99,7 @@ def build_app(settings: Settings) -> faust.App:
             if isinstance(result, Deletion):
                 await unified.send(key=result.person_id.encode(), value=None)
             else:
-                await unified.send(key=result.person_id.encode(), value=encoder.encode(result.to_avro()))
+                await unified.send(key=result.person_id.encode(), value=result.to_avro())
             metrics.EVENTS_OUT.labels("person").inc()
             metrics.LAST_VALID_EVENT.labels(agency, dataset).set(time.time())
             metrics.PROCESSING_SECONDS.labels("normalize").observe(time.perf_counter() - started)

@@ -17,9 +17,12 @@ import avro.schema
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from producers.publisher import AgencyPublisher
 from producers.simulate import simulate
 from satubus.kafka import producer_config
 from satubus.settings import Settings
+from schemas.registry import registry_client
+from schemas.serde import AvroSerde
 from schemas.topics import DLQ, DUKCAPIL_PENDUDUK, UNIFIED_PERSON
 from tests.integration.conftest import Pipeline
 
@@ -79,13 +82,19 @@ def publish_malformed(settings: Settings) -> dict[tuple[int, int], str]:
     return offsets
 
 
-async def wait_for_rows(settings: Settings, expected: int, pipeline: Pipeline, timeout: float = 300) -> None:
+async def wait_for_rows(
+    settings: Settings, expected: int, pipeline: Pipeline, timeout: float = 300, *, at_most: bool = False
+) -> None:
+    """Until the view holds at least ``expected`` rows (with ``at_most``: at most)."""
     conn = await asyncpg.connect(settings.database_url)
     try:
         deadline = time.monotonic() + timeout
-        while (count := await conn.fetchval("SELECT count(*) FROM unified.person")) < expected:
+        while True:
+            count = await conn.fetchval("SELECT count(*) FROM unified.person")
+            if (count <= expected) if at_most else (count >= expected):
+                return
             pipeline.assert_running()
-            assert time.monotonic() < deadline, f"only {count}/{expected} rows after {timeout}s"
+            assert time.monotonic() < deadline, f"{count} rows, not {expected}, after {timeout}s"
             await asyncio.sleep(0.25)
     finally:
         await conn.close()
@@ -184,3 +193,23 @@ def test_materializer_metrics_account_for_every_row(bus: Settings, run: dict[str
     metrics = scrape(bus.materializer_metrics_port)
     assert metrics["satubus_rows_upserted_total"] == RESIDENTS
     assert metrics["satubus_end_to_end_latency_seconds_count"] == RESIDENTS
+
+
+def test_deletes_at_the_source_remove_rows_through_tombstones(
+    bus: Settings, run: dict[str, Any], pipeline: Pipeline
+) -> None:
+    """Runs last: it changes the view the tests above compare."""
+    doomed = run["simulation"].events[:25]
+    with (
+        AvroSerde(registry_client(bus)) as serde,
+        AgencyPublisher(bus, serde, agency="dukcapil", dataset="penduduk", system="siak") as publisher,
+    ):
+        for event in doomed:
+            publisher.publish(event.resident.nik, None, version=2, op="d")
+    asyncio.run(wait_for_rows(bus, RESIDENTS - len(doomed), pipeline, at_most=True))
+    remaining = {r["person_id"] for r in asyncio.run(fetch_rows(bus))}
+    gone = {p.person_id for p in run["simulation"].expected[: len(doomed)]}
+    assert not remaining & gone
+    assert len(remaining) == RESIDENTS - len(doomed)
+    tombstones = [m for m in read_topic(bus, UNIFIED_PERSON.name) if m.value() is None]
+    assert {m.key().decode() for m in tombstones} == gone

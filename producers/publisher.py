@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from satubus.kafka import producer_config
 from satubus.metrics import NAMESPACE, REGISTRY
 from satubus.settings import Settings
 from schemas.envelope import agency_event_schema
+from schemas.record_models import FieldError, RecordRejected, agency_model, validate
 from schemas.serde import AvroSerde, Encoder
 from schemas.topics import agency_topic, value_subject
 
@@ -59,14 +61,49 @@ class _Deliveries:
             self.errors.append(error)
             PUBLISH_FAILED.labels(self.agency, self.dataset).inc()
 
+    def also(self, event_id: uuid.UUID, callback: DeliveryCallback) -> Callable[[KafkaError | None, Message], None]:
+        def report(error: KafkaError | None, message: Message) -> None:
+            self(error, message)
+            callback(event_id, error)
+
+        return report
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change of one record at the agency: the input of ``AgencyPublisher.publish_batch``."""
+
+    key: str
+    record: dict[str, Any] | None
+    version: int
+    op: Op = "c"
+    occurred_at: dt.datetime | None = None
+    event_id: uuid.UUID | None = None
+
+
+@dataclass
+class BatchResult:
+    accepted: list[uuid.UUID] = field(default_factory=list)  # published and acknowledged, in input order
+    rejected: list[tuple[int, RecordRejected]] = field(default_factory=list)  # (input index, why)
+
+
+DeliveryCallback = Callable[[uuid.UUID, KafkaError | None], None]
+
 
 class AgencyPublisher:
-    """Publishes one agency dataset's change events to ``agency.<agency>.<dataset>.v<major>``."""
+    """Publishes one agency dataset's change events to ``agency.<agency>.<dataset>.v<major>``.
+
+    Each record is validated against the dataset's schema before anything is sent (``RecordRejected`` names every
+    bad field). Sends are asynchronous; ``flush`` (also on ``close`` and leaving a ``with`` block) waits for the
+    broker and raises ``DeliveryFailed`` if any event was not acknowledged.
+    """
 
     def __init__(
         self, settings: Settings, serde: AvroSerde, *, agency: str, dataset: str, system: str, major: int = 1
     ) -> None:
         self.topic = agency_topic(agency, dataset, major)
+        self.dataset = f"{agency}.{dataset}"
+        self._model = agency_model(agency, dataset)
         self._encoder: Encoder = serde.encoder(value_subject(self.topic), agency_event_schema(agency, dataset))
         self._source = {"agency": agency, "system": system, "version": "1"}
         self._producer = Producer(producer_config(settings, client_id=f"{agency}-{system}"))
@@ -85,8 +122,13 @@ class AgencyPublisher:
         op: Op = "c",
         occurred_at: dt.datetime | None = None,
         event_id: uuid.UUID | None = None,
+        on_delivery: DeliveryCallback | None = None,
     ) -> uuid.UUID:
-        """Queue one change event; returns its event_id. Raises ``RecordInvalid`` if the record misfits."""
+        """Validate and queue one change event; returns its event_id. ``on_delivery(event_id, error)`` is called
+        once the broker answered (error None: acknowledged)."""
+        if (op == "d") != (record is None):
+            raise RecordRejected(self.dataset, [FieldError("after", "a delete has no record; other ops need one")])
+        after = None if record is None else validate(self._model, record, self.dataset)
         event_id = event_id or uuid.uuid4()
         envelope = {
             "event_id": str(event_id),
@@ -95,18 +137,39 @@ class AgencyPublisher:
             "source": self._source,
             "key": key,
             "version": version,
-            "after": record,
+            "after": after,
             "before": None,
         }
         value = self._encoder.encode(envelope)
+        callback = self._deliveries if on_delivery is None else self._deliveries.also(event_id, on_delivery)
         while True:
             try:
-                self._producer.produce(self.topic, value=value, key=key.encode(), on_delivery=self._deliveries)
+                self._producer.produce(self.topic, value=value, key=key.encode(), on_delivery=callback)
                 break
             except BufferError:  # the local queue is full: let deliveries drain it
                 self._producer.poll(0.1)
         self._producer.poll(0)
         return event_id
+
+    def publish_batch(self, changes: Iterable[Change]) -> BatchResult:
+        """Publish every valid change and wait for the broker; invalid ones are returned, not sent."""
+        result = BatchResult()
+        for index, change in enumerate(changes):
+            try:
+                result.accepted.append(
+                    self.publish(
+                        change.key,
+                        change.record,
+                        version=change.version,
+                        op=change.op,
+                        occurred_at=change.occurred_at,
+                        event_id=change.event_id,
+                    )
+                )
+            except RecordRejected as rejected:
+                result.rejected.append((index, rejected))
+        self.flush()
+        return result
 
     def flush(self, timeout: float = 60.0) -> None:
         remaining = self._producer.flush(timeout)

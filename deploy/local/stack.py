@@ -104,19 +104,20 @@ def _require_free(port: int, service: str, setting: str) -> None:
 def _spawn(
     cmd: list[str], *, log: Path, pidfile: Path, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> int:
+    """Start ``cmd`` as a daemon in its own session (it outlives this process); returns its pid."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=cwd,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
-    pidfile.write_text(f"{proc.pid}\n")
-    return proc.pid
+    daemonize = 'setsid "$@" >>"$0" 2>&1 </dev/null & echo $!'
+    started = subprocess.run(
+        ["sh", "-c", daemonize, str(log), *cmd],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
+    pid = int(started.stdout)
+    pidfile.write_text(f"{pid}\n")
+    return pid
 
 
 def _terminate(pid: int, name: str, timeout: float = 45.0) -> None:

@@ -103,7 +103,7 @@ class AgencyPublisher:
     ) -> None:
         self.topic = agency_topic(agency, dataset, major)
         self.dataset = f"{agency}.{dataset}"
-        self._model = agency_model(agency, dataset)
+        self.model = agency_model(agency, dataset)
         self._encoder: Encoder = serde.encoder(value_subject(self.topic), agency_event_schema(agency, dataset))
         self._source = {"agency": agency, "system": system, "version": "1"}
         self._producer = Producer(producer_config(settings, client_id=f"{agency}-{system}"))
@@ -128,7 +128,7 @@ class AgencyPublisher:
         once the broker answered (error None: acknowledged)."""
         if (op == "d") != (record is None):
             raise RecordRejected(self.dataset, [FieldError("after", "a delete has no record; other ops need one")])
-        after = None if record is None else validate(self._model, record, self.dataset)
+        after = None if record is None else validate(self.model, record, self.dataset)
         event_id = event_id or uuid.uuid4()
         envelope = {
             "event_id": str(event_id),

@@ -114,6 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_arguments(simulate)
     simulate.set_defaults(handler=_lazy("producers.simulate", "main"))
 
+    from producers.outbox import add_arguments as outbox_arguments
+
+    outbox = commands.add_parser(
+        "outbox",
+        help="relay an agency database's outbox to Kafka",
+        description="install: add the outbox table to an agency database; relay: publish its rows as they come.",
+    )
+    outbox_arguments(outbox)
+    outbox.set_defaults(handler=_lazy("producers.outbox", "main"))
+
     stream = commands.add_parser(
         "stream", help="run the stream processor", description="Run the faust worker that normalizes events."
     )

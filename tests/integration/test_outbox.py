@@ -1,0 +1,205 @@
+"""The outbox relay against a real agency database and broker, killed with SIGKILL while rows keep coming."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from producers.outbox import install
+from satubus.settings import Settings
+from schemas.registry import registry_client
+from schemas.serde import AvroSerde
+from schemas.topics import agency_topic
+from tests.integration.conftest import process_env
+from tests.integration.test_dukcapil_end_to_end import read_topic
+
+ROWS = 6_000
+KILLS = 6
+TOPIC = agency_topic("dinsos", "penerima_bansos")
+
+
+def payload(i: int, rng: random.Random) -> dict[str, Any]:
+    return {
+        "id_penyaluran": f"PKH-2026-11-{i:06d}",
+        "nik": f"317106{rng.randint(1, 28):02d}{rng.randint(1, 12):02d}85{rng.randint(1, 9999):04d}",
+        "nama_penerima": "PENERIMA " + str(i),
+        "program": rng.choice(["PKH", "BPNT", "KLJ", "KPDJ"]),
+        "periode": "2026-11",
+        "nominal": rng.choice([300_000, 600_000, 750_000]),
+        "status_salur": "SALUR",
+        "tgl_salur": "2026/11/20",
+        "kelurahan": "Kel. Menteng",
+        "alamat": None,
+    }
+
+
+@pytest.fixture
+def agency_db(bus: Settings) -> Iterator[str]:
+    admin = bus.database_url.rsplit("/", 1)[0] + "/postgres"
+    dsn = bus.database_url.rsplit("/", 1)[0] + "/agency_dinsos"
+
+    async def fresh() -> None:
+        conn = await asyncpg.connect(admin)
+        await conn.execute("DROP DATABASE IF EXISTS agency_dinsos WITH (FORCE)")
+        await conn.execute("CREATE DATABASE agency_dinsos")
+        await conn.close()
+        await install(dsn)
+
+    asyncio.run(fresh())
+    yield dsn
+
+
+async def write_rows(dsn: str, rng: random.Random) -> tuple[set[str], set[str]]:
+    """The agency's own transactions: business change + outbox row. Returns (valid ids, invalid ids)."""
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("CREATE TABLE IF NOT EXISTS penyaluran (id text PRIMARY KEY, data jsonb)")
+    valid, invalid = set(), set()
+    i = 0
+    while i < ROWS:
+        async with conn.transaction():
+            for _ in range(rng.randint(1, 40)):
+                body = payload(i, rng)
+                if i % 500 == 250:
+                    body["nominal"] = "enam ratus ribu"  # a string where the schema wants a number
+                event_id = str(uuid.uuid4())
+                (invalid if i % 500 == 250 else valid).add(event_id)
+                key = f"KK-{i % 700}"  # several changes per aggregate, to check the order
+                await conn.execute(
+                    "INSERT INTO penyaluran VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET data = $2",
+                    key,
+                    json.dumps(body),
+                )
+                await conn.execute(
+                    "INSERT INTO satubus_outbox (id, aggregatetype, aggregateid, type, payload) "
+                    "VALUES ($1, 'penerima_bansos', $2, 'u', $3)",
+                    uuid.UUID(event_id),
+                    key,
+                    json.dumps(body),
+                )
+                i += 1
+        await asyncio.sleep(rng.uniform(0, 0.01))
+    await conn.close()
+    return valid, invalid
+
+
+def start_relay(settings: Settings, dsn: str, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("satubus")),
+                "outbox",
+                "relay",
+                "--dsn",
+                dsn,
+                "--agency",
+                "dinsos",
+                "--dataset",
+                "penerima_bansos",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=process_env(settings),
+        )
+
+
+async def pending(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM satubus_outbox WHERE published_at IS NULL AND rejected IS NULL")
+        )
+    finally:
+        await conn.close()
+
+
+def test_every_row_reaches_the_topic_through_repeated_kill_9(bus: Settings, agency_db: str) -> None:
+    rng = random.Random(606)
+    log = bus.state_dir.resolve() / "logs" / "test-outbox-relay.log"
+    log.unlink(missing_ok=True)
+    relay = start_relay(bus, agency_db, log)
+    kills = 0
+
+    async def kill_while_writing() -> tuple[set[str], set[str]]:
+        nonlocal relay, kills
+        writer = asyncio.ensure_future(write_rows(agency_db, rng))
+        while kills < KILLS:
+            await asyncio.sleep(rng.uniform(0.5, 2.0))
+            os.kill(relay.pid, signal.SIGKILL)
+            relay.wait()
+            kills += 1
+            relay = start_relay(bus, agency_db, log)
+        return await writer
+
+    started = time.monotonic()
+    valid, invalid = asyncio.run(kill_while_writing())
+    deadline = time.monotonic() + 180
+    while asyncio.run(pending(agency_db)):
+        assert relay.poll() is None, f"the relay exited; see {log}"
+        assert time.monotonic() < deadline, "rows still pending after 180s"
+        time.sleep(0.2)
+    elapsed = time.monotonic() - started
+    while log.read_text().count("relaying penerima_bansos outbox rows") < kills + 1:  # the last start is up
+        assert relay.poll() is None and time.monotonic() < deadline, f"the relay did not start; see {log}"
+        time.sleep(0.1)
+    relay.send_signal(signal.SIGTERM)
+    assert relay.wait(timeout=60) == 0
+
+    with AvroSerde(registry_client(bus)) as serde:
+        events = [serde.decode(m.value()) for m in read_topic(bus, TOPIC)]
+    seen = [str(e["event_id"]) for e in events]
+    assert kills >= 5
+    assert set(seen) == valid  # every valid row, nothing else: dedupe by event_id gives exactly the rows
+    assert not set(seen) & invalid
+
+    first_versions: dict[str, list[int]] = defaultdict(list)
+    deduped: set[str] = set()
+    for event in events:
+        if str(event["event_id"]) not in deduped:
+            deduped.add(str(event["event_id"]))
+            first_versions[event["key"]].append(event["version"])
+    assert all(versions == sorted(versions) for versions in first_versions.values()), "order per aggregate broken"
+    print(
+        f"\noutbox relay: {len(valid)} rows through {kills} kill -9 in {elapsed:.1f}s, "
+        f"{len(seen) - len(valid)} republished duplicates, {len(invalid)} rejected"
+    )
+
+
+def test_rejected_rows_keep_the_reason(bus: Settings, agency_db: str) -> None:
+    async def run() -> list[Any]:
+        conn = await asyncpg.connect(agency_db)
+        await conn.execute(
+            "INSERT INTO satubus_outbox (aggregatetype, aggregateid, type, payload) VALUES "
+            "('penerima_bansos', 'KK-1', 'c', $1)",
+            json.dumps(payload(1, random.Random(1)) | {"program": None}),
+        )
+        await conn.close()
+        from producers.outbox import OutboxRelay
+        from producers.publisher import AgencyPublisher
+
+        with (
+            AvroSerde(registry_client(bus)) as serde,
+            AgencyPublisher(bus, serde, agency="dinsos", dataset="penerima_bansos", system="test") as publisher,
+        ):
+            conn = await asyncpg.connect(agency_db)
+            await OutboxRelay(publisher, agency_db, dataset="penerima_bansos").relay_once(conn)
+            rows = await conn.fetch("SELECT published_at, rejected FROM satubus_outbox")
+            await conn.close()
+        return list(rows)
+
+    (row,) = asyncio.run(run())
+    assert row["published_at"] is None
+    assert "program: Input should be a valid string" in row["rejected"]

@@ -51,14 +51,16 @@ class _Deliveries:
     agency: str
     dataset: str
     acknowledged: int = 0
-    errors: list[KafkaError] = field(default_factory=list)
+    failed: int = 0  # since the last flush
+    first_error: KafkaError | None = None
 
     def __call__(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
             self.acknowledged += 1
             PUBLISHED.labels(self.agency, self.dataset).inc()
         else:
-            self.errors.append(error)
+            self.failed += 1
+            self.first_error = self.first_error or error
             PUBLISH_FAILED.labels(self.agency, self.dataset).inc()
 
     def also(self, event_id: uuid.UUID, callback: DeliveryCallback) -> Callable[[KafkaError | None, Message], None]:
@@ -171,13 +173,24 @@ class AgencyPublisher:
         self.flush()
         return result
 
+    def wait(self, timeout: float = 60.0) -> int:
+        """Wait for the broker to answer every queued event; returns how many are still unanswered. Outcomes reach
+        the ``on_delivery`` callbacks; unlike ``flush`` this raises nothing."""
+        return int(self._producer.flush(timeout))
+
     def flush(self, timeout: float = 60.0) -> None:
-        remaining = self._producer.flush(timeout)
+        remaining = self.wait(timeout)
         if remaining:
             raise DeliveryFailed(f"{remaining} events still unacknowledged after {timeout:.0f}s; is Kafka up?")
-        if self._deliveries.errors:
-            errors, self._deliveries.errors = self._deliveries.errors, []
-            raise DeliveryFailed(f"{len(errors)} events were not published; first error: {errors[0].str()}")
+        deliveries = self._deliveries
+        if deliveries.failed:
+            failed, first, deliveries.failed, deliveries.first_error = (
+                deliveries.failed,
+                deliveries.first_error,
+                0,
+                None,
+            )
+            raise DeliveryFailed(f"{failed} events were not published; first error: {first.str() if first else '?'}")
 
     def close(self) -> None:
         self.flush()

@@ -124,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     outbox_arguments(outbox)
     outbox.set_defaults(handler=_lazy("producers.outbox", "main"))
 
+    from producers.gateway import add_arguments as gateway_arguments
+
+    gateway = commands.add_parser(
+        "gateway",
+        help="run the HTTP ingest gateway",
+        description="Serve POST /v1/agencies/{agency}/datasets/{dataset}/events for agencies without a Kafka client "
+        "(OpenAPI at /docs). Tokens: SATUBUS_GATEWAY_TOKENS.",
+    )
+    gateway_arguments(gateway)
+    gateway.set_defaults(handler=_lazy("producers.gateway", "main"))
+
     stream = commands.add_parser(
         "stream", help="run the stream processor", description="Run the faust worker that normalizes events."
     )

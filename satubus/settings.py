@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     topic_replication_factor: int = 1
     dlq_topic: str = "bus.dlq"
 
+    # HTTP ingest gateway: each agency's bearer token, as JSON: SATUBUS_GATEWAY_TOKENS='{"bpbd": "..."}'.
+    gateway_tokens: dict[str, SecretStr] = {}
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 19110
+    gateway_max_events: int = 1000
+    gateway_max_body_bytes: int = 5_000_000
+
     metrics_host: str = "127.0.0.1"
     simulator_metrics_port: int = 19101
     stream_metrics_port: int = 19102

@@ -6,7 +6,7 @@ import pytest
 
 from satubus.cli import build_parser
 
-COMMANDS = ["stack", "topics", "schemas", "migrate", "simulate", "outbox", "stream", "materialize", "demo"]
+COMMANDS = ["stack", "topics", "schemas", "migrate", "simulate", "outbox", "gateway", "stream", "materialize", "demo"]
 
 
 def test_every_sub_command_is_listed() -> None:

@@ -1,0 +1,132 @@
+"""The HTTP ingest gateway as a real server, in front of the real broker and registry."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from satubus.settings import Settings
+from schemas.registry import registry_client
+from schemas.serde import AvroSerde
+from schemas.topics import agency_topic
+from tests.integration.conftest import process_env
+from tests.integration.test_dukcapil_end_to_end import read_topic
+
+TOKENS = {"bpbd": "token-of-bpbd", "dinsos": "token-of-dinsos"}
+URL = "/v1/agencies/bpbd/datasets/kejadian/events"
+
+
+def incident(i: int) -> dict[str, Any]:
+    return {
+        "id_kejadian": f"G-{i}",
+        "jenis": "KEBAKARAN",
+        "kelurahan": "Tanah Abang",
+        "status": "SELESAI",
+        "waktu_kejadian": "2026-11-28T03:04:05+00:00",
+        "pengungsi": i,
+    }
+
+
+@pytest.fixture(scope="module")
+def gateway(bus: Settings) -> Iterator[httpx.Client]:
+    log = bus.state_dir.resolve() / "logs" / "test-gateway.log"
+    env = process_env(bus) | {"SATUBUS_GATEWAY_TOKENS": json.dumps(TOKENS), "SATUBUS_GATEWAY_MAX_EVENTS": "50"}
+    with log.open("ab") as out:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("satubus")), "gateway"], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    base = f"http://{bus.gateway_host}:{bus.gateway_port}"
+    with httpx.Client(base_url=base, timeout=60) as client:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.get("/openapi.json")
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, f"gateway did not start; see {log}"
+                time.sleep(0.2)
+        yield client
+    server.terminate()
+    # uvicorn shuts down gracefully, then re-raises the signal it caught (the Unix convention).
+    assert server.wait(timeout=30) == -signal.SIGTERM
+    assert "Application shutdown complete" in log.read_text()
+
+
+def auth(agency: str = "bpbd") -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[agency]}"}
+
+
+def test_a_batch_is_acknowledged_after_the_broker_and_lists_rejections(bus: Settings, gateway: httpx.Client) -> None:
+    events = [{"key": f"G-{i}", "version": 1, "record": incident(i)} for i in range(20)]
+    events[3]["record"] = incident(3) | {"pengungsi": "banyak", "status": None}
+    events[11] = {"key": "G-11", "version": 1, "op": "c", "record": None}
+    fixed_id = str(uuid.uuid4())
+    events[5]["event_id"] = fixed_id
+    response = gateway.post(URL, json={"events": events}, headers=auth())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["topic"] == agency_topic("bpbd", "kejadian")
+    assert [r["index"] for r in body["rejected"]] == [3, 11]
+    assert {(e["field"], e["reason"]) for e in body["rejected"][0]["errors"]} == {
+        ("pengungsi", "Input should be a valid integer"),
+        ("status", "Input should be a valid string"),
+    }
+    assert len(body["accepted"]) == 18
+    assert {"index": 5, "event_id": fixed_id} in body["accepted"]
+    with AvroSerde(registry_client(bus)) as serde:
+        in_topic = {str(serde.decode(m.value())["event_id"]) for m in read_topic(bus, body["topic"])}
+    assert {a["event_id"] for a in body["accepted"]} <= in_topic
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [({}, 401), ({"Authorization": "Bearer wrong"}, 401), ({"Authorization": "Basic Ymw6Ymw="}, 401)],
+)
+def test_credentials_are_required(gateway: httpx.Client, headers: dict[str, str], status: int) -> None:
+    response = gateway.post(URL, json={"events": []}, headers=headers)
+    assert response.status_code == status
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_an_agency_may_post_only_to_its_own_datasets(gateway: httpx.Client) -> None:
+    response = gateway.post(URL, json={"events": []}, headers=auth("dinsos"))
+    assert response.status_code == 403
+    assert "own datasets" in response.json()["detail"]
+    assert (
+        gateway.post("/v1/agencies/bpbd/datasets/penduduk/events", json={"events": []}, headers=auth()).status_code
+        == 404
+    )
+
+
+def test_malformed_json_is_400_and_a_wrong_shape_is_422(gateway: httpx.Client) -> None:
+    response = gateway.post(URL, content=b'{"events": [', headers=auth() | {"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["detail"] == "the body is not valid JSON"
+    response = gateway.post(URL, json={"events": [{"version": -1}]}, headers=auth())
+    assert response.status_code == 422
+    assert {e["field"] for e in response.json()["errors"]} == {"events.0.key", "events.0.version"}
+
+
+def test_oversized_batches_are_413(gateway: httpx.Client) -> None:
+    events = [{"key": f"G-{i}", "version": 1, "record": incident(i)} for i in range(51)]
+    assert gateway.post(URL, json={"events": events}, headers=auth()).status_code == 413
+    huge = b'{"events": [], "padding": "' + b"x" * 6_000_000 + b'"}'
+    response = gateway.post(URL, content=huge, headers=auth() | {"Content-Type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_openapi_describes_the_endpoint(gateway: httpx.Client) -> None:
+    spec = gateway.get("/openapi.json").json()
+    operation = spec["paths"]["/v1/agencies/{agency}/datasets/{dataset}/events"]["post"]
+    assert {"400", "401", "403", "413", "422"} <= set(operation["responses"])
+    assert gateway.get("/docs").status_code == 200

@@ -135,6 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     gateway_arguments(gateway)
     gateway.set_defaults(handler=_lazy("producers.gateway", "main"))
 
+    from producers.upload import add_arguments as upload_arguments
+
+    upload = commands.add_parser(
+        "upload",
+        help="publish a CSV or XLSX file of an agency dataset",
+        description="Publish each row of a spreadsheet, or report it (row, field, reason) in an error report. "
+        "Exit 1 when any row was rejected.",
+    )
+    upload_arguments(upload)
+    upload.set_defaults(handler=_lazy("producers.upload", "main"))
+
     stream = commands.add_parser(
         "stream", help="run the stream processor", description="Run the faust worker that normalizes events."
     )

@@ -6,7 +6,19 @@ import pytest
 
 from satubus.cli import build_parser
 
-COMMANDS = ["stack", "topics", "schemas", "migrate", "simulate", "outbox", "gateway", "stream", "materialize", "demo"]
+COMMANDS = [
+    "stack",
+    "topics",
+    "schemas",
+    "migrate",
+    "simulate",
+    "outbox",
+    "gateway",
+    "upload",
+    "stream",
+    "materialize",
+    "demo",
+]
 
 
 def test_every_sub_command_is_listed() -> None:

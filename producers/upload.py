@@ -1,0 +1,209 @@
+"""``satubus upload``: publish a spreadsheet (CSV or XLSX) of one agency dataset, row by row.
+
+Columns map to schema fields by name (case, spaces and dashes ignored) or through ``--map "Column=field"``. Each
+row is published as a snapshot event (op ``r``) keyed by ``--key``, or reported with its row number, field and
+reason in the error report. Every row ends up in exactly one of the two: the summary says how many of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import re
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from producers.publisher import AgencyPublisher
+from satubus.settings import Settings
+from schemas.envelope import agency_record_schema
+from schemas.record_models import FieldError, RecordRejected, validate_json
+from schemas.registry import registry_client
+from schemas.serde import AvroSerde
+
+_TRUE = {"true", "ya", "y", "yes", "1"}
+_FALSE = {"false", "tidak", "t", "no", "n", "0"}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    field: str
+    types: tuple[str, ...]  # the Avro types the field accepts, e.g. ("null", "long") or ("date",)
+
+
+def field_key(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", name.strip()).casefold()
+
+
+def columns_of(schema: dict[str, Any]) -> dict[str, Column]:
+    """Schema fields by normalised name, with the simple types a spreadsheet cell can hold."""
+
+    def kinds(avro: Any) -> tuple[str, ...]:
+        if isinstance(avro, list):
+            return tuple(k for branch in avro for k in kinds(branch))
+        if isinstance(avro, dict):
+            return (avro.get("logicalType") or avro["type"],)
+        return (avro,)
+
+    return {field_key(f["name"]): Column(f["name"], kinds(f["type"])) for f in schema["fields"]}
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(spreadsheet row number, {header: cell}) for every non-empty data row; the header is row 1."""
+    if path.suffix.lower() == ".xlsx":
+        from openpyxl import load_workbook
+
+        workbook = load_workbook(path, read_only=True, data_only=True)
+        try:
+            rows = workbook.active.iter_rows(values_only=True)
+            header = [str(h).strip() if h is not None else "" for h in next(rows)]
+            for number, values in enumerate(rows, start=2):
+                if any(v not in (None, "") for v in values):
+                    yield number, dict(zip(header, values, strict=False))
+        finally:
+            workbook.close()
+    else:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            for number, row in enumerate(csv.DictReader(f), start=2):
+                if any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                    yield number, row
+
+
+def to_record(row: dict[str, Any], columns: dict[str, Column], mapping: dict[str, str]) -> dict[str, Any]:
+    """The cells of a row as a JSON-ready record; raises ``RecordRejected`` naming each cell that cannot fit."""
+    record: dict[str, Any] = {}
+    errors: list[FieldError] = []
+    for header, cell in row.items():
+        if header is None:
+            errors.append(FieldError("<row>", "more cells than header columns"))
+            continue
+        column = columns.get(field_key(mapping.get(header, header)))
+        if column is None:
+            continue  # a column the dataset does not have: ignored, like a spreadsheet's notes column
+        try:
+            value = _cell(cell, column.types)
+        except ValueError as exc:
+            errors.append(FieldError(column.field, str(exc)))
+            continue
+        if value is not None or "null" in column.types:
+            record[column.field] = value
+    if errors:
+        raise RecordRejected("row", errors)
+    return record
+
+
+def _cell(cell: Any, types: tuple[str, ...]) -> Any:
+    if cell is None or (isinstance(cell, str) and not cell.strip()):
+        return None
+    text = cell.strip() if isinstance(cell, str) else cell
+    for kind in types:
+        if kind in ("int", "long"):
+            if isinstance(text, float) and text.is_integer():
+                return int(text)
+            if isinstance(text, int) or (isinstance(text, str) and re.fullmatch(r"-?\d+", text)):
+                return int(text)
+        elif kind in ("double", "float"):
+            if isinstance(text, int | float):
+                return float(text)
+            if isinstance(text, str) and re.fullmatch(r"-?\d+([.,]\d+)?", text):
+                return float(text.replace(",", "."))
+        elif kind == "boolean":
+            if isinstance(text, bool):
+                return text
+            if str(text).casefold() in _TRUE | _FALSE:
+                return str(text).casefold() in _TRUE
+        elif kind == "date":
+            if isinstance(text, dt.datetime):
+                return text.date().isoformat()
+            if isinstance(text, dt.date):
+                return text.isoformat()
+            return str(text)  # ISO text is checked by the schema model
+        elif kind == "timestamp-millis":
+            if isinstance(text, dt.datetime):
+                return text.isoformat()
+            return str(text)
+        elif kind == "string":
+            if isinstance(text, dt.datetime | dt.date):
+                return text.isoformat()
+            if isinstance(text, float) and text.is_integer():
+                return str(int(text))  # spreadsheets turn codes like 3171061001 into numbers
+            return str(text)
+    wanted = "/".join(t for t in types if t != "null")
+    raise ValueError(f"{str(cell)[:40]!r} is not a valid {wanted}")
+
+
+class Progress:
+    """A one-line progress bar on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total, self.label, self._drawn = total, label, 0.0
+
+    def update(self, done: int, rejected: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        width = 30
+        filled = width * done // max(self.total, 1)
+        print(
+            f"\r{self.label} [{'=' * filled}{' ' * (width - filled)}] {done}/{self.total} rows, {rejected} rejected",
+            end="\n" if force else "",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="a .csv (UTF-8) or .xlsx file with a header row")
+    parser.add_argument("--agency", required=True, help="catalogue code of the agency")
+    parser.add_argument("--dataset", required=True, help="the dataset the rows belong to")
+    parser.add_argument("--key", required=True, help="the column (or field) holding each row's natural key")
+    parser.add_argument(
+        "--map", action="append", default=[], metavar="COLUMN=FIELD", help="map a column to a schema field"
+    )
+    parser.add_argument("--report", type=Path, help="where to write rejected rows (default FILE.errors.csv)")
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    mapping = dict(item.split("=", 1) for item in args.map)
+    columns = columns_of(agency_record_schema(args.agency, args.dataset))
+    key_field = columns.get(field_key(mapping.get(args.key, args.key)))
+    if key_field is None:
+        print(f"satubus upload: --key {args.key!r} is not a field of {args.agency}.{args.dataset}", file=sys.stderr)
+        return 2
+    rows = list(read_rows(args.file))
+    report_path = args.report or args.file.with_name(args.file.name + ".errors.csv")
+    version = time.time_ns() // 1_000_000  # a later upload of the same key wins
+    rejected: list[tuple[int, str, str]] = []
+    progress = Progress(len(rows), args.file.name)
+    with (
+        AvroSerde(registry_client(settings)) as serde,
+        AgencyPublisher(settings, serde, agency=args.agency, dataset=args.dataset, system="upload") as publisher,
+    ):
+        for done, (number, row) in enumerate(rows, start=1):
+            try:
+                record = validate_json(publisher.model, json.dumps(to_record(row, columns, mapping)), "row")
+                key = record.get(key_field.field)
+                if key in (None, ""):
+                    raise RecordRejected("row", [FieldError(key_field.field, "the key is empty")])
+                publisher.publish(str(key), record, version=version, op="r")
+            except RecordRejected as exc:
+                rejected.extend((number, e.field, e.reason) for e in exc.errors)
+            progress.update(done, len({n for n, _, _ in rejected}))
+        publisher.flush()
+    progress.update(len(rows), len({n for n, _, _ in rejected}), force=True)
+    bad_rows = len({n for n, _, _ in rejected})
+    print(f"{len(rows) - bad_rows} rows published to {publisher.topic}, {bad_rows} rejected")
+    if rejected:
+        with report_path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(("row", "field", "reason"))
+            writer.writerows(rejected)
+        print(f"rejected rows, with the field and the reason: {report_path}")
+        return 1
+    return 0

@@ -1,0 +1,66 @@
+import datetime as dt
+import json
+
+import pytest
+
+from producers.upload import columns_of, field_key, read_rows, to_record
+from schemas.envelope import agency_record_schema
+from schemas.record_models import RecordRejected, agency_model, validate_json
+
+COLUMNS = columns_of(agency_record_schema("disdik", "peserta_didik"))
+
+
+def row(**cells: object) -> dict[str, object]:
+    base = {
+        "NISN": "0012345678",
+        "Nama": "Ani",
+        "Tanggal Lahir": "2015-02-03",
+        "JK": "P",
+        "NPSN": "20100001",
+        "Nama Sekolah": "SDN Menteng 01",
+        "Bentuk Pendidikan": "SD",
+        "Tingkat": "5",
+        "Status": "AKTIF",
+        "Penerima KJP": "ya",
+        "Kode Wilayah": "3173020001",
+        "Tahun Ajaran": "2026/2027",
+        "Catatan": "ignored",
+    }
+    return base | cells
+
+
+def test_headers_match_fields_ignoring_case_spaces_and_dashes() -> None:
+    assert field_key(" Tanggal-Lahir ") == "tanggal_lahir"
+    record = to_record(row(), COLUMNS, {})
+    assert record["tingkat"] == 5 and record["penerima_kjp"] is True and "Catatan" not in record
+    assert validate_json(agency_model("disdik", "peserta_didik"), json.dumps(record), "x")["tanggal_lahir"] == (
+        dt.date(2015, 2, 3)
+    )
+
+
+def test_spreadsheet_cell_types_are_converted() -> None:
+    record = to_record(
+        row(**{"Tanggal Lahir": dt.datetime(2015, 2, 3), "Tingkat": 5.0, "Kode Wilayah": 3173020001.0}), COLUMNS, {}
+    )
+    assert (record["tanggal_lahir"], record["tingkat"], record["kode_wilayah"]) == ("2015-02-03", 5, "3173020001")
+
+
+def test_a_mapping_renames_columns() -> None:
+    cells = row()
+    cells["Nomor Induk"] = cells.pop("NISN")
+    assert to_record(cells, COLUMNS, {"Nomor Induk": "nisn"})["nisn"] == "0012345678"
+
+
+def test_every_bad_cell_is_reported_by_field() -> None:
+    with pytest.raises(RecordRejected) as caught:
+        to_record(row(Tingkat="lima", **{"Penerima KJP": "mungkin"}), COLUMNS, {})
+    assert {(e.field, e.reason) for e in caught.value.errors} == {
+        ("tingkat", "'lima' is not a valid int"),
+        ("penerima_kjp", "'mungkin' is not a valid boolean"),
+    }
+
+
+def test_csv_rows_are_numbered_as_in_the_spreadsheet(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n1,2\n,\n3,4\n", encoding="utf-8")
+    assert list(read_rows(path)) == [(2, {"a": "1", "b": "2"}), (4, {"a": "3", "b": "4"})]

@@ -1,75 +1,123 @@
-"""``satubus simulate``: publish simulated Dukcapil residents and write the ground truth."""
+"""``satubus simulate``: the integrated agencies publish a simulated city; the ground truth is written beside it.
+
+Output is deterministic for a seed (records, keys, event ids and order; event times are the publish times).
+The 12 agencies the catalogue lists as not integrated stay silent.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import logging
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from producers.publisher import AgencyPublisher
-from producers.simulator import (
-    Pacer,
-    ResidentEvent,
-    dukcapil_record,
-    expected_person,
-    generate_residents,
-    resident_events,
-    write_truth,
-)
+from producers.simulator.script import Planned, plan
+from producers.simulator.truth import Published, Truth, compute
+from producers.simulator.world import World, generate_world
 from satubus import metrics
 from satubus.errors import ConfigurationError
 from satubus.settings import Settings
-from schemas.models import Person
+from schemas.catalogue import load_catalogue
 from schemas.regions import load_regions
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde
 
 log = logging.getLogger(__name__)
+FUTURE = dt.timedelta(days=1)
+
+
+@dataclass
+class Simulation:
+    world: World
+    published: list[Published]
+    truth: Truth
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--residents", type=int, default=10_000, help="residents to publish (default 10000)")
+    parser.add_argument("--residents", type=int, default=10_000, help="size of the city (default 10000 residents)")
     parser.add_argument("--seed", type=int, default=1, help="random seed; the same seed gives the same data")
+    parser.add_argument("--dirty", type=float, default=0.02, help="share of events followed by a dirty one (0.02)")
     parser.add_argument("--rate", type=float, default=0, help="events per second; 0 = as fast as possible")
-    parser.add_argument("--truth", type=Path, help="write the expected unified person rows here (JSON lines)")
+    parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds; 0 = the whole script")
+    parser.add_argument("--agencies", help="comma-separated agency codes to simulate (default: all integrated)")
+    parser.add_argument("--truth", type=Path, help="write the ground truth into this folder")
     parser.add_argument("--metrics", action="store_true", help="serve Prometheus metrics while publishing")
 
 
-@dataclass(frozen=True, slots=True)
-class Simulation:
-    events: list[ResidentEvent]
-    expected: list[Person]  # the unified rows the pipeline must then hold, one per event
-
-
-def simulate(settings: Settings, *, residents: int, seed: int, rate: float = 0) -> Simulation:
-    """Publish ``residents`` resident creation events and return them with their ground truth."""
+def simulate(
+    settings: Settings,
+    *,
+    residents: int,
+    seed: int,
+    dirty: float = 0.02,
+    rate: float = 0,
+    duration: float = 0,
+    agencies: set[str] | None = None,
+    progress: TextIO = sys.stderr,
+) -> Simulation:
     if settings.pseudonym_key is None:
         raise ConfigurationError("SATUBUS_PSEUDONYM_KEY is not set: the ground truth needs the pseudonym key")
-    key = settings.pseudonym_key.get_secret_value().encode()
-    people = generate_residents(residents, seed=seed, regions=load_regions(), today=dt.date.today())
-    events, expected = [], []
-    with (
-        AvroSerde(registry_client(settings)) as serde,
-        AgencyPublisher(settings, serde, agency="dukcapil", dataset="penduduk", system="siak") as publisher,
-    ):
-        pacer = Pacer(residents, rate, "dukcapil.penduduk")
-        for event in resident_events(people, seed=seed, clock=_now_millis):
-            publisher.publish(
-                event.resident.nik,
-                dukcapil_record(event.resident),
-                version=event.version,
-                op="c",
-                occurred_at=event.occurred_at,
-                event_id=event.event_id,
-            )
-            events.append(event)
-            expected.append(expected_person(event, key))
-            pacer.tick(lambda: publisher.acknowledged)
-        publisher.flush()
-        pacer.finish(publisher.acknowledged)
-    return Simulation(events, expected)
+    integrated: set[str] = {a.code for a in load_catalogue() if a.integrated}
+    chosen = integrated if agencies is None else agencies & integrated
+    regions = load_regions()
+    world = generate_world(residents, seed=seed, regions=regions, now=_now_millis())
+    script = plan(world, seed=seed, dirty=dirty, regions=regions, agencies=chosen)
+    published = _publish(settings, script, rate=rate, duration=duration, progress=progress)
+    return Simulation(world, published, compute(published, settings.pseudonym_key.get_secret_value().encode()))
+
+
+def _publish(
+    settings: Settings, script: list[Planned], *, rate: float, duration: float, progress: TextIO
+) -> list[Published]:
+    published: list[Published] = []
+    publishers: dict[tuple[str, str], AgencyPublisher] = {}
+    started = last_report = time.monotonic()
+    with AvroSerde(registry_client(settings)) as serde:
+        try:
+            for n, planned in enumerate(script, start=1):
+                now = time.monotonic()
+                if duration and now - started >= duration:
+                    break
+                if rate and (due := started + n / rate) > now:
+                    time.sleep(due - now)
+                publisher = publishers.get((planned.agency, planned.dataset))
+                if publisher is None:
+                    publisher = publishers[(planned.agency, planned.dataset)] = AgencyPublisher(
+                        settings, serde, agency=planned.agency, dataset=planned.dataset, system="simulator"
+                    )
+                occurred_at = _now_millis() + (FUTURE if planned.future else dt.timedelta())
+                publisher.publish(
+                    planned.key,
+                    planned.record,
+                    version=planned.version,
+                    op=planned.op,
+                    occurred_at=occurred_at,
+                    event_id=planned.event_id,
+                )
+                published.append(Published(planned, occurred_at))
+                if now - last_report >= 1:
+                    last_report = now
+                    _report(progress, len(published), len(script), started, end="")
+        finally:
+            for publisher in publishers.values():
+                publisher.flush()
+    _report(progress, len(published), len(script), started, end="\n")
+    return published
+
+
+def _report(out: TextIO, done: int, total: int, started: float, end: str) -> None:
+    elapsed = max(time.monotonic() - started, 1e-9)
+    print(
+        f"\rsimulated agencies: {done}/{total} events published, {done / elapsed:,.0f} events/s",
+        end=end,
+        file=out,
+        flush=True,
+    )
 
 
 def _now_millis() -> dt.datetime:
@@ -81,8 +129,23 @@ def _now_millis() -> dt.datetime:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     if args.metrics:
         metrics.serve(settings.metrics_host, settings.simulator_metrics_port)
-    simulation = simulate(settings, residents=args.residents, seed=args.seed, rate=args.rate)
+    agencies = set(args.agencies.split(",")) if args.agencies else None
+    simulation = simulate(
+        settings,
+        residents=args.residents,
+        seed=args.seed,
+        dirty=args.dirty,
+        rate=args.rate,
+        duration=args.duration,
+        agencies=agencies,
+    )
+    truth = simulation.truth
+    print(
+        f"{len(simulation.published)} events from {len(truth.counts)} topics; expected: "
+        f"{len(truth.persons)} persons, {len(truth.parcels)} parcels, {len(truth.incidents)} incidents, "
+        f"{len(truth.findings)} findings, {len(truth.dead_letters)} dead letters"
+    )
     if args.truth:
-        write_truth(args.truth, simulation.expected)
-        log.info("wrote the ground truth (%d unified person rows) to %s", len(simulation.expected), args.truth)
+        truth.write(args.truth)
+        print(f"ground truth written to {args.truth}")
     return 0

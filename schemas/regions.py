@@ -32,6 +32,7 @@ class Regions:
     def __init__(self, regions: list[Region], bps_crosswalk: dict[str, RegionCode] | None = None) -> None:
         self._by_code = {r.code: r for r in regions}
         self._by_bps = bps_crosswalk or {}
+        self._to_bps = {code: bps for bps, code in self._by_bps.items()}
         self._kelurahan_by_name = {name_key(r.name): r for r in regions if r.level in ("kelurahan", "desa")}
 
     def __len__(self) -> int:
@@ -46,6 +47,10 @@ class Regions:
 
     def kelurahan_named(self, name: str) -> Region | None:
         return self._kelurahan_by_name.get(name_key(name))
+
+    def bps_code(self, code: str) -> str | None:
+        """The BPS statistical code of a Kemendagri region, when the crosswalk has one."""
+        return self._to_bps.get(RegionCode(dotted(code)))
 
     def from_bps(self, bps_code: str) -> Region | None:
         """The region a BPS statistical code (e.g. 3173020001, Menteng) stands for."""

@@ -79,7 +79,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     try:
         print(f"4/5 publishing {args.residents} simulated Dukcapil residents")
         published = time.monotonic()
-        expected = simulate(settings, residents=args.residents, seed=args.seed, rate=args.rate).expected
+        simulation = simulate(settings, residents=args.residents, seed=args.seed, rate=args.rate)
+        expected = list(simulation.truth.persons.values())
         print("5/5 waiting for the unified view")
         asyncio.run(_follow_view(settings, [p.person_id for p in expected], children, logs))
         elapsed = time.monotonic() - published

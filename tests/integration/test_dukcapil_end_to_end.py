@@ -21,10 +21,11 @@ from producers.publisher import AgencyPublisher
 from producers.simulate import simulate
 from satubus.kafka import producer_config
 from satubus.settings import Settings
+from schemas.pseudonym import person_id
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde
 from schemas.topics import DLQ, DUKCAPIL_PENDUDUK, UNIFIED_PERSON
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import PSEUDONYM_KEY, Pipeline
 
 RESIDENTS = 2_000
 PARTITIONS = range(4)
@@ -123,7 +124,7 @@ def scrape(port: int) -> dict[str, float]:
 def run(bus: Settings, pipeline: Pipeline) -> dict[str, Any]:
     malformed = publish_malformed(bus)
     started = time.monotonic()
-    simulation = simulate(bus, residents=RESIDENTS, seed=20261128)
+    simulation = simulate(bus, residents=RESIDENTS, seed=20261128, dirty=0, agencies={"dukcapil"})
     asyncio.run(wait_for_rows(bus, RESIDENTS, pipeline))
     elapsed = time.monotonic() - started
     print(f"\nend to end: {RESIDENTS} residents in {elapsed:.2f}s = {RESIDENTS / elapsed:,.0f} events/s")
@@ -131,7 +132,7 @@ def run(bus: Settings, pipeline: Pipeline) -> dict[str, Any]:
 
 
 def test_postgres_holds_exactly_the_expected_view(bus: Settings, run: dict[str, Any]) -> None:
-    expected = {p.person_id: p.model_dump() for p in run["simulation"].expected}
+    expected = {pid: p.model_dump() for pid, p in run["simulation"].truth.persons.items()}
     rows = asyncio.run(fetch_rows(bus))
     assert len(rows) == RESIDENTS
     actual = {r["person_id"]: {k: v for k, v in r.items() if k != "committed_at"} for r in rows}
@@ -141,9 +142,9 @@ def test_postgres_holds_exactly_the_expected_view(bus: Settings, run: dict[str, 
 def test_unified_topic_carries_one_record_per_person_and_no_clear_nik(bus: Settings, run: dict[str, Any]) -> None:
     messages = read_topic(bus, UNIFIED_PERSON.name)
     assert len(messages) == RESIDENTS
-    assert {m.key().decode() for m in messages} == {p.person_id for p in run["simulation"].expected}
-    niks = [e.resident.nik.encode() for e in run["simulation"].events]
-    family_cards = [e.resident.family_card.encode() for e in run["simulation"].events]
+    assert {m.key().decode() for m in messages} == set(run["simulation"].truth.persons)
+    niks = [r.nik.encode() for r in run["simulation"].world.residents]
+    family_cards = [r.family_card.encode() for r in run["simulation"].world.residents]
     for message in messages:
         payload = message.key() + message.value()
         assert not any(nik in payload for nik in niks)
@@ -164,7 +165,7 @@ def test_an_independent_client_reads_the_unified_topic(bus: Settings, run: dict[
         decoder = avro.io.BinaryDecoder(io.BytesIO(value[5:]))
         record = avro.io.DatumReader(writers[schema_id]).read(decoder)
         records[record["person_id"]] = record
-    expected = {p.person_id: p.model_dump() for p in run["simulation"].expected}
+    expected = {pid: p.model_dump() for pid, p in run["simulation"].truth.persons.items()}
     assert records == expected
 
 
@@ -199,16 +200,16 @@ def test_deletes_at_the_source_remove_rows_through_tombstones(
     bus: Settings, run: dict[str, Any], pipeline: Pipeline
 ) -> None:
     """Runs last: it changes the view the tests above compare."""
-    doomed = run["simulation"].events[:25]
+    doomed = run["simulation"].world.residents[:25]
     with (
         AvroSerde(registry_client(bus)) as serde,
         AgencyPublisher(bus, serde, agency="dukcapil", dataset="penduduk", system="siak") as publisher,
     ):
-        for event in doomed:
-            publisher.publish(event.resident.nik, None, version=2, op="d")
+        for resident in doomed:
+            publisher.publish(resident.nik, None, version=2, op="d")
     asyncio.run(wait_for_rows(bus, RESIDENTS - len(doomed), pipeline, at_most=True))
     remaining = {r["person_id"] for r in asyncio.run(fetch_rows(bus))}
-    gone = {p.person_id for p in run["simulation"].expected[: len(doomed)]}
+    gone = {person_id(PSEUDONYM_KEY.encode(), r.nik) for r in doomed}
     assert not remaining & gone
     assert len(remaining) == RESIDENTS - len(doomed)
     tombstones = [m for m in read_topic(bus, UNIFIED_PERSON.name) if m.value() is None]

@@ -1,0 +1,195 @@
+"""The ground truth of a simulation: what the bus must make of the events that were published.
+
+Computed from the facts behind the clean events, never by the pipeline's normalizer, so tests and benchmarks can
+compare the pipeline's output against it exactly: the unified people, parcels and incidents, the findings, every
+dead letter with its reason, and per-topic counts that reconcile (in = unified + dead letters + dropped).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from producers.simulator.script import Planned
+from producers.simulator.world import Disbursement, Enrolment, Incident, Parcel, Permit, Resident
+from schemas.models import BuildingPermit, ParcelTax, ParcelZoning, Person
+from schemas.models import Incident as IncidentModel
+from schemas.models import Parcel as ParcelModel
+from schemas.pseudonym import household_id, person_id
+from schemas.topics import agency_topic
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    planned: Planned
+    occurred_at: dt.datetime
+
+    @property
+    def topic(self) -> str:
+        return agency_topic(self.planned.agency, self.planned.dataset)
+
+
+@dataclass
+class Truth:
+    persons: dict[str, Person] = field(default_factory=dict)
+    parcels: dict[str, ParcelModel] = field(default_factory=dict)
+    incidents: dict[str, IncidentModel] = field(default_factory=dict)
+    findings: set[tuple[str, str]] = field(default_factory=set)  # (kind, subject id)
+    dead_letters: list[dict[str, str]] = field(default_factory=list)
+    counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+
+    def write(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, models in (("persons", self.persons), ("parcels", self.parcels), ("incidents", self.incidents)):
+            with (directory / f"{name}.jsonl").open("w", encoding="utf-8") as out:
+                for model in models.values():
+                    out.write(json.dumps(model.model_dump(mode="json"), sort_keys=True) + "\n")
+        with (directory / "findings.jsonl").open("w", encoding="utf-8") as out:
+            for kind, subject in sorted(self.findings):
+                out.write(json.dumps({"kind": kind, "subject_id": subject}) + "\n")
+        with (directory / "dead_letters.jsonl").open("w", encoding="utf-8") as out:
+            for letter in self.dead_letters:
+                out.write(json.dumps(letter, sort_keys=True) + "\n")
+        (directory / "counts.json").write_text(json.dumps(self.counts, indent=2, sort_keys=True) + "\n")
+
+
+def compute(published: list[Published], pseudonym_key: bytes) -> Truth:
+    truth = Truth()
+    latest: dict[tuple[str, str, str], Published] = {}
+    for event in published:
+        planned = event.planned
+        outcome = planned.expect.split(":", 1)
+        truth.counts[event.topic]["in"] += 1
+        truth.counts[event.topic][outcome[0]] += 1
+        if outcome[0] == "dlq":
+            truth.dead_letters.append(
+                {"topic": event.topic, "event_id": str(planned.event_id), "stage": "normalize", "reason": outcome[1]}
+            )
+        elif outcome[0] == "unified":
+            latest[(planned.agency, planned.dataset, planned.key)] = event
+
+    registered: set[str] = set()
+    for (_, dataset, _), event in sorted(latest.items(), key=lambda item: item[0]):
+        fact = event.planned.fact
+        if dataset == "penduduk":
+            person = _person(fact, event, pseudonym_key)
+            truth.persons[person.person_id] = person
+            registered.add(fact.nik)
+        elif dataset == "kejadian":
+            truth.incidents[f"bpbd:{fact.id}"] = _incident(fact, event)
+    parcel_events = [e for (_, d, _), e in latest.items() if d in ("objek_pajak", "zonasi", "pbg")]
+    truth.parcels = _parcels(parcel_events)
+    truth.findings = _findings(latest, registered, pseudonym_key)
+    return truth
+
+
+def _person(r: Resident, event: Published, key: bytes) -> Person:
+    return Person(
+        person_id=person_id(key, r.nik),
+        household_id=household_id(key, r.family_card),
+        full_name=r.name,
+        birth_date=r.birth_date,
+        sex=r.sex,  # type: ignore[arg-type]
+        address=f"{r.street} RT {r.rt:03d}/RW {r.rw:03d}",
+        kelurahan_code=r.kelurahan.code,
+        kecamatan_code=r.kelurahan.parent_code,
+        kota_code=r.kelurahan.parent_code.rsplit(".", 1)[0],
+        is_deceased=r.deceased_on is not None,
+        deceased_on=r.deceased_on,
+        version=event.planned.version,
+        updated_at=event.occurred_at,
+        source_event_id=str(event.planned.event_id),
+    )
+
+
+def _incident(i: Incident, event: Published) -> IncidentModel:
+    return IncidentModel(
+        incident_id=f"bpbd:{i.id}",
+        agency="bpbd",
+        kind=i.kind,  # type: ignore[arg-type]
+        kelurahan_code=i.kelurahan.code,
+        started_at=i.started_at,
+        status=i.statuses[event.planned.version - 1],  # type: ignore[arg-type]
+        affected_rw=list(i.affected_rw),
+        water_level_cm=i.water_level_cm,
+        displaced=i.displaced,
+        fatalities=i.fatalities,
+        injured=i.injured,
+        version=event.planned.version,
+        updated_at=event.occurred_at,
+    )
+
+
+def _parcels(events: list[Published]) -> dict[str, ParcelModel]:
+    parts: dict[str, dict[str, Any]] = defaultdict(lambda: {"permits": [], "version": 0})
+    for event in sorted(events, key=lambda e: e.occurred_at):
+        fact = event.planned.fact
+        parcel: Parcel = fact[0] if isinstance(fact, tuple) else fact
+        state = parts[parcel.nop]
+        state["nop"] = parcel.nop
+        state["version"] += 1
+        state["updated_at"] = event.occurred_at
+        if event.planned.dataset == "objek_pajak":
+            state["kelurahan_code"], state["address"] = parcel.kelurahan.code, parcel.address
+            state["tax"] = ParcelTax(
+                tax_year=parcel.tax_year,
+                land_area_m2=parcel.land_m2,
+                building_area_m2=parcel.building_m2,
+                assessed_value=parcel.land_m2 * parcel.land_value_m2 + parcel.building_m2 * parcel.building_value_m2,
+                tax_due=parcel.tax_due,
+                payment_status=parcel.payment,  # type: ignore[arg-type]
+            )
+        elif event.planned.dataset == "zonasi":
+            state["kelurahan_code"] = parcel.kelurahan.code
+            state["zoning"] = ParcelZoning(
+                zone_code=parcel.zone,
+                subzone_code=parcel.subzone,
+                max_coverage_pct=parcel.max_coverage,
+                max_floor_area_ratio=parcel.max_far,
+                max_storeys=parcel.max_storeys,
+                forbidden_functions=list(parcel.forbidden),
+            )
+        else:
+            permit: Permit = fact[1]
+            state["permits"].append(
+                BuildingPermit(
+                    application_id=permit.application,
+                    permit_number=permit.number,
+                    function=permit.function,  # type: ignore[arg-type]
+                    floor_area_m2=permit.floor_m2,
+                    storeys=permit.storeys,
+                    status=permit.status,  # type: ignore[arg-type]
+                    issued_on=permit.issued_on,
+                )
+            )
+    return {
+        nop: ParcelModel(**(state | {"permits": sorted(state["permits"], key=lambda p: p.application_id)}))
+        for nop, state in parts.items()
+    }
+
+
+def _findings(latest: dict[tuple[str, str, str], Published], registered: set[str], key: bytes) -> set[tuple[str, str]]:
+    findings: set[tuple[str, str]] = set()
+    zoning = {k[2] for k in latest if k[1] == "zonasi"}
+    for (_, dataset, _), event in latest.items():
+        fact = event.planned.fact
+        if dataset == "penerima_bansos":
+            aid: Disbursement = fact
+            nik = aid.recipient.nik
+            if nik not in registered:
+                findings.add(("NO_CIVIL_REGISTRY_RECORD", person_id(key, nik)))
+            elif aid.paid_on and aid.recipient.deceased_on and aid.paid_on > aid.recipient.deceased_on:
+                findings.add(("AID_TO_DECEASED", person_id(key, nik)))
+        elif dataset == "peserta_didik":
+            enrolment: Enrolment = fact
+            if enrolment.nik and enrolment.nik not in registered:
+                findings.add(("NO_CIVIL_REGISTRY_RECORD", person_id(key, enrolment.nik)))
+        elif dataset == "pbg":
+            parcel, permit = fact
+            if permit.status == "ISSUED" and permit.function in parcel.forbidden and parcel.nop in zoning:
+                findings.add(("PERMIT_FORBIDDEN_BY_ZONING", parcel.nop))
+    return findings

@@ -1,0 +1,125 @@
+"""Publish-path benchmark: the agency SDK (single and batch) and the outbox relay, measured side by side with a
+bare confluent-kafka producer sending the same bytes, in one run on the local stack.
+
+Run: ``SATUBUS_ENV_FILE=deploy/local/dev.env .venv/bin/python -m bench.publish [--events N]`` (stack up first).
+Prints a table and writes bench/results/publish.json. Figures are ratios against the bare producer measured in
+the same run, because this machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import random
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from confluent_kafka import Producer
+
+from producers.outbox import OutboxRelay, install
+from producers.publisher import AgencyPublisher, Change
+from producers.simulator.render import penerima_bansos
+from producers.simulator.world import generate_world
+from satubus.kafka import producer_config
+from satubus.settings import Settings, get_settings
+from schemas.envelope import agency_event_schema
+from schemas.regions import load_regions
+from schemas.registry import registry_client
+from schemas.serde import AvroSerde
+from schemas.topics import value_subject
+
+RESULTS = Path(__file__).parent / "results" / "publish.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000, help="events per measurement (default 50000)")
+    args = parser.parse_args()
+    settings = get_settings()
+    world = generate_world(args.events, seed=3, regions=load_regions(), now=dt.datetime.now(dt.UTC))
+    rng = random.Random(1)
+    records = [penerima_bansos(d, rng) for d in world.disbursements]
+    records = (records * (args.events // max(len(records), 1) + 1))[: args.events]
+    results: dict[str, float] = {}
+
+    with AvroSerde(registry_client(settings)) as serde:
+        publisher = AgencyPublisher(settings, serde, agency="dinsos", dataset="penerima_bansos", system="bench")
+        encoder = serde.encoder(value_subject(publisher.topic), agency_event_schema("dinsos", "penerima_bansos"))
+        encoded = [encoder.encode(_envelope(r)) for r in records[:1000]]
+        raw = Producer(producer_config(settings, client_id="bench-raw"))
+        started = time.perf_counter()
+        for i in range(args.events):
+            while True:
+                try:
+                    raw.produce(publisher.topic, value=encoded[i % 1000], key=records[i]["id_penyaluran"].encode())
+                    break
+                except BufferError:
+                    raw.poll(0.05)
+            raw.poll(0)
+        raw.flush()
+        results["bare confluent-kafka producer (pre-encoded)"] = args.events / (time.perf_counter() - started)
+
+        started = time.perf_counter()
+        for record in records:
+            publisher.publish(record["id_penyaluran"], record, version=1)
+        publisher.flush()
+        results["SDK publish() one by one"] = args.events / (time.perf_counter() - started)
+
+        started = time.perf_counter()
+        publisher.publish_batch(Change(r["id_penyaluran"], r, version=1) for r in records)
+        results["SDK publish_batch()"] = args.events / (time.perf_counter() - started)
+
+        results["outbox relay (PostgreSQL -> Kafka, marked)"] = asyncio.run(_relay(settings, publisher, records))
+        publisher.close()
+
+    ceiling = results["bare confluent-kafka producer (pre-encoded)"]
+    print(f"{'path':<46}{'events/s':>12}{'ratio':>8}")
+    for name, rate in results.items():
+        print(f"{name:<46}{rate:>12,.0f}{rate / ceiling:>8.2f}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"events": args.events, "events_per_second": results}, indent=2) + "\n")
+
+
+def _envelope(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "op": "c",
+        "occurred_at": dt.datetime.now(dt.UTC),
+        "source": {"agency": "dinsos", "system": "bench", "version": "1"},
+        "key": str(record["id_penyaluran"]),
+        "version": 1,
+        "after": record,
+        "before": None,
+    }
+
+
+async def _relay(settings: Settings, publisher: AgencyPublisher, records: list[dict[str, Any]]) -> float:
+    admin = settings.database_url.rsplit("/", 1)[0] + "/postgres"
+    dsn = settings.database_url.rsplit("/", 1)[0] + "/bench_outbox"
+    conn = await asyncpg.connect(admin)
+    await conn.execute("DROP DATABASE IF EXISTS bench_outbox WITH (FORCE)")
+    await conn.execute("CREATE DATABASE bench_outbox")
+    await conn.close()
+    await install(dsn)
+    conn = await asyncpg.connect(dsn)
+    await conn.copy_records_to_table(
+        "satubus_outbox",
+        columns=["aggregatetype", "aggregateid", "type", "payload"],
+        records=[("penerima_bansos", r["id_penyaluran"], "c", json.dumps(r)) for r in records],
+    )
+    relay = OutboxRelay(publisher, dsn, dataset="penerima_bansos")
+    started = time.perf_counter()
+    while await relay.relay_once(conn):
+        pass
+    rate = len(records) / (time.perf_counter() - started)
+    await conn.close()
+    return rate
+
+
+if __name__ == "__main__":
+    main()

@@ -97,6 +97,7 @@ async def write_rows(dsn: str, rng: random.Random) -> tuple[set[str], set[str]]:
 
 
 def start_relay(settings: Settings, dsn: str, log: Path) -> subprocess.Popen[bytes]:
+    log.touch()
     with log.open("ab") as out:
         return subprocess.Popen(
             [
@@ -131,32 +132,38 @@ def test_every_row_reaches_the_topic_through_repeated_kill_9(bus: Settings, agen
     log = bus.state_dir.resolve() / "logs" / "test-outbox-relay.log"
     log.unlink(missing_ok=True)
     relay = start_relay(bus, agency_db, log)
-    kills = 0
+    kills = last_start = 0
 
     async def kill_while_writing() -> tuple[set[str], set[str]]:
-        nonlocal relay, kills
+        nonlocal relay, kills, last_start
         writer = asyncio.ensure_future(write_rows(agency_db, rng))
         while kills < KILLS:
             await asyncio.sleep(rng.uniform(0.5, 2.0))
             os.kill(relay.pid, signal.SIGKILL)
             relay.wait()
             kills += 1
+            last_start = log.stat().st_size
             relay = start_relay(bus, agency_db, log)
         return await writer
 
     started = time.monotonic()
-    valid, invalid = asyncio.run(kill_while_writing())
-    deadline = time.monotonic() + 180
-    while asyncio.run(pending(agency_db)):
-        assert relay.poll() is None, f"the relay exited; see {log}"
-        assert time.monotonic() < deadline, "rows still pending after 180s"
-        time.sleep(0.2)
-    elapsed = time.monotonic() - started
-    while log.read_text().count("relaying penerima_bansos outbox rows") < kills + 1:  # the last start is up
-        assert relay.poll() is None and time.monotonic() < deadline, f"the relay did not start; see {log}"
-        time.sleep(0.1)
-    relay.send_signal(signal.SIGTERM)
-    assert relay.wait(timeout=60) == 0
+    try:
+        valid, invalid = asyncio.run(kill_while_writing())
+        deadline = time.monotonic() + 180
+        while asyncio.run(pending(agency_db)):
+            assert relay.poll() is None, f"the relay exited; see {log}"
+            assert time.monotonic() < deadline, "rows still pending after 180s"
+            time.sleep(0.2)
+        elapsed = time.monotonic() - started
+        while b"relaying penerima_bansos" not in log.read_bytes()[last_start:]:  # the last relay is up
+            assert relay.poll() is None and time.monotonic() < deadline, f"the relay did not start; see {log}"
+            time.sleep(0.1)
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(timeout=60) == 0
+    finally:
+        if relay.poll() is None:
+            relay.kill()
+            relay.wait()
 
     with AvroSerde(registry_client(bus)) as serde:
         events = [serde.decode(m.value()) for m in read_topic(bus, TOPIC)]

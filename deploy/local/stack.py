@@ -264,9 +264,10 @@ class Kafka:
         template = (HERE / "kafka-server.properties").read_text()
         config.write_text(template.format(port=self.port, controller_port=self.controller_port, data=self.dir / "data"))
         if not (self.dir / "data" / "meta.properties").exists():
+            # May start with "-": passed as --cluster-id=... so the tool does not read it as an option.
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             _run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+                self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)),
                 "formatting Kafka's storage",
             )
         return config

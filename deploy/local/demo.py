@@ -77,7 +77,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     print(f"3/5 stream processor and materializer (logs in {logs})")
     children = [_start("stream", logs), _start("materialize", logs)]
     try:
-        print(f"4/5 publishing {args.residents} simulated Dukcapil residents")
+        print(f"4/5 the 40 integrated agencies publish a simulated city of {args.residents} residents")
         published = time.monotonic()
         simulation = simulate(settings, residents=args.residents, seed=args.seed, rate=args.rate)
         expected = list(simulation.truth.persons.values())
@@ -85,8 +85,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_follow_view(settings, [p.person_id for p in expected], children, logs))
         elapsed = time.monotonic() - published
         print(
-            f"\n{len(expected)} residents published and materialized in {elapsed:.1f}s "
-            f"({len(expected) / elapsed:,.0f} events/s end to end).\n\nWhere to look:\n"
+            f"\n{len(simulation.published)} agency events published; the {len(expected)} residents are in the unified "
+            f"view {elapsed:.1f}s after publishing began. Today the stream processor normalizes Dukcapil's residents; "
+            f"the other agencies' topics wait for their mappings.\n\nWhere to look:\n"
             f"  the unified view  psql {settings.database_url} -c "
             f"'SELECT kota_code, count(*), sum(is_deceased::int) AS deceased FROM unified.person GROUP BY 1'\n"
             f"  metrics           http://{settings.metrics_host}:{settings.stream_metrics_port}/metrics (stream)\n"

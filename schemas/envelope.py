@@ -88,14 +88,14 @@ def envelope_schema(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def agency_schema_path(agency: str, dataset: str) -> Path:
+def agency_schema_path(agency: str, dataset: str, root: Path = AGENCIES_DIR) -> Path:
     """An agency's own schema for the dataset, else the shared one in ``agencies/common/``."""
-    own = AGENCIES_DIR / agency / f"{dataset}.avsc"
-    return own if own.exists() else AGENCIES_DIR / "common" / f"{dataset}.avsc"
+    own = root / agency / f"{dataset}.avsc"
+    return own if own.exists() else root / "common" / f"{dataset}.avsc"
 
 
-def agency_record_schema(agency: str, dataset: str) -> dict[str, Any]:
-    return dict(json.loads(agency_schema_path(agency, dataset).read_text(encoding="utf-8")))
+def agency_record_schema(agency: str, dataset: str, root: Path = AGENCIES_DIR) -> dict[str, Any]:
+    return dict(json.loads(agency_schema_path(agency, dataset, root).read_text(encoding="utf-8")))
 
 
 def agency_event_schema(agency: str, dataset: str) -> dict[str, Any]:

@@ -1,8 +1,11 @@
-"""The faust application: one agent per agency dataset, concurrency 1 per partition.
+"""The faust application: one generic agent per mapped agency dataset (schemas/agencies/*/*.mapping.yaml).
 
-Values travel as raw bytes and are decoded by our serde inside the agent, so a record that does not decode is
-dead-lettered with its context instead of crashing the stream. faust flushes its producer before committing
-offsets, so every output of an event is acknowledged before the event counts as done (at-least-once).
+For each event: decode (our serde; failures are dead-lettered with their offset), normalize through the dataset's
+mapping (rejections are dead-lettered with field and reason), then admit it only if it is neither a redelivery
+nor older than what its key already had (state per key in a faust Table, restored from its changelog), and send
+the canonical record to ``unified.<entity>.v1``. Agent concurrency is 1 per partition. faust flushes its producer
+before committing offsets, so every output of an event is acknowledged before the event counts as done
+(at-least-once); the per-key guard makes the unified topic effectively-once.
 """
 
 from __future__ import annotations
@@ -19,14 +22,16 @@ from satubus.settings import Settings
 from schemas.dead_letters import DEAD_LETTERED, DeadLetter
 from schemas.errors import DecodeError, Origin
 from schemas.nik import mask_nik
-from schemas.regions import load_regions
+from schemas.pseudonym import pseudonymize
+from schemas.regions import Regions, load_regions
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde
-from schemas.topics import DEAD_LETTERS, DUKCAPIL_PENDUDUK, UNIFIED_PERSON
+from schemas.topics import DEAD_LETTERS, agency_topic, unified_contract
 from streams import metrics
 from streams.codec import AvroCodec
 from streams.errors import Rejected
-from streams.normalize import Deletion, normalize_resident
+from streams.mapping import DatasetMapping, Deletion, discover_mappings
+from streams.ordering import KeyState, admit, remember
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +44,12 @@ def build_app(settings: Settings) -> faust.App:
             "SATUBUS_PSEUDONYM_KEY is not set: the stream processor needs the secret HMAC key that turns NIKs "
             "into person_id values (set it in the environment or in the file named by SATUBUS_ENV_FILE)"
         )
-    pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
     app = faust.App(
         APP_ID,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         datadir=str(settings.state_dir / "streams"),
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication_factor,
         topic_partitions=settings.topic_partitions,
         key_serializer="raw",
         value_serializer="raw",
@@ -53,20 +57,81 @@ def build_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         web_enabled=False,
     )
-    serde = AvroSerde(registry_client(settings))
-    regions = load_regions()
-    source = app.topic(DUKCAPIL_PENDUDUK.name, key_type=bytes, value_type=bytes)
-    unified = app.topic(
-        UNIFIED_PERSON.name,
-        key_type=bytes,
-        value_serializer=AvroCodec(serde=serde, subject=UNIFIED_PERSON.subject, schema=UNIFIED_PERSON.value_schema()),
-    )
-    dead_letters = app.topic(DEAD_LETTERS.name, key_type=bytes, value_type=bytes)
-    agency, dataset = "dukcapil", "penduduk"
+    pipeline = _Pipeline(app, settings, AvroSerde(registry_client(settings)), load_regions())
+    for mapping in discover_mappings():
+        pipeline.add(mapping)
+    return app
 
-    async def dead_letter(message: Any, stage: str, reason: str, error: Exception) -> None:
+
+class _Pipeline:
+    def __init__(self, app: faust.App, settings: Settings, serde: AvroSerde, regions: Regions) -> None:
+        assert settings.pseudonym_key is not None
+        self.app = app
+        self.settings = settings
+        self.serde = serde
+        self.regions = regions
+        self.key = settings.pseudonym_key.get_secret_value().encode()
+        self.dead_letters = app.topic(DEAD_LETTERS.name, key_type=bytes, value_type=bytes)
+
+    def add(self, mapping: DatasetMapping) -> None:
+        agency, dataset = mapping.agency, mapping.dataset
+        contract = unified_contract(mapping.spec.entity)
+        source = self.app.topic(agency_topic(agency, dataset), key_type=bytes, value_type=bytes)
+        unified = self.app.topic(
+            contract.name,
+            key_type=bytes,
+            value_serializer=AvroCodec(serde=self.serde, subject=contract.subject, schema=contract.value_schema()),
+        )
+        # Keyed by a keyed hash of the agency's key: the changelog topic must not carry clear NIKs either.
+        states = self.app.Table(
+            f"keys-{agency}-{dataset}",
+            key_type=str,
+            value_type=bytes,
+            partitions=self.settings.topic_partitions,
+        )
+
+        async def normalize(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                await self._process(event.message, mapping, unified, states)
+
+        self.app.agent(source, name=f"normalize-{agency}-{dataset}", concurrency=1)(normalize)
+        log.info("normalizing %s into %s", source.get_topic_name(), contract.name)
+
+    async def _process(self, message: Any, mapping: DatasetMapping, unified: Any, states: Any) -> None:
+        agency, dataset = mapping.agency, mapping.dataset
+        metrics.EVENTS_IN.labels(agency, dataset).inc()
+        started = time.perf_counter()
+        try:
+            envelope = self.serde.decode(message.value, Origin(message.topic, message.partition, message.offset))
+        except DecodeError as exc:
+            await self._dead_letter(message, agency, dataset, "decode", type(exc).__name__, exc)
+            return
+        try:
+            result = mapping.apply(envelope, regions=self.regions, pseudonym_key=self.key, now=dt.datetime.now(dt.UTC))
+        except Rejected as exc:
+            await self._dead_letter(message, agency, dataset, "normalize", exc.reason, exc)
+            return
+        state_key = pseudonymize(self.key, "state", str(envelope["key"]))
+        state = KeyState.decode(states.get(state_key))
+        event_id = str(envelope["event_id"])
+        verdict = admit(state, event_id, envelope["version"])
+        if verdict != "new":
+            metrics.EVENTS_DROPPED.labels(agency, dataset, verdict).inc()
+            return
+        if isinstance(result, Deletion):
+            await unified.send(key=result.key.encode(), value=None)
+        else:
+            await unified.send(key=str(getattr(result, mapping.spec.key)).encode(), value=result.model_dump())
+        states[state_key] = remember(state, event_id, envelope["version"]).encode()
+        metrics.EVENTS_OUT.labels(mapping.spec.entity).inc()
+        metrics.LAST_VALID_EVENT.labels(agency, dataset).set(time.time())
+        metrics.PROCESSING_SECONDS.labels("normalize").observe(time.perf_counter() - started)
+
+    async def _dead_letter(
+        self, message: Any, agency: str, dataset: str, stage: str, reason: str, error: Exception
+    ) -> None:
         letter = DeadLetter(stage, reason, error, message.topic, message.partition, message.offset, agency)
-        await dead_letters.send(key=message.key, value=message.value, headers=letter.headers(message.value))
+        await self.dead_letters.send(key=message.key, value=message.value, headers=letter.headers(message.value))
         metrics.EVENTS_INVALID.labels(agency, dataset, stage, reason).inc()
         DEAD_LETTERED.labels(stage, reason).inc()
         log.warning(
@@ -77,31 +142,3 @@ def build_app(settings: Settings) -> faust.App:
             stage,
             mask_nik(str(error)),
         )
-
-    @app.agent(source, concurrency=1)
-    async def normalize_residents(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            metrics.EVENTS_IN.labels(agency, dataset).inc()
-            started = time.perf_counter()
-            try:
-                envelope = serde.decode(message.value, Origin(message.topic, message.partition, message.offset))
-            except DecodeError as exc:
-                await dead_letter(message, "decode", type(exc).__name__, exc)
-                continue
-            try:
-                result = normalize_resident(
-                    envelope, pseudonym_key=pseudonym_key, regions=regions, now=dt.datetime.now(dt.UTC)
-                )
-            except Rejected as exc:
-                await dead_letter(message, "normalize", exc.reason, exc)
-                continue
-            if isinstance(result, Deletion):
-                await unified.send(key=result.person_id.encode(), value=None)
-            else:
-                await unified.send(key=result.person_id.encode(), value=result.to_avro())
-            metrics.EVENTS_OUT.labels("person").inc()
-            metrics.LAST_VALID_EVENT.labels(agency, dataset).set(time.time())
-            metrics.PROCESSING_SECONDS.labels("normalize").observe(time.perf_counter() - started)
-
-    return app

@@ -19,6 +19,13 @@ EVENTS_INVALID = Counter(
     namespace=NAMESPACE,
     registry=REGISTRY,
 )
+EVENTS_DROPPED = Counter(
+    "events_dropped",
+    "Agency events dropped as redeliveries (duplicate) or older than the key's applied version (stale)",
+    ["agency", "dataset", "reason"],
+    namespace=NAMESPACE,
+    registry=REGISTRY,
+)
 PROCESSING_SECONDS = Histogram(
     "stream_processing_seconds",
     "Time to decode, normalize and hand one event to the producer",

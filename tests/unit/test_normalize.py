@@ -7,7 +7,7 @@ import pytest
 from schemas.pseudonym import household_id, person_id
 from schemas.regions import load_regions
 from streams.errors import Rejected
-from streams.normalize import Deletion, normalize_resident
+from streams.mapping import Deletion, load_mapping
 
 KEY = b"unit-test-key"
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
@@ -42,7 +42,8 @@ def event(op: str = "c", **changes: Any) -> dict[str, Any]:
 
 
 def normalize(e: dict[str, Any]) -> Any:
-    return normalize_resident(e, pseudonym_key=KEY, regions=load_regions(), now=NOW)
+    mapping = load_mapping("dukcapil", "penduduk")
+    return mapping.apply(e, pseudonym_key=KEY, regions=load_regions(), now=NOW)
 
 
 def test_a_resident_becomes_a_canonical_person() -> None:
@@ -79,7 +80,7 @@ def test_kelurahan_falls_back_to_the_name_when_the_code_is_unknown() -> None:
 
 
 def test_a_delete_becomes_a_tombstone_for_the_same_person() -> None:
-    assert normalize(event(op="d")) == Deletion(person_id(KEY, NIK))
+    assert normalize(event(op="d")) == Deletion("person", person_id(KEY, NIK))
 
 
 @pytest.mark.parametrize(
@@ -92,7 +93,7 @@ def test_a_delete_becomes_a_tombstone_for_the_same_person() -> None:
         ({"tgl_lhr": "1995-08-15"}, "tgl_lhr", "invalid_date"),
         ({"tgl_lhr": "15-08-2027", "nik": "3171065508270002"}, "tgl_lhr", "future_date"),
         ({"jenis_klmin": "X"}, "jenis_klmin", "unknown_code"),
-        ({"no_kk": "12345"}, "no_kk", "invalid_kk"),
+        ({"no_kk": "12345"}, "no_kk", "invalid_format"),
         ({"kode_kel": "3173020001", "nama_kel": None}, "kode_kel", "unknown_region"),
         ({"stat_hidup": "HILANG"}, "stat_hidup", "unknown_code"),
         ({"nama_lgkp": "   "}, "nama_lgkp", "missing_value"),

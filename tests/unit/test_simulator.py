@@ -8,8 +8,6 @@ from schemas.catalogue import load_catalogue
 from schemas.nik import parse_nik
 from schemas.record_models import agency_model, validate
 from schemas.regions import load_regions
-from schemas.topics import agency_topic
-from streams.normalize import normalize_resident
 
 KEY = b"unit-test-key"
 TODAY = dt.date(2026, 11, 28)
@@ -88,23 +86,3 @@ def test_the_truth_holds_the_cross_agency_findings() -> None:
     assert len(truth.persons) == len(world.residents)
     assert len(truth.parcels) == len(world.parcels)
     assert len(truth.incidents) == len(world.incidents)
-
-
-def test_ground_truth_persons_agree_with_the_normalizer() -> None:
-    """Two independent paths from the same facts: the simulator's truth and the normalizer's output."""
-    _, planned = script(dirty=0)
-    events = published([p for p in planned if p.dataset == "penduduk"])
-    truth = compute(events, KEY)
-    for event in events:
-        p = event.planned
-        envelope = {
-            "event_id": p.event_id,
-            "op": p.op,
-            "occurred_at": event.occurred_at,
-            "key": p.key,
-            "version": p.version,
-            "after": p.record,
-        }
-        normalized = normalize_resident(envelope, pseudonym_key=KEY, regions=load_regions(), now=NOW)
-        assert normalized == truth.persons[normalized.person_id]  # type: ignore[union-attr]
-    assert agency_topic("dukcapil", "penduduk") in truth.counts

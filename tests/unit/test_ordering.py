@@ -1,0 +1,27 @@
+from streams.ordering import RECENT_IDS, KeyState, admit, remember
+
+
+def test_first_event_of_a_key_is_new() -> None:
+    assert admit(None, "a", 1) == "new"
+
+
+def test_a_redelivered_event_is_a_duplicate_even_after_newer_ones() -> None:
+    state = remember(remember(None, "a", 1), "b", 2)
+    assert admit(state, "a", 1) == "duplicate"
+    assert admit(state, "b", 2) == "duplicate"
+
+
+def test_an_older_or_equal_version_is_stale_and_a_newer_one_is_new() -> None:
+    state = remember(None, "a", 5)
+    assert admit(state, "x", 4) == "stale"
+    assert admit(state, "y", 5) == "stale"
+    assert admit(state, "z", 6) == "new"
+
+
+def test_state_remembers_a_bounded_number_of_ids_and_round_trips() -> None:
+    state = None
+    for version in range(1, 40):
+        state = remember(state, f"e{version}", version)
+    assert state is not None and len(state.recent) == RECENT_IDS and state.version == 39
+    assert KeyState.decode(state.encode()) == state
+    assert KeyState.decode(None) is None

@@ -59,10 +59,10 @@ class Fenced(Exception):
 
 
 class Materializer:
-    def __init__(self, settings: Settings, spec: TableSpec, *, group_id: str = GROUP_ID) -> None:
+    def __init__(self, settings: Settings, spec: TableSpec, *, group_id: str | None = None) -> None:
         self.settings = settings
         self.spec = spec
-        self.group_id = group_id
+        self.group_id = group_id or f"{GROUP_ID}-{spec.entity}"
         self._serde = AvroSerde(registry_client(settings))
         self._positions: dict[int, int | None] = {}  # partition -> next offset stored in PostgreSQL
         self._loop: asyncio.AbstractEventLoop | None = None

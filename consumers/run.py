@@ -18,11 +18,13 @@ log = logging.getLogger(__name__)
 
 def materialize(args: argparse.Namespace, settings: Settings) -> int:
     metrics.serve(settings.metrics_host, settings.materializer_metrics_port)
-    asyncio.run(_materialize(settings, args.entity))
+    entities = sorted(TABLES) if args.entity == "all" else [args.entity]
+    asyncio.run(_materialize(settings, entities))
     return 0
 
 
-async def _materialize(settings: Settings, entity: str) -> None:
+async def _materialize(settings: Settings, entities: list[str]) -> None:
+    """One materializer per entity, each with its own consumer group, in one process."""
     applied = await migrate(settings.database_url)
     if applied:
         log.info("applied migrations %s", applied)
@@ -30,7 +32,7 @@ async def _materialize(settings: Settings, entity: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await Materializer(settings, TABLES[entity]).run(stop)
+    await asyncio.gather(*(Materializer(settings, TABLES[entity]).run(stop) for entity in entities))
 
 
 def run_migrations(args: argparse.Namespace, settings: Settings) -> int:

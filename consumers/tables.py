@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.topics import UNIFIED_PERSON, TopicContract
+from schemas.topics import UNIFIED_PERSON, TopicContract, unified_contract
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,4 +24,5 @@ class TableSpec:
 
 
 PERSON = TableSpec("person", UNIFIED_PERSON, "unified.person", "person_id")
-TABLES = {spec.entity: spec for spec in (PERSON,)}
+INCIDENT = TableSpec("incident", unified_contract("incident"), "unified.incident", "incident_id")
+TABLES = {spec.entity: spec for spec in (PERSON, INCIDENT)}

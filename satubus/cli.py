@@ -157,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the materializer",
         description="Apply pending migrations, then upsert a unified topic into PostgreSQL, exactly once.",
     )
-    materialize.add_argument("--entity", default="person", choices=("person",), help="entity (default person)")
+    materialize.add_argument(
+        "--entity", default="all", choices=("all", "person", "incident"), help="entity to materialize (default all)"
+    )
     materialize.set_defaults(handler=_lazy("consumers.run", "materialize"))
 
     demo = commands.add_parser(

@@ -2,7 +2,8 @@
 
 The ``stack`` fixture starts it if it is not running (``satubus stack up`` is idempotent). The ``bus`` fixture
 gives the suite a clean bus: contract topics recreated empty, schemas registered, and a fresh ``satubus_test``
-database, so results can be compared exactly. The demo's own database is left alone.
+database, so results can be compared exactly; each module that runs the ``pipeline`` starts from a clean bus again.
+The demo's own database is left alone.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
+from consumers.materializer import GROUP_ID
 from consumers.migrate import migrate
+from consumers.tables import TABLES
 from deploy.local.stack import Stack
 from satubus.settings import Settings
 from schemas.registry import register_contracts, registry_client
@@ -57,7 +60,7 @@ def _reset_topics(settings: Settings) -> None:
     if doomed:
         for future in admin.delete_topics(doomed, operation_timeout=30).values():
             future.result()
-    groups = [APP_ID, "satubus-materializer"]
+    groups = [APP_ID, *(f"{GROUP_ID}-{entity}" for entity in TABLES)]
     for future in admin.delete_consumer_groups(groups).values():
         with contextlib.suppress(KafkaException):  # the group did not exist
             future.result()
@@ -137,6 +140,9 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def pipeline(bus: Settings) -> Iterator[Pipeline]:
+    """A clean bus (empty topics, stream state and database) and the pipeline's processes running on it."""
+    _reset_topics(bus)
+    asyncio.run(_fresh_database(bus))
     logs = bus.state_dir.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(bus, logs)

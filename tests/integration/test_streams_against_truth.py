@@ -33,12 +33,19 @@ async def table(settings: Settings, name: str, key: str) -> dict[str, dict[str, 
     }
 
 
+def consumed_so_far(settings: Settings) -> float:
+    try:
+        return scrape(settings.stream_metrics_port).get("satubus_events_in_total", 0)
+    except OSError:  # the worker is still starting: its metrics endpoint is not up yet
+        return 0
+
+
 @pytest.fixture(scope="module")
 def simulation(bus: Settings, pipeline: Pipeline) -> Simulation:
     simulation = simulate(bus, residents=3000, seed=77, dirty=0.05, agencies={"dukcapil", "bpbd"})
     consumed = sum(c["in"] for topic, c in simulation.truth.counts.items() if topic in MAPPED)
     deadline = time.monotonic() + 300
-    while scrape(bus.stream_metrics_port).get("satubus_events_in_total", 0) < consumed:
+    while consumed_so_far(bus) < consumed:
         pipeline.assert_running()
         assert time.monotonic() < deadline, "the stream processor did not consume every event"
         time.sleep(0.5)

@@ -152,6 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--loglevel", default="info", help="log level of the worker (default info)")
     stream.set_defaults(handler=_lazy("streams.run", "main"))
 
+    from streams.dlq import add_arguments as dlq_arguments
+
+    dlq = commands.add_parser(
+        "dlq",
+        help="inspect or replay dead letters",
+        description="inspect: list dead letters (NIKs masked) with counts by agency and reason; "
+        "replay: send the selected letters back to their original topics after the cause is fixed.",
+    )
+    dlq_arguments(dlq)
+    dlq.set_defaults(handler=_lazy("streams.dlq", "main"))
+
     materialize = commands.add_parser(
         "materialize",
         help="run the materializer",

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # person_id reversible by brute force over the 16-digit NIK space.
     pseudonym_key: SecretStr | None = None
 
+    # Where the stream processor finds <agency>/<dataset>.avsc and .mapping.yaml files (default: schemas/agencies).
+    mappings_dir: Path | None = None
+
     # Where processes keep local state (faust tables) and the local stack keeps its services.
     state_dir: Path = Path(".stack")
 

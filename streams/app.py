@@ -20,6 +20,7 @@ import faust
 from satubus.errors import ConfigurationError
 from satubus.settings import Settings
 from schemas.dead_letters import DEAD_LETTERED, DeadLetter
+from schemas.envelope import AGENCIES_DIR
 from schemas.errors import DecodeError, Origin
 from schemas.nik import mask_nik
 from schemas.pseudonym import pseudonymize
@@ -58,7 +59,7 @@ def build_app(settings: Settings) -> faust.App:
         web_enabled=False,
     )
     pipeline = _Pipeline(app, settings, AvroSerde(registry_client(settings)), load_regions())
-    for mapping in discover_mappings():
+    for mapping in discover_mappings(settings.mappings_dir or AGENCIES_DIR):
         pipeline.add(mapping)
     return app
 

@@ -65,7 +65,10 @@ def _reset_topics(settings: Settings) -> None:
         with contextlib.suppress(KafkaException):  # the group did not exist
             future.result()
     deadline = time.monotonic() + 60
-    while True:  # deletion completes asynchronously; creation fails until it has
+    while set(doomed) & set(admin.list_topics(timeout=15).topics):  # deletion completes asynchronously
+        assert time.monotonic() < deadline, "topics were not deleted within 60s"
+        time.sleep(0.2)
+    while True:  # and creating a just-deleted topic can be refused for a moment
         try:
             create_topics(settings)
             return
@@ -107,9 +110,10 @@ def process_env(settings: Settings) -> dict[str, str]:
 class Pipeline:
     """The stream processor and the materializer, each a real ``satubus`` process."""
 
-    def __init__(self, settings: Settings, logs: Path) -> None:
+    def __init__(self, settings: Settings, logs: Path, env: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.logs = logs
+        self.env = process_env(settings) | (env or {})
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> None:
@@ -118,12 +122,18 @@ class Pipeline:
                 [str(Path(sys.executable).with_name("satubus")), name],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=process_env(self.settings),
+                env=self.env,
             )
 
     def assert_running(self) -> None:
         for name, process in self.processes.items():
             assert process.poll() is None, f"{name} exited with {process.returncode}; see {self.logs}"
+
+    def restart(self, name: str) -> None:
+        process = self.processes[name]
+        process.terminate()
+        assert process.wait(timeout=60) == 0, f"{name} did not stop cleanly; see {self.logs}"
+        self.start(name)
 
     def stop(self) -> dict[str, int]:
         for process in self.processes.values():
@@ -139,13 +149,19 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-def pipeline(bus: Settings) -> Iterator[Pipeline]:
+def pipeline_env() -> dict[str, str]:
+    """Extra environment of the pipeline's processes; a module overrides this fixture to change it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def pipeline(bus: Settings, pipeline_env: dict[str, str]) -> Iterator[Pipeline]:
     """A clean bus (empty topics, stream state and database) and the pipeline's processes running on it."""
     _reset_topics(bus)
     asyncio.run(_fresh_database(bus))
     logs = bus.state_dir.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    pipeline = Pipeline(bus, logs)
+    pipeline = Pipeline(bus, logs, pipeline_env)
     pipeline.start("stream")
     pipeline.start("materialize")
     yield pipeline

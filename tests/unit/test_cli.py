@@ -16,6 +16,7 @@ COMMANDS = [
     "gateway",
     "upload",
     "stream",
+    "dlq",
     "materialize",
     "demo",
 ]

@@ -1,0 +1,147 @@
+"""``satubus dlq inspect | replay``: look at dead letters, and re-drive them once the cause is fixed.
+
+``replay`` sends each selected letter's original key and bytes back to its original topic, with a header naming
+the letter. Replaying is safe to repeat: the stream processor drops an event whose event_id it already applied,
+and a record that still fails is dead-lettered again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from satubus.kafka import producer_config
+from satubus.settings import Settings
+from schemas.dead_letters import HEADER_PREFIX
+from schemas.topics import DLQ
+
+REPLAY_HEADER = "satubus.replay.of"
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    facts: dict[str, str]  # stage, reason, class, message, topic, partition, offset, agency, preview
+
+    def matches(self, args: argparse.Namespace) -> bool:
+        return all(
+            wanted is None or self.facts.get(name) == wanted
+            for name, wanted in (
+                ("reason", args.reason),
+                ("agency", args.agency),
+                ("stage", args.stage),
+                ("topic", args.topic),
+            )
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {"dlq": f"{self.partition}@{self.offset}", **{k: v for k, v in self.facts.items()}}
+
+
+def read_letters(settings: Settings, timeout: float = 30.0) -> list[Letter]:
+    """Every dead letter, from the beginning of ``bus.dlq`` to its current end."""
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": "satubus-dlq-tool", "enable.auto.commit": False}
+    )
+    try:
+        partitions = consumer.list_topics(DLQ, timeout=10).topics[DLQ].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(DLQ, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(DLQ, p, OFFSET_BEGINNING) for p in partitions])
+        letters: list[Letter] = []
+        pending = {p for p, end in ends.items() if end > 0}
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            partition, offset = message.partition() or 0, message.offset() or 0
+            letters.append(Letter(partition, offset, message.key(), message.value(), _facts(message.headers())))
+            if offset + 1 >= ends[partition]:
+                pending.discard(partition)
+        return letters
+    finally:
+        consumer.close()
+
+
+def _facts(headers: Any) -> dict[str, str]:
+    facts = {}
+    for name, value in headers or []:
+        if name.startswith(HEADER_PREFIX) and value is not None:
+            facts[name.removeprefix(HEADER_PREFIX)] = (
+                value.decode(errors="replace") if isinstance(value, bytes) else value
+            )
+    return facts
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("inspect", "replay"))
+    parser.add_argument("--reason", help="only letters with this reason (e.g. unknown_region)")
+    parser.add_argument("--agency", help="only letters of this agency")
+    parser.add_argument("--stage", choices=("decode", "normalize", "materialize"), help="only letters of this stage")
+    parser.add_argument("--topic", help="only letters from this original topic")
+    parser.add_argument("--limit", type=int, default=50, help="inspect: letters to print (default 50; 0 = all)")
+    parser.add_argument("--json", action="store_true", help="inspect: one JSON object per line")
+    parser.add_argument("--dry-run", action="store_true", help="replay: say what would be replayed, send nothing")
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    letters = [letter for letter in read_letters(settings) if letter.matches(args)]
+    if args.action == "inspect":
+        return _inspect(letters, args)
+    return _replay(settings, letters, dry_run=args.dry_run)
+
+
+def _inspect(letters: list[Letter], args: argparse.Namespace) -> int:
+    shown = letters if args.limit == 0 else letters[-args.limit :]
+    for letter in shown:
+        if args.json:
+            print(json.dumps(letter.summary(), sort_keys=True))
+        else:
+            f = letter.facts
+            print(
+                f"{letter.partition}@{letter.offset}  {f.get('stage', '?')}/{f.get('reason', '?')}  "
+                f"{f.get('topic', '?')}:{f.get('partition', '?')}@{f.get('offset', '?')}  {f.get('message', '')}\n"
+                f"    preview: {f.get('preview', '')[:120]}"
+            )
+    counts = Counter((letter.facts.get("agency") or "-", letter.facts.get("reason", "?")) for letter in letters)
+    print(
+        f"{len(letters)} dead letters match"
+        + (f"; showing the last {len(shown)}" if len(shown) < len(letters) else ""),
+        file=sys.stderr,
+    )
+    for (agency, reason), n in counts.most_common():
+        print(f"  {n:>7}  {agency}  {reason}", file=sys.stderr)
+    return 0
+
+
+def _replay(settings: Settings, letters: list[Letter], *, dry_run: bool) -> int:
+    replayable = [letter for letter in letters if letter.facts.get("topic") and letter.value is not None]
+    if dry_run:
+        for letter in replayable:
+            print(f"would replay {letter.partition}@{letter.offset} to {letter.facts['topic']}")
+        print(f"{len(replayable)} of {len(letters)} matching letters would be replayed")
+        return 0
+    producer = Producer(producer_config(settings, client_id="satubus-dlq-replay"))
+    for letter in replayable:
+        producer.produce(
+            letter.facts["topic"],
+            key=letter.key,
+            value=letter.value,
+            headers=[(REPLAY_HEADER, f"{DLQ}:{letter.partition}@{letter.offset}".encode())],
+        )
+        producer.poll(0)
+    if producer.flush(60):
+        print("satubus dlq replay: the broker did not acknowledge every replayed letter; run it again", file=sys.stderr)
+        return 1
+    print(f"replayed {len(replayable)} dead letters to their original topics")
+    return 0

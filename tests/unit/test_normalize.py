@@ -8,27 +8,14 @@ from schemas.pseudonym import household_id, person_id
 from schemas.regions import load_regions
 from streams.errors import Rejected
 from streams.mapping import Deletion, load_mapping
+from tests.samples import DUKCAPIL_RESIDENT, NIK
 
 KEY = b"unit-test-key"
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
-NIK = "3171065508950002"  # woman born 15-08-1995, NIK issued in Menteng
 
 
 def event(op: str = "c", **changes: Any) -> dict[str, Any]:
-    after = {
-        "nik": NIK,
-        "no_kk": "3171060101200003",
-        "nama_lgkp": "SITI  RAHMAWATI ",
-        "tgl_lhr": "15-08-1995",
-        "jenis_klmin": "PEREMPUAN",
-        "alamat": "Jl. Kenari II No. 5",
-        "no_rt": "3",
-        "no_rw": "11",
-        "kode_kel": "3171061001",
-        "nama_kel": "MENTENG",
-        "stat_hidup": "HIDUP",
-        "tgl_mati": None,
-    } | changes
+    after = DUKCAPIL_RESIDENT | changes
     return {
         "event_id": uuid.UUID("00000000-0000-4000-8000-000000000001"),
         "op": op,

@@ -4,30 +4,15 @@ import pytest
 
 from schemas.catalogue import load_catalogue
 from schemas.record_models import FieldError, RecordRejected, agency_model, validate
-
-NIK = "3171061508950001"
-RESIDENT = {
-    "nik": NIK,
-    "no_kk": "3171060101200003",
-    "nama_lgkp": "SITI RAHMAWATI",
-    "tgl_lhr": "15-08-1995",
-    "jenis_klmin": "PEREMPUAN",
-    "alamat": "Jl. Kenari II No. 5",
-    "no_rt": "3",
-    "no_rw": "11",
-    "kode_kel": "3171061001",
-    "nama_kel": None,
-    "stat_hidup": "HIDUP",
-    "tgl_mati": None,
-}
+from tests.samples import DUKCAPIL_RESIDENT, NIK
 
 
 def test_a_valid_record_passes_unchanged() -> None:
-    assert validate(agency_model("dukcapil", "penduduk"), RESIDENT, "dukcapil.penduduk") == RESIDENT
+    assert validate(agency_model("dukcapil", "penduduk"), DUKCAPIL_RESIDENT, "dukcapil.penduduk") == DUKCAPIL_RESIDENT
 
 
 def test_every_bad_field_is_named_with_its_reason_and_no_value_is_echoed() -> None:
-    bad = RESIDENT | {"nik": int(NIK), "no_rt": None, "hobby": "catur"}
+    bad = DUKCAPIL_RESIDENT | {"nik": int(NIK), "no_rt": None, "hobby": "catur"}
     del bad["alamat"]
     with pytest.raises(RecordRejected) as caught:
         validate(agency_model("dukcapil", "penduduk"), bad, "dukcapil.penduduk")

@@ -63,6 +63,7 @@ class Materializer:
         self.settings = settings
         self.spec = spec
         self.group_id = group_id or f"{GROUP_ID}-{spec.entity}"
+        self._reader = spec.contract.value_schema()  # records of older versions get this version's defaults
         self._serde = AvroSerde(registry_client(settings))
         self._positions: dict[int, int | None] = {}  # partition -> next offset stored in PostgreSQL
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -178,13 +179,13 @@ class Materializer:
         metrics.ROWS_DELETED.labels(entity).inc(len(deletes))
         for record in upserts:
             metrics.END_TO_END_SECONDS.labels(entity).observe((now - record["updated_at"]).total_seconds())
-        self.committed += sum(last - first + 1 for first, last in ranges.values())
+        self.committed += len(messages)
 
     def _decode(self, received: Received) -> dict[str, Any] | None:
         """The record, or None for a tombstone."""
         if received.value is None:
             return None
-        return self._serde.decode(received.value, received.origin)
+        return self._serde.decode(received.value, received.origin, reader=self._reader)
 
     def _dead_letter(self, received: Received, exc: DecodeError) -> None:
         reason = type(exc).__name__

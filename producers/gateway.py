@@ -37,7 +37,7 @@ from schemas.serde import AvroSerde
 
 class Event(BaseModel):
     key: str = Field(min_length=1, description="The record's natural key at the agency.")
-    version: int = Field(ge=0, description="Monotonic per key at the agency; higher wins.")
+    version: int = Field(ge=0, le=2**63 - 1, description="Monotonic per key at the agency; higher wins.")
     op: Literal["c", "u", "d", "r"] = Field("c", description="c create, u update, d delete, r snapshot.")
     occurred_at: AwareDatetime | None = Field(None, description="When it happened (ISO 8601 with offset).")
     event_id: uuid.UUID | None = Field(None, description="Idempotency id; generated when absent.")
@@ -78,8 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
         yield
-        for publisher in publishers.values():
-            await asyncio.to_thread(publisher.close)
+        for publisher in publishers.values():  # outcomes already went to the callers; just drain
+            await asyncio.to_thread(publisher.wait, 30.0)
         serde.close()
 
     app = FastAPI(

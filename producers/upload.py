@@ -22,6 +22,7 @@ from typing import Any
 from producers.publisher import AgencyPublisher
 from satubus.settings import Settings
 from schemas.envelope import agency_record_schema
+from schemas.nik import mask_nik
 from schemas.record_models import FieldError, RecordRejected, validate_json
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde
@@ -134,7 +135,7 @@ def _cell(cell: Any, types: tuple[str, ...]) -> Any:
                 return str(int(text))  # spreadsheets turn codes like 3171061001 into numbers
             return str(text)
     wanted = "/".join(t for t in types if t != "null")
-    raise ValueError(f"{str(cell)[:40]!r} is not a valid {wanted}")
+    raise ValueError(mask_nik(f"{str(cell)[:40]!r} is not a valid {wanted}"))
 
 
 class Progress:
@@ -178,7 +179,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     rows = list(read_rows(args.file))
     report_path = args.report or args.file.with_name(args.file.name + ".errors.csv")
-    version = time.time_ns() // 1_000_000  # a later upload of the same key wins
+    # A later upload of a key wins, and so does a later row of the same key within this file.
+    version = time.time_ns() // 1_000_000 * 1_000_000
     rejected: list[tuple[int, str, str]] = []
     progress = Progress(len(rows), args.file.name)
     with (
@@ -191,7 +193,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
                 key = record.get(key_field.field)
                 if key in (None, ""):
                     raise RecordRejected("row", [FieldError(key_field.field, "the key is empty")])
-                publisher.publish(str(key), record, version=version, op="r")
+                publisher.publish(str(key), record, version=version + number, op="r")
             except RecordRejected as exc:
                 rejected.extend((number, e.field, e.reason) for e in exc.errors)
             progress.update(done, len({n for n, _, _ in rejected}))

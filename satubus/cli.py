@@ -15,7 +15,7 @@ from importlib import import_module
 
 from pydantic import ValidationError
 
-from satubus.errors import SatuBusError
+from satubus.errors import ConfigurationError, SatuBusError
 from satubus.settings import Settings, get_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -199,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args, settings)  # type: ignore[no-any-return]
+    except ConfigurationError as exc:
+        print(f"satubus {args.command}: {exc}", file=sys.stderr)
+        return 2
     except SatuBusError as exc:
         print(f"satubus {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -41,7 +41,6 @@ class Settings(BaseSettings):
 
     topic_partitions: int = 4
     topic_replication_factor: int = 1
-    dlq_topic: str = "bus.dlq"
 
     # HTTP ingest gateway: each agency's bearer token, as JSON: SATUBUS_GATEWAY_TOKENS='{"bpbd": "..."}'.
     gateway_tokens: dict[str, SecretStr] = {}

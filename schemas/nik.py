@@ -15,7 +15,8 @@ from typing import Literal
 
 Sex = Literal["MALE", "FEMALE"]
 
-_NIK_RUN = re.compile(r"(?<!\d)(\d{4})\d{12}(?!\d)")
+# 16 or more digits: a NIK may touch other digits (in a binary preview, a length or version byte can be a digit).
+_NIK_RUN = re.compile(r"(\d{4})\d{12,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,5 +55,5 @@ def parse_nik(nik: str, *, today: dt.date | None = None) -> NikInfo:
 
 
 def mask_nik(text: str) -> str:
-    """Replace every 16-digit run in ``text`` by its first 4 digits and asterisks (for logs and previews)."""
-    return _NIK_RUN.sub(r"\1************", text)
+    """Keep the first 4 digits of every run of 16 or more digits and star the rest (for logs and previews)."""
+    return _NIK_RUN.sub(lambda run: run.group(1) + "*" * (len(run.group(0)) - 4), text)

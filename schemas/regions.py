@@ -64,8 +64,8 @@ class Regions:
 def dotted(code: str) -> str:
     """'3171061001' -> '31.71.06.1001'; an already dotted code is returned unchanged."""
     digits = code.strip()
-    if "." in digits or not digits.isdigit():
-        return digits
+    if "." in digits or not digits.isdigit() or len(digits) not in (2, 4, 6, 10):
+        return digits  # not an undotted Kemendagri code: left as is, so it matches nothing
     parts = [digits[0:2], digits[2:4], digits[4:6], digits[6:10]]
     return ".".join(p for p in parts if p)
 

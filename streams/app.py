@@ -3,9 +3,10 @@
 For each event: decode (our serde; failures are dead-lettered with their offset), normalize through the dataset's
 mapping (rejections are dead-lettered with field and reason), then admit it only if it is neither a redelivery
 nor older than what its key already had (state per key in a faust Table, restored from its changelog), and send
-the canonical record to ``unified.<entity>.v1``. Agent concurrency is 1 per partition. faust flushes its producer
-before committing offsets, so every output of an event is acknowledged before the event counts as done
-(at-least-once); the per-key guard makes the unified topic effectively-once.
+the canonical record to ``unified.<entity>.v1``. Any other failure dead-letters the event too (reason
+internal_error): faust would otherwise count it as done and it would be lost. Agent concurrency is 1 (faust #606
+loses data above 1). faust flushes its producer before committing offsets, so every output of an event is
+acknowledged before the event counts as done (at-least-once); the per-key guard makes it effectively-once.
 """
 
 from __future__ import annotations
@@ -99,11 +100,19 @@ class _Pipeline:
         log.info("normalizing %s into %s", source.get_topic_name(), contract.name)
 
     async def _process(self, message: Any, mapping: DatasetMapping, unified: Any, states: Any) -> None:
+        metrics.EVENTS_IN.labels(mapping.agency, mapping.dataset).inc()
+        try:
+            await self._normalize(message, mapping, unified, states)
+        except Exception as exc:  # anything unforeseen: keep the event, say why, go on
+            await self._dead_letter(message, mapping.agency, mapping.dataset, "normalize", "internal_error", exc)
+
+    async def _normalize(self, message: Any, mapping: DatasetMapping, unified: Any, states: Any) -> None:
         agency, dataset = mapping.agency, mapping.dataset
-        metrics.EVENTS_IN.labels(agency, dataset).inc()
         started = time.perf_counter()
         try:
-            envelope = self.serde.decode(message.value, Origin(message.topic, message.partition, message.offset))
+            envelope = self.serde.decode(
+                message.value, Origin(message.topic, message.partition, message.offset), reader=mapping.envelope
+            )
         except DecodeError as exc:
             await self._dead_letter(message, agency, dataset, "decode", type(exc).__name__, exc)
             return

@@ -17,6 +17,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from satubus.errors import SatuBusError
 from satubus.kafka import producer_config
 from satubus.settings import Settings
 from schemas.dead_letters import HEADER_PREFIX
@@ -68,6 +69,10 @@ def read_letters(settings: Settings, timeout: float = 30.0) -> list[Letter]:
             letters.append(Letter(partition, offset, message.key(), message.value(), _facts(message.headers())))
             if offset + 1 >= ends[partition]:
                 pending.discard(partition)
+        if pending:
+            raise SatuBusError(
+                f"could not read {DLQ} to its end within {timeout:.0f}s (partitions {sorted(pending)}); is Kafka up?"
+            )
         return letters
     finally:
         consumer.close()
@@ -133,6 +138,8 @@ def _replay(settings: Settings, letters: list[Letter], *, dry_run: bool) -> int:
         return 0
     producer = Producer(producer_config(settings, client_id="satubus-dlq-replay"))
     for letter in replayable:
+        while len(producer) > 50_000:  # keep the local queue bounded
+            producer.poll(0.1)
         producer.produce(
             letter.facts["topic"],
             key=letter.key,

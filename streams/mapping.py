@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from satubus.errors import SatuBusError
-from schemas.envelope import AGENCIES_DIR, agency_record_schema
+from schemas.envelope import AGENCIES_DIR, agency_record_schema, envelope_schema
 from schemas.models import UNIFIED_MODELS
 from schemas.nik import InvalidNik, parse_nik
 from schemas.pseudonym import pseudonymize
@@ -120,6 +120,7 @@ class DatasetMapping:
     agency: str
     dataset: str
     spec: MappingFile
+    envelope: dict[str, Any]  # the event schema this mapping reads; older events are resolved to it
 
     @cached_property
     def model(self) -> type[BaseModel]:
@@ -142,7 +143,7 @@ class DatasetMapping:
                 continue
             out[name] = context.field(name, field, out)
         for check in self.spec.checks:
-            _check_nik(check.nik_matches, event["after"], out)
+            _check_nik(check.nik_matches, event["after"], out, now.date())
         try:
             return self.model.model_validate(out)
         except ValidationError as exc:
@@ -274,9 +275,12 @@ def _parse_datetime(name: str, value: Any, fmt: str, zone: str) -> dt.datetime:
     return parsed.astimezone(dt.UTC)
 
 
-def _check_nik(check: NikCheck, record: MappingType[str, Any], out: dict[str, Any]) -> None:
+def _check_nik(check: NikCheck, record: MappingType[str, Any], out: dict[str, Any], today: dt.date) -> None:
     nik = re.sub(r"\D", "", str(record.get(check.nik) or ""))
-    info = parse_nik(nik)
+    try:
+        info = parse_nik(nik, today=today)
+    except InvalidNik as exc:
+        raise Rejected(check.nik, "invalid_nik", str(exc)) from None
     born: dt.date = out[check.birth_date]
     if (info.birth_date.day, info.birth_date.month, info.birth_date.year % 100) != (
         born.day,
@@ -303,10 +307,11 @@ def load_mapping(agency: str, dataset: str, root: Path = AGENCIES_DIR) -> Datase
             for e in exc.errors(include_url=False)
         ]
         raise MappingError(f"{path}:\n  " + "\n  ".join(problems)) from None
-    problems = _problems(spec, agency_record_schema(agency, dataset, root), f"{agency}/{dataset}")
+    record_schema = agency_record_schema(agency, dataset, root)
+    problems = _problems(spec, record_schema, f"{agency}/{dataset}")
     if problems:
         raise MappingError(f"{path}:\n  " + "\n  ".join(problems))
-    return DatasetMapping(agency, dataset, spec)
+    return DatasetMapping(agency, dataset, spec, envelope_schema(record_schema))
 
 
 def _problems(spec: MappingFile, schema: dict[str, Any], dataset: str) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 import faust
 
@@ -16,6 +15,5 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     app = build_app(settings)
     metrics.serve(settings.metrics_host, settings.stream_metrics_port)
     worker = faust.Worker(app, loglevel=args.loglevel, override_logging=False)
-    worker.execute_from_commandline()  # returns only by raising SystemExit when the worker stops
-    logging.getLogger(__name__).info("stream worker stopped")
+    worker.execute_from_commandline()  # exits the process (SystemExit) when the worker stops
     return 0

@@ -86,8 +86,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         elapsed = time.monotonic() - published
         print(
             f"\n{len(simulation.published)} agency events published; the {len(expected)} residents are in the unified "
-            f"view {elapsed:.1f}s after publishing began. Today the stream processor normalizes Dukcapil's residents; "
-            f"the other agencies' topics wait for their mappings.\n\nWhere to look:\n"
+            f"view {elapsed:.1f}s after publishing began. Today the stream processor normalizes "
+            f"the datasets that have a mapping file (Dukcapil residents, BPBD incidents).\n\nWhere to look:\n"
             f"  the unified view  psql {settings.database_url} -c "
             f"'SELECT kota_code, count(*), sum(is_deceased::int) AS deceased FROM unified.person GROUP BY 1'\n"
             f"  metrics           http://{settings.metrics_host}:{settings.stream_metrics_port}/metrics (stream)\n"

@@ -24,3 +24,10 @@ def test_preview_masks_a_nik_that_straddles_the_cut() -> None:
     assert NIK[:6] not in preview(raw)[-6:]
     assert len(preview(raw)) == 256
     assert preview(None) == "<null>"
+
+
+def test_a_nik_touching_digit_bytes_in_an_avro_body_is_still_masked() -> None:
+    # Avro writes a string's length before it: a length of 24-28 encodes as the digits "0".."8".
+    raw = b"\x00\x00\x00\x00\x01" + b"4" + NIK.encode() + b"3171060101200003" + b"\x30"
+    shown = preview(raw)
+    assert NIK not in shown and "3171060101200003" not in shown

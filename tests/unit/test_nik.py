@@ -69,4 +69,5 @@ def test_mask_hides_every_sixteen_digit_run_but_keeps_other_numbers() -> None:
     assert "3171061234567890" not in masked
     assert "3171************" in masked
     assert "rt 003, phone 081234567890" in masked
-    assert mask_nik("12345678901234567") == "12345678901234567"  # 17 digits: not a NIK
+    assert mask_nik("0" + "3171061508950001") == "0317*************"  # a NIK touching another digit
+    assert mask_nik("123456789012345") == "123456789012345"  # 15 digits: shorter than any NIK

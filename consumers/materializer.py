@@ -26,6 +26,7 @@ from satubus.kafka import consumer_config, producer_config
 from satubus.settings import Settings
 from schemas.dead_letters import DEAD_LETTERED, DeadLetter
 from schemas.errors import DecodeError, Origin
+from schemas.nik import mask_nik
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde
 from schemas.topics import DLQ
@@ -124,7 +125,7 @@ class Materializer:
     # --- one batch, one transaction ---
 
     async def _apply(self, messages: list[Message]) -> None:
-        latest: dict[bytes, dict[str, Any] | None] = {}  # entity key -> its last record (None: tombstone)
+        latest: dict[bytes, tuple[Received, dict[str, Any] | None]] = {}  # key -> last record (None: tombstone)
         ranges: dict[int, tuple[int, int]] = {}
         dead_lettered = False
         for message in messages:
@@ -140,23 +141,23 @@ class Materializer:
             first, _ = ranges.get(partition, (offset, offset))
             ranges[partition] = (first, offset)
             try:
-                latest[received.entity_key()] = self._decode(received)
+                latest[received.entity_key()] = (received, self._decode(received))
             except DecodeError as exc:
-                self._dead_letter(received, exc)
+                self._dead_letter(received, exc, type(exc).__name__)
                 dead_lettered = True
 
         if not ranges:
             return
         if dead_lettered:
             self._flush_dead_letters()  # before the offsets that skip them are committed
-        upserts = [record for record in latest.values() if record is not None]
-        deletes = [key.decode() for key, record in latest.items() if record is None]
+        upserts = [(received, record) for received, record in latest.values() if record is not None]
+        deletes = [key.decode() for key, (_, record) in latest.items() if record is None]
         started = time.perf_counter()
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 for partition, (_, last) in ranges.items():
                     await self._advance_offset(conn, partition, last + 1)
-                written = await self._upsert(conn, upserts)
+                written, refused = await self._upsert_all(conn, upserts)
                 if deletes:
                     await conn.execute(
                         f"DELETE FROM {self.spec.table} WHERE {self.spec.key} = ANY($1::text[])", deletes
@@ -175,9 +176,9 @@ class Materializer:
         metrics.COMMIT_SECONDS.labels(entity).observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.labels(entity).observe(len(messages))
         metrics.ROWS_UPSERTED.labels(entity).inc(written)
-        metrics.STALE_SKIPPED.labels(entity).inc(len(upserts) - written)
+        metrics.STALE_SKIPPED.labels(entity).inc(len(upserts) - written - refused)
         metrics.ROWS_DELETED.labels(entity).inc(len(deletes))
-        for record in upserts:
+        for _, record in upserts:
             metrics.END_TO_END_SECONDS.labels(entity).observe((now - record["updated_at"]).total_seconds())
         self.committed += len(messages)
 
@@ -187,15 +188,14 @@ class Materializer:
             return None
         return self._serde.decode(received.value, received.origin, reader=self._reader)
 
-    def _dead_letter(self, received: Received, exc: DecodeError) -> None:
-        reason = type(exc).__name__
+    def _dead_letter(self, received: Received, exc: Exception, reason: str) -> None:
         origin = received.origin
         letter = DeadLetter("materialize", reason, exc, origin.topic, origin.partition, origin.offset, agency="")
         assert self._dead_letters is not None
         headers: Any = letter.headers(received.value)  # confluent-kafka's stubs type header lists invariantly
         self._dead_letters.produce(DLQ, value=received.value, key=received.key, headers=headers)
         DEAD_LETTERED.labels("materialize", reason).inc()
-        log.warning("dead-lettered %s/%d@%d: %s", origin.topic, origin.partition, origin.offset, exc)
+        log.warning("dead-lettered %s/%d@%d: %s", origin.topic, origin.partition, origin.offset, mask_nik(str(exc)))
 
     def _flush_dead_letters(self) -> None:
         assert self._dead_letters is not None
@@ -227,9 +227,29 @@ class Materializer:
         if status.endswith(" 0"):
             raise Fenced(f"partition {partition} of {topic} was advanced by another instance")
 
+    async def _upsert_all(self, conn: Any, upserts: list[tuple[Received, dict[str, Any]]]) -> tuple[int, int]:
+        """Upsert the batch in one merge; if the database refuses a row, find it row by row and dead-letter it
+        (a poison record must not stop the materializer), then upsert the rest. Returns (written, refused)."""
+        try:
+            async with conn.transaction():  # a savepoint
+                return await self._upsert(conn, [record for _, record in upserts]), 0
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
+            pass
+        written = refused = 0
+        for received, record in upserts:
+            try:
+                async with conn.transaction():
+                    written += await self._upsert(conn, [record])
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                self._dead_letter(received, exc, type(exc).__name__)
+                refused += 1
+        self._flush_dead_letters()  # before the offsets that skip them are committed
+        return written, refused
+
     async def _upsert(self, conn: Any, records: list[dict[str, Any]]) -> int:
         if not records:
             return 0
+        await conn.execute(f"DELETE FROM {self.spec.staging}")
         columns = self.spec.columns
         await conn.copy_records_to_table(
             self.spec.staging, records=[tuple(r[c] for c in columns) for r in records], columns=columns

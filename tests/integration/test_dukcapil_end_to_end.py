@@ -214,3 +214,30 @@ def test_deletes_at_the_source_remove_rows_through_tombstones(
     assert len(remaining) == RESIDENTS - len(doomed)
     tombstones = [m for m in read_topic(bus, UNIFIED_PERSON.name) if m.value() is None]
     assert {m.key().decode() for m in tombstones} == gone
+
+
+def test_a_row_the_database_refuses_is_dead_lettered_and_the_rest_is_written(
+    bus: Settings, run: dict[str, Any], pipeline: Pipeline
+) -> None:
+    """A NUL character is valid Avro but PostgreSQL text refuses it: that row alone goes to the dead letters."""
+    good, poisoned = (
+        p.model_copy(update={"person_id": f"{n:064x}", "version": 1})
+        for n, p in enumerate(list(run["simulation"].truth.persons.values())[:2], start=1)
+    )
+    poisoned = poisoned.model_copy(update={"full_name": "Nama\x00Rusak"})
+    producer = Producer(producer_config(bus, client_id="test-poison"))
+    with AvroSerde(registry_client(bus)) as serde:
+        encoder = serde.encoder(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema())
+        for person in (poisoned, good):
+            producer.produce(UNIFIED_PERSON.name, key=person.person_id.encode(), value=encoder.encode(person.to_avro()))
+    assert producer.flush(30) == 0
+    deadline = time.monotonic() + 120
+    while good.person_id not in {r["person_id"] for r in asyncio.run(fetch_rows(bus))}:
+        pipeline.assert_running()
+        assert time.monotonic() < deadline, "the materializer did not write the good row"
+        time.sleep(0.25)
+    assert poisoned.person_id not in {r["person_id"] for r in asyncio.run(fetch_rows(bus))}
+    letters = [dict((k, v.decode()) for k, v in m.headers()) for m in read_topic(bus, DLQ)]
+    refused = [h for h in letters if h["satubus.error.stage"] == "materialize"]
+    assert len(refused) == 1
+    assert refused[0]["satubus.error.reason"] == "CharacterNotInRepertoireError"

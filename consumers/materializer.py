@@ -127,7 +127,7 @@ class Materializer:
     async def _apply(self, messages: list[Message]) -> None:
         latest: dict[bytes, tuple[Received, dict[str, Any] | None]] = {}  # key -> last record (None: tombstone)
         ranges: dict[int, tuple[int, int]] = {}
-        dead_lettered = False
+        undecodable: list[tuple[Received, DecodeError]] = []
         for message in messages:
             error = message.error()
             if error is not None:
@@ -143,13 +143,10 @@ class Materializer:
             try:
                 latest[received.entity_key()] = (received, self._decode(received))
             except DecodeError as exc:
-                self._dead_letter(received, exc, type(exc).__name__)
-                dead_lettered = True
+                undecodable.append((received, exc))
 
         if not ranges:
             return
-        if dead_lettered:
-            self._flush_dead_letters()  # before the offsets that skip them are committed
         upserts = [(received, record) for received, record in latest.values() if record is not None]
         deletes = [key.decode() for key, (_, record) in latest.items() if record is None]
         started = time.perf_counter()
@@ -157,7 +154,13 @@ class Materializer:
             async with self._pool.acquire() as conn, conn.transaction():
                 for partition, (_, last) in ranges.items():
                     await self._advance_offset(conn, partition, last + 1)
+                # Dead letters only once the compare-and-set succeeded (a fenced batch must not send them), and
+                # acknowledged before the offsets that skip them commit.
+                for received, decode_error in undecodable:
+                    self._dead_letter(received, decode_error, type(decode_error).__name__)
                 written, refused = await self._upsert_all(conn, upserts)
+                if undecodable:
+                    self._flush_dead_letters()
                 if deletes:
                     await conn.execute(
                         f"DELETE FROM {self.spec.table} WHERE {self.spec.key} = ANY($1::text[])", deletes

@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import KafkaException, Producer
 
 from satubus.errors import SatuBusError
-from satubus.kafka import producer_config
+from satubus.kafka import producer_config, read_to_end
 from satubus.settings import Settings
 from schemas.dead_letters import HEADER_PREFIX
 from schemas.topics import DLQ
@@ -49,33 +48,13 @@ class Letter:
         return {"dlq": f"{self.partition}@{self.offset}", **{k: v for k, v in self.facts.items()}}
 
 
-def read_letters(settings: Settings, timeout: float = 30.0) -> list[Letter]:
+def read_letters(settings: Settings) -> list[Letter]:
     """Every dead letter, from the beginning of ``bus.dlq`` to its current end."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": "satubus-dlq-tool", "enable.auto.commit": False}
-    )
     try:
-        partitions = consumer.list_topics(DLQ, timeout=10).topics[DLQ].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(DLQ, p), timeout=10)[1] for p in partitions}
-        consumer.assign([TopicPartition(DLQ, p, OFFSET_BEGINNING) for p in partitions])
-        letters: list[Letter] = []
-        pending = {p for p, end in ends.items() if end > 0}
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            partition, offset = message.partition() or 0, message.offset() or 0
-            letters.append(Letter(partition, offset, message.key(), message.value(), _facts(message.headers())))
-            if offset + 1 >= ends[partition]:
-                pending.discard(partition)
-        if pending:
-            raise SatuBusError(
-                f"could not read {DLQ} to its end within {timeout:.0f}s (partitions {sorted(pending)}); is Kafka up?"
-            )
-        return letters
-    finally:
-        consumer.close()
+        messages = read_to_end(settings, DLQ)
+    except KafkaException as exc:
+        raise SatuBusError(f"{exc.args[0].str()}; is Kafka up?") from exc
+    return [Letter(m.partition() or 0, m.offset() or 0, m.key(), m.value(), _facts(m.headers())) for m in messages]
 
 
 def _facts(headers: Any) -> dict[str, str]:

@@ -15,11 +15,11 @@ import asyncpg
 import avro.io
 import avro.schema
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from producers.publisher import AgencyPublisher
 from producers.simulate import simulate
-from satubus.kafka import producer_config
+from satubus.kafka import producer_config, read_to_end
 from satubus.settings import Settings
 from schemas.pseudonym import person_id
 from schemas.registry import registry_client
@@ -33,28 +33,7 @@ PARTITIONS = range(4)
 
 def read_topic(settings: Settings, topic: str) -> list[Any]:
     """Every message of ``topic`` from the beginning to the current end, with a plain consumer."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": "test-reader",
-            "enable.auto.commit": False,
-        }
-    )
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    messages, done = [], {p for p, end in ends.items() if end == 0}
-    deadline = time.monotonic() + 60
-    while len(done) < len(partitions) and time.monotonic() < deadline:
-        message = consumer.poll(1.0)
-        if message is None or message.error():
-            continue
-        messages.append(message)
-        if message.offset() + 1 >= ends[message.partition()]:
-            done.add(message.partition())
-    consumer.close()
-    assert len(done) == len(partitions), f"could not read {topic} to its end"
-    return messages
+    return read_to_end(settings, topic)
 
 
 def publish_malformed(settings: Settings) -> dict[tuple[int, int], str]:

@@ -129,11 +129,19 @@ class Pipeline:
         for name, process in self.processes.items():
             assert process.poll() is None, f"{name} exited with {process.returncode}; see {self.logs}"
 
-    def restart(self, name: str) -> None:
+    def restart(self, name: str, *, ready_line: bytes | None = None) -> None:
+        """Restart one process; with ``ready_line``, return once its log shows that line again."""
         process = self.processes[name]
         process.terminate()
         assert process.wait(timeout=60) == 0, f"{name} did not stop cleanly; see {self.logs}"
+        log = self.logs / f"test-{name}.log"
+        offset = log.stat().st_size
         self.start(name)
+        deadline = time.monotonic() + 120
+        while ready_line is not None and ready_line not in log.read_bytes()[offset:]:
+            self.assert_running()
+            assert time.monotonic() < deadline, f"{name} did not log {ready_line!r} within 120s; see {log}"
+            time.sleep(0.2)
 
     def stop(self) -> dict[str, int]:
         for process in self.processes.values():

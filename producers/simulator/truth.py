@@ -32,6 +32,18 @@ class Published:
     def topic(self) -> str:
         return agency_topic(self.planned.agency, self.planned.dataset)
 
+    def envelope(self) -> dict[str, Any]:
+        """The event as the stream processor sees it once decoded (the fields its mappings read)."""
+        p = self.planned
+        return {
+            "event_id": p.event_id,
+            "op": p.op,
+            "occurred_at": self.occurred_at,
+            "key": p.key,
+            "version": p.version,
+            "after": p.record,
+        }
+
 
 @dataclass
 class Truth:

@@ -23,18 +23,6 @@ NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 FUTURE = dt.timedelta(days=1)
 
 
-def envelope(event: Published) -> dict[str, Any]:
-    p = event.planned
-    return {
-        "event_id": p.event_id,
-        "op": p.op,
-        "occurred_at": event.occurred_at,
-        "key": p.key,
-        "version": p.version,
-        "after": p.record,
-    }
-
-
 def test_every_mapping_in_the_repository_loads() -> None:
     assert {(m.agency, m.dataset) for m in discover_mappings()} >= {("dukcapil", "penduduk"), ("bpbd", "kejadian")}
 
@@ -54,7 +42,7 @@ def test_mapped_records_equal_the_ground_truth_and_dirt_gets_its_reason() -> Non
         if mapping is None:
             continue  # a dataset without a mapping yet (bpbd's service requests)
         try:
-            result = mapping.apply(envelope(event), regions=load_regions(), pseudonym_key=KEY, now=NOW)
+            result = mapping.apply(event.envelope(), regions=load_regions(), pseudonym_key=KEY, now=NOW)
         except Rejected as rejected:
             assert p.expect == f"dlq:{rejected.reason}", (p.expect, rejected)
             continue

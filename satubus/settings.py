@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 19093
     registry_url: str = "http://127.0.0.1:18085/apis/ccompat/v7"
     registry_management_port: int = 18086
+    # Seconds before a registry request is abandoned (and retried by the client); without it a stuck request hangs.
+    registry_timeout: float = 10.0
     database_url: str = "postgresql://satubus@127.0.0.1:15432/satubus"
 
     # Key of the HMAC that turns a NIK into a person_id. No default: a guessable key would make

@@ -25,7 +25,7 @@ SUBJECT_NOT_FOUND = 40401
 
 
 def registry_client(settings: Settings) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": settings.registry_url})
+    return SchemaRegistryClient({"url": settings.registry_url, "timeout": settings.registry_timeout})
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 ENVELOPE_NAMESPACE = "id.go.jakarta.satubus.envelope"
 AGENCIES_DIR = Path(__file__).parent / "agencies"
 UNIFIED_DIR = Path(__file__).parent / "unified"
+CANONICAL_DIR = Path(__file__).parent / "canonical"
 
 
 def envelope_schema(record: dict[str, Any]) -> dict[str, Any]:
@@ -104,3 +105,7 @@ def agency_event_schema(agency: str, dataset: str) -> dict[str, Any]:
 
 def unified_schema(entity: str) -> dict[str, Any]:
     return dict(json.loads((UNIFIED_DIR / f"{entity}.avsc").read_text(encoding="utf-8")))
+
+
+def part_schema() -> dict[str, Any]:
+    return dict(json.loads((CANONICAL_DIR / "part.avsc").read_text(encoding="utf-8")))

@@ -15,8 +15,8 @@ class _Canonical(BaseModel):
         return self.model_dump()
 
 
-class Person(_Canonical):
-    """See schemas/unified/person.avsc for the meaning of each field."""
+class PersonIdentity(_Canonical):
+    """Who a person is, as Dukcapil registers them: the identity part of the unified person."""
 
     person_id: str = Field(pattern=r"^[0-9a-f]{64}$")
     household_id: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -29,9 +29,40 @@ class Person(_Canonical):
     kota_code: str = Field(pattern=r"^\d{2}\.\d{2}$")
     is_deceased: bool
     deceased_on: dt.date | None = None
+
+
+class AidPayment(_Canonical):
+    disbursement_id: str
+    programme: str
+    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    amount: int = Field(ge=0)
+    status: Literal["PAID", "ON_HOLD", "FAILED", "RETURNED"]
+    paid_on: dt.date | None = None
+
+
+class SchoolEnrolment(_Canonical):
+    nisn: str = Field(pattern=r"^\d{10}$")
+    school_npsn: str
+    school_name: str
+    level: Literal["SD", "SMP", "SMA", "SMK", "SLB"]
+    grade: int = Field(ge=1, le=12)
+    status: Literal["ACTIVE", "GRADUATED", "MOVED", "DROPPED_OUT"]
+    kjp_recipient: bool
+    school_kelurahan_code: str = Field(pattern=r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")
+
+
+class Person(PersonIdentity):
+    """See schemas/unified/person.avsc for the meaning of each field: the identity from Dukcapil joined with
+    Dinsos aid, Disdik schooling and Dinkes health visits (person-360)."""
+
     version: int = Field(ge=0)
     updated_at: AwareDatetime
     source_event_id: str
+    aid: list[AidPayment] = Field(default_factory=list)
+    schooling: list[SchoolEnrolment] = Field(default_factory=list)
+    health_visits: int = Field(default=0, ge=0)
+    last_health_visit_at: AwareDatetime | None = None
+    immunisations: list[str] = Field(default_factory=list)
 
 
 class ParcelTax(_Canonical):

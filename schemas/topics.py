@@ -14,7 +14,7 @@ from satubus.kafka import ensure_topics
 from satubus.settings import Settings
 from schemas.catalogue import load_catalogue
 from schemas.compatibility import Level
-from schemas.envelope import agency_event_schema, unified_schema
+from schemas.envelope import agency_event_schema, part_schema, unified_schema
 from schemas.errors import SchemaError
 
 TopicName = NewType("TopicName", str)
@@ -24,6 +24,10 @@ DLQ = TopicName("bus.dlq")
 
 def agency_topic(agency: str, dataset: str, major: int = 1) -> TopicName:
     return TopicName(f"agency.{agency}.{dataset}.v{major}")
+
+
+def canonical_topic(entity: str) -> TopicName:
+    return TopicName(f"canonical.{entity}")
 
 
 def unified_topic(entity: str, major: int = 1) -> TopicName:
@@ -67,16 +71,24 @@ def unified_contract(entity: str, major: int = 1) -> TopicContract:
     )
 
 
+def canonical_contract(entity: str) -> TopicContract:
+    """The internal topic of an entity's parts, keyed by entity key so that one joiner sees all of them."""
+    return TopicContract(canonical_topic(entity), part_schema)
+
+
 DUKCAPIL_PENDUDUK = agency_contract("dukcapil", "penduduk")
 UNIFIED_PERSON = unified_contract("person")
 UNIFIED_ENTITIES = ("person", "parcel", "region", "incident", "finding")
+JOINED_ENTITIES = ("person", "parcel")
 DEAD_LETTERS = TopicContract(DLQ, None)
 
 
 def all_contracts() -> tuple[TopicContract, ...]:
-    """Every topic of the bus: each catalogue agency's datasets, the unified entities and the dead letters."""
+    """Every topic of the bus: each catalogue agency's datasets, the canonical parts of the joined entities, the
+    unified entities and the dead letters."""
     agencies = tuple(agency_contract(a.code, d) for a in load_catalogue() for d in a.datasets)
-    return (*agencies, *(unified_contract(e) for e in UNIFIED_ENTITIES), DEAD_LETTERS)
+    canonical = tuple(canonical_contract(e) for e in JOINED_ENTITIES)
+    return (*agencies, *canonical, *(unified_contract(e) for e in UNIFIED_ENTITIES), DEAD_LETTERS)
 
 
 def create_topics(settings: Settings) -> list[str]:

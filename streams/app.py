@@ -1,12 +1,19 @@
-"""The faust application: one generic agent per mapped agency dataset (schemas/agencies/*/*.mapping.yaml).
+"""The faust application: one generic normalizer per mapped agency dataset (schemas/agencies/*/*.mapping.yaml) and
+one joiner per joined entity (person, parcel).
 
-For each event: decode (our serde; failures are dead-lettered with their offset), normalize through the dataset's
-mapping (rejections are dead-lettered with field and reason), then admit it only if it is neither a redelivery
-nor older than what its key already had (state per key in a faust Table, restored from its changelog), and send
-the canonical record to ``unified.<entity>.v1``. Any other failure dead-letters the event too (reason
-internal_error): faust would otherwise count it as done and it would be lost. Agent concurrency is 1 (faust #606
-loses data above 1). faust flushes its producer before committing offsets, so every output of an event is
-acknowledged before the event counts as done (at-least-once); the per-key guard makes it effectively-once.
+Normalizer, for each event: decode (our serde; failures are dead-lettered with their offset), normalize through the
+dataset's mapping (rejections are dead-lettered with field and reason), then admit it only if it is neither a
+redelivery nor older than what its key already had (state per key in a faust Table, restored from its changelog).
+A whole entity (an incident) goes to ``unified.<entity>.v1``; a part of a joined entity goes to
+``canonical.<entity>`` keyed by the entity key, so that every part of one person or parcel reaches one joiner.
+
+Joiner, for each part: fold it into the entity's join state (a faust Table keyed by entity key, streams/joins.py),
+send the full unified record (or a tombstone) and the findings that opened or resolved.
+
+Any unforeseen failure dead-letters the message (reason internal_error): faust would otherwise count it as done and
+it would be lost. Agent concurrency is 1 (faust #606 loses data above 1). faust flushes its producer before
+committing offsets, so every output is acknowledged before its input counts as done (at-least-once); the guards
+per key and per part make it effectively-once.
 """
 
 from __future__ import annotations
@@ -28,10 +35,12 @@ from schemas.pseudonym import pseudonymize
 from schemas.regions import Regions, load_regions
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde
-from schemas.topics import DEAD_LETTERS, agency_topic, unified_contract
+from schemas.topics import DEAD_LETTERS, TopicContract, agency_topic, canonical_contract, unified_contract
 from streams import metrics
 from streams.codec import AvroCodec
 from streams.errors import Rejected
+from streams.findings import finding, unknown_region
+from streams.joins import JOINS, Join, JoinState, PartChange, merge, track_findings
 from streams.mapping import DatasetMapping, Deletion, discover_mappings
 from streams.ordering import KeyState, admit, remember
 
@@ -60,8 +69,11 @@ def build_app(settings: Settings) -> faust.App:
         web_enabled=False,
     )
     pipeline = _Pipeline(app, settings, AvroSerde(registry_client(settings)), load_regions())
-    for mapping in discover_mappings(settings.mappings_dir or AGENCIES_DIR):
-        pipeline.add(mapping)
+    mappings = discover_mappings(settings.mappings_dir or AGENCIES_DIR)
+    for mapping in mappings:
+        pipeline.normalize(mapping)
+    for entity in sorted({m.spec.entity for m in mappings if m.spec.part is not None}):
+        pipeline.join(JOINS[entity])
     return app
 
 
@@ -74,39 +86,50 @@ class _Pipeline:
         self.regions = regions
         self.key = settings.pseudonym_key.get_secret_value().encode()
         self.dead_letters = app.topic(DEAD_LETTERS.name, key_type=bytes, value_type=bytes)
+        self.findings = self._avro_topic(unified_contract("finding"))
 
-    def add(self, mapping: DatasetMapping) -> None:
-        agency, dataset = mapping.agency, mapping.dataset
-        contract = unified_contract(mapping.spec.entity)
+    def _avro_topic(self, contract: TopicContract) -> Any:
+        codec = AvroCodec(serde=self.serde, subject=contract.subject, schema=contract.value_schema())
+        return self.app.topic(contract.name, key_type=bytes, value_serializer=codec)
+
+    def _table(self, name: str) -> Any:
+        return self.app.Table(name, key_type=str, value_type=bytes, partitions=self.settings.topic_partitions)
+
+    def normalize(self, mapping: DatasetMapping) -> None:
+        agency, dataset, entity = mapping.agency, mapping.dataset, mapping.spec.entity
+        contract = unified_contract(entity) if mapping.spec.part is None else canonical_contract(entity)
         source = self.app.topic(agency_topic(agency, dataset), key_type=bytes, value_type=bytes)
-        unified = self.app.topic(
-            contract.name,
-            key_type=bytes,
-            value_serializer=AvroCodec(serde=self.serde, subject=contract.subject, schema=contract.value_schema()),
-        )
+        out = self._avro_topic(contract)
         # Keyed by a keyed hash of the agency's key: the changelog topic must not carry clear NIKs either.
-        states = self.app.Table(
-            f"keys-{agency}-{dataset}",
-            key_type=str,
-            value_type=bytes,
-            partitions=self.settings.topic_partitions,
-        )
+        states = self._table(f"keys-{agency}-{dataset}")
 
         async def normalize(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
-                await self._process(event.message, mapping, unified, states)
+                await self._process(event.message, mapping, out, states)
 
         self.app.agent(source, name=f"normalize-{agency}-{dataset}", concurrency=1)(normalize)
         log.info("normalizing %s into %s", source.get_topic_name(), contract.name)
 
-    async def _process(self, message: Any, mapping: DatasetMapping, unified: Any, states: Any) -> None:
+    def join(self, join: Join) -> None:
+        source = self.app.topic(canonical_contract(join.entity).name, key_type=bytes, value_type=bytes)
+        unified = self._avro_topic(unified_contract(join.entity))
+        states = self._table(f"join-{join.entity}")
+
+        async def joiner(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                await self._join(event.message, join, unified, states)
+
+        self.app.agent(source, name=f"join-{join.entity}", concurrency=1)(joiner)
+        log.info("joining %s into %s", source.get_topic_name(), unified_contract(join.entity).name)
+
+    async def _process(self, message: Any, mapping: DatasetMapping, out: Any, states: Any) -> None:
         metrics.EVENTS_IN.labels(mapping.agency, mapping.dataset).inc()
         try:
-            await self._normalize(message, mapping, unified, states)
+            await self._normalize(message, mapping, out, states)
         except Exception as exc:  # anything unforeseen: keep the event, say why, go on
             await self._dead_letter(message, mapping.agency, mapping.dataset, "normalize", "internal_error", exc)
 
-    async def _normalize(self, message: Any, mapping: DatasetMapping, unified: Any, states: Any) -> None:
+    async def _normalize(self, message: Any, mapping: DatasetMapping, out: Any, states: Any) -> None:
         agency, dataset = mapping.agency, mapping.dataset
         started = time.perf_counter()
         try:
@@ -120,6 +143,8 @@ class _Pipeline:
             result = mapping.apply(envelope, regions=self.regions, pseudonym_key=self.key, now=dt.datetime.now(dt.UTC))
         except Rejected as exc:
             await self._dead_letter(message, agency, dataset, "normalize", exc.reason, exc)
+            if exc.reason == "unknown_region" and exc.value is not None:
+                await self._send_finding(unknown_region(agency, dataset, exc.value, envelope["occurred_at"]))
             return
         state_key = pseudonymize(self.key, "state", str(envelope["key"]))
         state = KeyState.decode(states.get(state_key))
@@ -128,14 +153,95 @@ class _Pipeline:
         if verdict != "new":
             metrics.EVENTS_DROPPED.labels(agency, dataset, verdict).inc()
             return
-        if isinstance(result, Deletion):
-            await unified.send(key=result.key.encode(), value=None)
+        routed_to = None
+        if mapping.spec.part is not None:
+            routed_to = await self._send_part(mapping, envelope, result, state_key, state, out)
+        elif isinstance(result, Deletion):
+            await out.send(key=str(result.key).encode(), value=None)
+            metrics.EVENTS_OUT.labels(mapping.spec.entity).inc()
         else:
-            await unified.send(key=str(getattr(result, mapping.spec.key)).encode(), value=result.model_dump())
-        states[state_key] = remember(state, event_id, envelope["version"]).encode()
-        metrics.EVENTS_OUT.labels(mapping.spec.entity).inc()
+            await out.send(key=str(getattr(result, mapping.spec.key)).encode(), value=result.model_dump())
+            metrics.EVENTS_OUT.labels(mapping.spec.entity).inc()
+        states[state_key] = remember(state, event_id, envelope["version"], routed_to).encode()
         metrics.LAST_VALID_EVENT.labels(agency, dataset).set(time.time())
         metrics.PROCESSING_SECONDS.labels("normalize").observe(time.perf_counter() - started)
+
+    async def _send_part(
+        self, mapping: DatasetMapping, envelope: Any, result: Any, state_key: str, state: KeyState | None, out: Any
+    ) -> str | None:
+        """Send the part to its entity key; if the record moved to another key (a corrected NIK), the entity it
+        left gets the part's removal. Returns the key the record now belongs to."""
+        agency, dataset, entity = mapping.agency, mapping.dataset, mapping.spec.entity
+        key = None if isinstance(result, Deletion) else getattr(result, mapping.spec.key)
+
+        def change(entity_key: str, data: dict[str, Any] | None) -> dict[str, Any]:
+            part = PartChange(
+                entity,
+                entity_key,
+                str(mapping.spec.part),
+                f"{agency}.{dataset}:{state_key[:32]}",
+                agency,
+                dataset,
+                str(envelope["event_id"]),
+                envelope["version"],
+                envelope["occurred_at"],
+                data,
+            )
+            return part.to_avro()
+
+        previous = state.routed_to if state else None
+        if previous is not None and previous != key:
+            await out.send(key=previous.encode(), value=change(previous, None))
+        if key is None:
+            outcome = "accepted" if previous is not None else "unlinked"
+        else:
+            await out.send(key=key.encode(), value=change(key, result.model_dump(mode="json")))
+            outcome = "accepted"
+        if outcome == "accepted":
+            metrics.EVENTS_ACCEPTED.labels(agency, dataset).inc()
+        else:
+            metrics.EVENTS_DROPPED.labels(agency, dataset, outcome).inc()
+        return key
+
+    async def _join(self, message: Any, join: Join, unified: Any, states: Any) -> None:
+        metrics.PARTS_IN.labels(join.entity).inc()
+        started = time.perf_counter()
+        try:
+            part = PartChange.from_avro(
+                self.serde.decode(message.value, Origin(message.topic, message.partition, message.offset))
+            )
+            state = JoinState.decode(states.get(part.entity_key))
+            verdict = merge(state, part)
+            if verdict != "new":
+                metrics.PARTS_DROPPED.labels(join.entity, verdict).inc()
+                return
+            record = join.compose(part.entity_key, state)
+            if record is not None or state.published:
+                value = None if record is None else record.model_dump()
+                await unified.send(key=part.entity_key.encode(), value=value)
+                state.published = record is not None
+                metrics.EVENTS_OUT.labels(join.entity).inc()
+            latest = state.latest
+            for found in track_findings(state, join.findings(state), now=latest.occurred_at):
+                record_of_finding = finding(
+                    found.kind,
+                    part.entity_key,
+                    status=found.status,
+                    detected_at=found.detected_at,
+                    evidence=found.evidence,
+                    agencies=found.agencies,
+                    version=state.version,
+                    updated_at=latest.occurred_at,
+                )
+                await self._send_finding(record_of_finding)
+            states[part.entity_key] = state.encode()
+            metrics.PROCESSING_SECONDS.labels("join").observe(time.perf_counter() - started)
+        except Exception as exc:  # anything unforeseen: keep the part, say why, go on
+            await self._dead_letter(message, "bus", join.entity, "join", "internal_error", exc)
+
+    async def _send_finding(self, record: Any) -> None:
+        await self.findings.send(key=record.finding_id.encode(), value=record.model_dump())
+        metrics.FINDINGS.labels(record.kind, record.status).inc()
 
     async def _dead_letter(
         self, message: Any, agency: str, dataset: str, stage: str, reason: str, error: Exception

@@ -31,6 +31,7 @@ from satubus.errors import SatuBusError
 from schemas.envelope import AGENCIES_DIR, agency_record_schema, envelope_schema
 from schemas.models import UNIFIED_MODELS
 from schemas.nik import InvalidNik, parse_nik
+from schemas.parts import PART_MODELS
 from schemas.pseudonym import pseudonymize
 from schemas.regions import Region, Regions
 from streams.errors import Rejected
@@ -101,6 +102,7 @@ class MappingFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     entity: Literal["person", "parcel", "region", "incident", "finding"]
+    part: str | None = None  # a part of a joined entity (schemas/parts.py) rather than the whole entity
     key: str
     code_lists: dict[str, dict[str, Any]] = {}
     fields: dict[str, FieldSpec]
@@ -109,10 +111,11 @@ class MappingFile(BaseModel):
 
 @dataclass(frozen=True)
 class Deletion:
-    """The source deleted the record: the canonical topic gets a tombstone for this key."""
+    """The source deleted the record: a tombstone for this key, or for a part the part's removal (its entity key
+    is then unknown here: the stream processor remembers where the record went)."""
 
     entity: str
-    key: str
+    key: str | None
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ class DatasetMapping:
 
     @cached_property
     def model(self) -> type[BaseModel]:
-        return UNIFIED_MODELS[self.spec.entity]
+        return target_model(self.spec)
 
     def apply(
         self, event: MappingType[str, Any], *, regions: Regions, pseudonym_key: bytes, now: dt.datetime
@@ -134,6 +137,8 @@ class DatasetMapping:
             raise Rejected("occurred_at", "future_event", f"event time {occurred_at.isoformat()} is in the future")
         context = _Context(self, event, regions, pseudonym_key, now)
         if event["op"] == "d" or event["after"] is None:
+            if self.spec.part is not None:
+                return Deletion(self.spec.entity, None)
             key_spec = self.spec.fields[self.spec.key]
             return Deletion(self.spec.entity, context.transform("key", key_spec, event["key"]))
         out: dict[str, Any] = {}
@@ -246,7 +251,7 @@ class _Context:
                 if region is not None:
                     return region.code
         shown = " / ".join(repr(str(v)[:40]) for v in values)
-        raise Rejected(name, "unknown_region", f"{shown} is not a kelurahan of DKI Jakarta")
+        raise Rejected(name, "unknown_region", f"{shown} is not a kelurahan of DKI Jakarta", str(values[0])[:40])
 
     def _bps_kelurahan(self, code: str) -> Region | None:
         region = self.regions.from_bps(code)
@@ -314,13 +319,21 @@ def load_mapping(agency: str, dataset: str, root: Path = AGENCIES_DIR) -> Datase
     return DatasetMapping(agency, dataset, spec, envelope_schema(record_schema))
 
 
+def target_model(spec: MappingFile) -> type[BaseModel]:
+    return UNIFIED_MODELS[spec.entity] if spec.part is None else PART_MODELS[(spec.entity, spec.part)]
+
+
 def _problems(spec: MappingFile, schema: dict[str, Any], dataset: str) -> list[str]:
+    if spec.part is not None and (spec.entity, spec.part) not in PART_MODELS:
+        known = ", ".join(part for entity, part in PART_MODELS if entity == spec.entity) or "none"
+        return [f"part: {spec.entity} has no part {spec.part} (known: {known})"]
+    model = target_model(spec)
+    target = spec.entity if spec.part is None else f"{spec.entity} part {spec.part}"
     source_fields = {f["name"] for f in schema["fields"]}
-    canonical = set(UNIFIED_MODELS[spec.entity].model_fields)
     problems = [
-        f"fields.{name}: not a field of canonical {spec.entity}" for name in spec.fields if name not in canonical
+        f"fields.{name}: not a field of canonical {target}" for name in spec.fields if name not in model.model_fields
     ]
-    required = {n for n, f in UNIFIED_MODELS[spec.entity].model_fields.items() if f.is_required()}
+    required = {n for n, f in model.model_fields.items() if f.is_required()}
     problems += [f"fields: canonical field {name} is not mapped" for name in sorted(required - set(spec.fields))]
     if spec.key not in spec.fields:
         problems.append(f"key: {spec.key} is not one of the mapped fields")

@@ -5,9 +5,33 @@ from prometheus_client import Counter, Gauge, Histogram
 from satubus.metrics import NAMESPACE, REGISTRY
 
 EVENTS_IN = Counter("events_in", "Agency events read", ["agency", "dataset"], namespace=NAMESPACE, registry=REGISTRY)
+EVENTS_ACCEPTED = Counter(
+    "events_accepted",
+    "Agency events normalized and passed on (to canonical.<entity> for joined entities, else to the unified topic)",
+    ["agency", "dataset"],
+    namespace=NAMESPACE,
+    registry=REGISTRY,
+)
+PARTS_IN = Counter(
+    "join_parts_in", "Canonical parts read by the joiners", ["entity"], namespace=NAMESPACE, registry=REGISTRY
+)
+PARTS_DROPPED = Counter(
+    "join_parts_dropped",
+    "Canonical parts dropped by the joiners as redeliveries (duplicate) or older than the part they hold (stale)",
+    ["entity", "reason"],
+    namespace=NAMESPACE,
+    registry=REGISTRY,
+)
+FINDINGS = Counter(
+    "findings",
+    "Findings raised (OPEN) and resolved (RESOLVED)",
+    ["kind", "status"],
+    namespace=NAMESPACE,
+    registry=REGISTRY,
+)
 EVENTS_OUT = Counter(
     "events_out",
-    "Unified records written (tombstones included)",
+    "Unified records written (tombstones included, findings not)",
     ["entity"],
     namespace=NAMESPACE,
     registry=REGISTRY,
@@ -21,7 +45,8 @@ EVENTS_INVALID = Counter(
 )
 EVENTS_DROPPED = Counter(
     "events_dropped",
-    "Agency events dropped as redeliveries (duplicate) or older than the key's applied version (stale)",
+    "Agency events dropped as redeliveries (duplicate), older than the key's applied version (stale), or parts of "
+    "no entity (unlinked: e.g. an enrolment without NIK)",
     ["agency", "dataset", "reason"],
     namespace=NAMESPACE,
     registry=REGISTRY,

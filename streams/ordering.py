@@ -18,16 +18,17 @@ Verdict = Literal["new", "duplicate", "stale"]
 class KeyState:
     version: int
     recent: tuple[str, ...]
+    routed_to: str | None = None  # for a part of a joined entity: the entity key its latest version went to
 
     def encode(self) -> bytes:
-        return json.dumps({"v": self.version, "ids": self.recent}, separators=(",", ":")).encode()
+        return json.dumps({"v": self.version, "ids": self.recent, "to": self.routed_to}, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, data: bytes | None) -> KeyState | None:
         if data is None:
             return None
         state = json.loads(data)
-        return cls(int(state["v"]), tuple(state["ids"]))
+        return cls(int(state["v"]), tuple(state["ids"]), state.get("to"))
 
 
 def admit(state: KeyState | None, event_id: str, version: int) -> Verdict:
@@ -40,6 +41,6 @@ def admit(state: KeyState | None, event_id: str, version: int) -> Verdict:
     return "new"
 
 
-def remember(state: KeyState | None, event_id: str, version: int) -> KeyState:
+def remember(state: KeyState | None, event_id: str, version: int, routed_to: str | None = None) -> KeyState:
     recent = (*(state.recent if state else ()), event_id)[-RECENT_IDS:]
-    return KeyState(version, recent)
+    return KeyState(version, recent, routed_to)

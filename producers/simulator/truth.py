@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from producers.simulator.script import Planned
-from producers.simulator.world import Disbursement, Enrolment, Incident, Parcel, Permit, Resident
-from schemas.models import BuildingPermit, ParcelTax, ParcelZoning, Person
+from producers.simulator.script import REGION_FIELDS, Planned
+from producers.simulator.world import Disbursement, Enrolment, Incident, Parcel, Permit, Visit
+from schemas.models import AidPayment, BuildingPermit, ParcelTax, ParcelZoning, Person, SchoolEnrolment
 from schemas.models import Incident as IncidentModel
 from schemas.models import Parcel as ParcelModel
 from schemas.pseudonym import household_id, person_id
@@ -75,46 +75,95 @@ def compute(published: list[Published], pseudonym_key: bytes) -> Truth:
     for event in published:
         planned = event.planned
         outcome = planned.expect.split(":", 1)
+        if outcome[0] == "unified" and planned.dataset == "peserta_didik" and planned.fact.nik is None:
+            outcome = ["unlinked"]  # an enrolment without NIK joins no person
         truth.counts[event.topic]["in"] += 1
         truth.counts[event.topic][outcome[0]] += 1
         if outcome[0] == "dlq":
             truth.dead_letters.append(
                 {"topic": event.topic, "event_id": str(planned.event_id), "stage": "normalize", "reason": outcome[1]}
             )
+            if outcome[1] == "unknown_region":
+                assert planned.record is not None
+                written = str(planned.record[REGION_FIELDS.get((planned.agency, planned.dataset), ("kelurahan",))[0]])
+                truth.findings.add(("UNKNOWN_REGION_CODE", f"{planned.agency}.{planned.dataset}:{written[:40]}"))
         elif outcome[0] == "unified":
             latest[(planned.agency, planned.dataset, planned.key)] = event
 
     registered: set[str] = set()
+    linked: dict[str, list[Published]] = defaultdict(list)  # NIK -> the latest events of the person's parts
     for (_, dataset, _), event in sorted(latest.items(), key=lambda item: item[0]):
         fact = event.planned.fact
         if dataset == "penduduk":
-            person = _person(fact, event, pseudonym_key)
-            truth.persons[person.person_id] = person
             registered.add(fact.nik)
+            linked[fact.nik].append(event)
+        elif dataset in ("penerima_bansos", "kunjungan"):
+            linked[(fact.recipient if dataset == "penerima_bansos" else fact.patient).nik].append(event)
+        elif dataset == "peserta_didik" and fact.nik is not None:
+            linked[fact.nik].append(event)
         elif dataset == "kejadian":
             truth.incidents[f"bpbd:{fact.id}"] = _incident(fact, event)
+    for nik in registered:
+        person = _person(linked[nik], pseudonym_key)
+        truth.persons[person.person_id] = person
     parcel_events = [e for (_, d, _), e in latest.items() if d in ("objek_pajak", "zonasi", "pbg")]
     truth.parcels = _parcels(parcel_events)
-    truth.findings = _findings(latest, registered, pseudonym_key)
+    truth.findings |= _findings(latest, registered, pseudonym_key)
     return truth
 
 
-def _person(r: Resident, event: Published, key: bytes) -> Person:
+def _person(events: list[Published], key: bytes) -> Person:
+    """Person-360: the identity joined with the aid, schooling and health records of the same NIK."""
+    by_dataset: dict[str, list[Any]] = defaultdict(list)
+    for event in events:
+        by_dataset[event.planned.dataset].append(event.planned.fact)
+    (r,) = by_dataset["penduduk"]
+    latest = max(events, key=lambda e: (e.occurred_at, str(e.planned.event_id)))
+    visits: list[Visit] = by_dataset["kunjungan"]
     return Person(
         person_id=person_id(key, r.nik),
         household_id=household_id(key, r.family_card),
         full_name=r.name,
         birth_date=r.birth_date,
-        sex=r.sex,  # type: ignore[arg-type]
+        sex=r.sex,
         address=f"{r.street} RT {r.rt:03d}/RW {r.rw:03d}",
         kelurahan_code=r.kelurahan.code,
         kecamatan_code=r.kelurahan.parent_code,
         kota_code=r.kelurahan.parent_code.rsplit(".", 1)[0],
         is_deceased=r.deceased_on is not None,
         deceased_on=r.deceased_on,
-        version=event.planned.version,
-        updated_at=event.occurred_at,
-        source_event_id=str(event.planned.event_id),
+        version=sum(e.planned.version for e in events),  # the joiner's version: the sum of its parts' versions
+        updated_at=latest.occurred_at,
+        source_event_id=str(latest.planned.event_id),
+        aid=sorted((_aid(d) for d in by_dataset["penerima_bansos"]), key=lambda a: a.disbursement_id),
+        schooling=sorted((_enrolment(e) for e in by_dataset["peserta_didik"]), key=lambda e: e.nisn),
+        health_visits=len(visits),
+        last_health_visit_at=max((v.at for v in visits), default=None),
+        immunisations=sorted({v.vaccine for v in visits if v.vaccine}),
+    )
+
+
+def _aid(d: Disbursement) -> AidPayment:
+    return AidPayment(
+        disbursement_id=d.id,
+        programme=d.programme,
+        period=d.period,
+        amount=d.amount,
+        status="PAID" if d.paid_on else "ON_HOLD",
+        paid_on=d.paid_on,
+    )
+
+
+def _enrolment(e: Enrolment) -> SchoolEnrolment:
+    return SchoolEnrolment(
+        nisn=e.nisn,
+        school_npsn=e.school_id,
+        school_name=e.school_name,
+        level=e.level,  # type: ignore[arg-type]
+        grade=e.grade,
+        status="ACTIVE",
+        kjp_recipient=e.kjp,
+        school_kelurahan_code=e.school_kelurahan.code,
     )
 
 
@@ -143,7 +192,7 @@ def _parcels(events: list[Published]) -> dict[str, ParcelModel]:
         parcel: Parcel = fact[0] if isinstance(fact, tuple) else fact
         state = parts[parcel.nop]
         state["nop"] = parcel.nop
-        state["version"] += 1
+        state["version"] += event.planned.version  # the joiner's version: the sum of its parts' versions
         state["updated_at"] = event.occurred_at
         if event.planned.dataset == "objek_pajak":
             state["kelurahan_code"], state["address"] = parcel.kelurahan.code, parcel.address

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from producers.simulator.world import generate_world
 from schemas.envelope import AGENCIES_DIR
 from schemas.regions import load_regions
 from streams.errors import Rejected
+from streams.joins import JOINS, JoinState, PartChange, merge, track_findings
 from streams.mapping import MappingError, discover_mappings, load_mapping
+from streams.ordering import KeyState, admit, remember
 
 KEY = b"unit-test-key"
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
@@ -27,32 +30,89 @@ def test_every_mapping_in_the_repository_loads() -> None:
     assert {(m.agency, m.dataset) for m in discover_mappings()} >= {("dukcapil", "penduduk"), ("bpbd", "kejadian")}
 
 
-def test_mapped_records_equal_the_ground_truth_and_dirt_gets_its_reason() -> None:
+def test_mapped_and_joined_records_equal_the_ground_truth_and_dirt_gets_its_reason() -> None:
+    """The whole normalize-and-join logic without Kafka: every agency's events through its mapping, the per-key
+    guard and the joiners, in publication order, give the simulator's people, parcels, incidents and findings."""
     world = generate_world(3000, seed=21, regions=load_regions(), now=NOW)
-    planned = plan(world, seed=21, dirty=0.1, regions=load_regions(), agencies={"dukcapil", "bpbd"})
+    planned = plan(world, seed=21, dirty=0.1, regions=load_regions())
     published = [
         Published(p, NOW - dt.timedelta(seconds=1) + (FUTURE if p.future else dt.timedelta())) for p in planned
     ]
     truth = compute(published, KEY)
     mappings = {(m.agency, m.dataset): m for m in discover_mappings()}
-    latest: dict[str, Any] = {}
+    keys: dict[tuple[str, str, str], KeyState] = {}
+    joins: dict[tuple[str, str], JoinState] = defaultdict(JoinState)
+    unified: dict[str, dict[str, Any]] = defaultdict(dict)
+    findings: set[tuple[str, str]] = set()
+    outcomes: Counter[str] = Counter()
     for event in published:
         p = event.planned
         mapping = mappings.get((p.agency, p.dataset))
         if mapping is None:
-            continue  # a dataset without a mapping yet (bpbd's service requests)
+            continue  # a dataset without a mapping yet (the agencies' service requests)
         try:
             result = mapping.apply(event.envelope(), regions=load_regions(), pseudonym_key=KEY, now=NOW)
         except Rejected as rejected:
             assert p.expect == f"dlq:{rejected.reason}", (p.expect, rejected)
+            if rejected.reason == "unknown_region":
+                findings.add(("UNKNOWN_REGION_CODE", f"{p.agency}.{p.dataset}:{rejected.value}"))
             continue
         assert not p.expect.startswith("dlq:"), p.expect
-        if p.expect == "unified":
-            key = getattr(result, mapping.spec.key)
-            latest[key] = result
-    assert {k: v for k, v in latest.items() if k in truth.persons} == truth.persons
-    assert {k: v for k, v in latest.items() if k in truth.incidents} == truth.incidents
-    assert len(latest) == len(truth.persons) + len(truth.incidents)
+        verdict = admit(keys.get((p.agency, p.dataset, p.key)), str(p.event_id), p.version)
+        outcomes[verdict] += 1
+        if verdict != "new":
+            assert p.expect in ("duplicate", "stale"), p.expect
+            continue
+        keys[(p.agency, p.dataset, p.key)] = remember(None, str(p.event_id), p.version)
+        entity_key = str(getattr(result, mapping.spec.key))
+        if mapping.spec.part is None:
+            unified[mapping.spec.entity][entity_key] = result
+            continue
+        if getattr(result, mapping.spec.key) is None:
+            outcomes["unlinked"] += 1
+            continue
+        state = joins[(mapping.spec.entity, entity_key)]
+        change = PartChange(
+            mapping.spec.entity,
+            entity_key,
+            str(mapping.spec.part),
+            f"{p.agency}.{p.dataset}:{p.key}",
+            p.agency,
+            p.dataset,
+            str(p.event_id),
+            p.version,
+            event.occurred_at,
+            result.model_dump(mode="json"),
+        )
+        assert merge(state, PartChange.from_avro(change.to_avro())) == "new"
+        join = JOINS[mapping.spec.entity]
+        record = join.compose(entity_key, state)
+        if record is not None:
+            unified[mapping.spec.entity][entity_key] = record
+        for found in track_findings(state, join.findings(state), now=event.occurred_at):
+            (findings.add if found.status == "OPEN" else findings.discard)((found.kind, entity_key))
+    assert unified["person"] == truth.persons
+    assert unified["parcel"] == truth.parcels
+    assert unified["incident"] == truth.incidents
+    mapped = {f"{agency}.{dataset}" for agency, dataset in mappings}
+    expected = {(kind, s) for kind, s in truth.findings if kind != "UNKNOWN_REGION_CODE" or s.split(":")[0] in mapped}
+    assert findings == expected
+    assert {kind for kind, _ in findings} == {
+        "AID_TO_DECEASED",
+        "NO_CIVIL_REGISTRY_RECORD",
+        "PERMIT_FORBIDDEN_BY_ZONING",
+        "UNKNOWN_REGION_CODE",
+    }
+    counted = Counter[str]()
+    for topic, counts in truth.counts.items():
+        if topic.split(".")[1:3] in ([a, d] for a, d in mappings):
+            counted.update(counts)
+    assert (outcomes["new"] - outcomes["unlinked"], outcomes["duplicate"], outcomes["stale"]) == (
+        counted["unified"],
+        counted["duplicate"],
+        counted["stale"],
+    )
+    assert outcomes["unlinked"] == counted["unlinked"] > 0
 
 
 def copy_of_agencies(tmp_path: Path) -> Path:
@@ -130,7 +190,7 @@ fields:
         ("pattern: '\\d{16}'", "fields.household_id.pattern:"),
         ("case: title}", "fields.full_name.case: Input should be 'upper', 'lower' or 'title'"),
         ("{parent_of: kelurahan_code, level: kota}", "fields.kota_code: give exactly one of"),
-        ("{from: $version}", "fields.version.from: $verzion is not a field"),
+        ("part: identity", "part: person has no part idnetity (known: identity, aid, schooling, health)"),
     ],
 )
 def test_a_broken_mapping_is_refused_naming_the_file_and_the_problem(tmp_path: Path, change: str, problem: str) -> None:
@@ -144,7 +204,7 @@ def test_a_broken_mapping_is_refused_naming_the_file_and_the_problem(tmp_path: P
         "pattern: '\\d{16}'": "pattern: '[0-9'",
         "case: title}": "case: proper}",
         "{parent_of: kelurahan_code, level: kota}": "{parent_of: kelurahan_code, level: kota, value: 1}",
-        "{from: $version}": "{from: $verzion}",
+        "part: identity": "part: idnetity",
     }[change]
     assert change in text
     path.write_text(text.replace(change, broken))

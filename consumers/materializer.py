@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -255,7 +256,7 @@ class Materializer:
         await conn.execute(f"DELETE FROM {self.spec.staging}")
         columns = self.spec.columns
         await conn.copy_records_to_table(
-            self.spec.staging, records=[tuple(r[c] for c in columns) for r in records], columns=columns
+            self.spec.staging, records=[self.spec.row(r) for r in records], columns=columns
         )
         column_list = ", ".join(columns)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (*columns, "committed_at") if c != self.spec.key)

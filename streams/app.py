@@ -156,11 +156,12 @@ class _Pipeline:
         routed_to = None
         if mapping.spec.part is not None:
             routed_to = await self._send_part(mapping, envelope, result, state_key, state, out)
-        elif isinstance(result, Deletion):
-            await out.send(key=str(result.key).encode(), value=None)
-            metrics.EVENTS_OUT.labels(mapping.spec.entity).inc()
         else:
-            await out.send(key=str(getattr(result, mapping.spec.key)).encode(), value=result.model_dump())
+            if isinstance(result, Deletion):
+                await out.send(key=str(result.key).encode(), value=None)
+            else:
+                await out.send(key=str(getattr(result, mapping.spec.key)).encode(), value=result.model_dump())
+            metrics.EVENTS_ACCEPTED.labels(agency, dataset).inc()
             metrics.EVENTS_OUT.labels(mapping.spec.entity).inc()
         states[state_key] = remember(state, event_id, envelope["version"], routed_to).encode()
         metrics.LAST_VALID_EVENT.labels(agency, dataset).set(time.time())

@@ -1,8 +1,11 @@
-"""The stream processor and the materializer on a dirty simulated feed, compared with the simulator's ground truth."""
+"""The stream processor and the materializer on a dirty simulated feed of every mapped agency, compared with the
+simulator's ground truth: the unified view (joined people and parcels, incidents), the findings, the dead letters
+and the counts."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from typing import Any
@@ -15,12 +18,15 @@ from producers.simulate import Simulation, simulate
 from satubus.settings import Settings
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde
-from schemas.topics import DLQ, agency_topic
+from schemas.topics import DLQ, agency_topic, unified_topic
 from streams.mapping import discover_mappings
 from tests.integration.conftest import Pipeline
 from tests.integration.test_dukcapil_end_to_end import read_topic, scrape
 
-MAPPED = {agency_topic(m.agency, m.dataset) for m in discover_mappings()}
+MAPPINGS = discover_mappings()
+MAPPED = {agency_topic(m.agency, m.dataset) for m in MAPPINGS}
+PARTS = {agency_topic(m.agency, m.dataset) for m in MAPPINGS if m.spec.part is not None}
+JSON_COLUMNS = {"aid", "schooling"}
 
 
 async def table(settings: Settings, name: str, key: str) -> dict[str, dict[str, Any]]:
@@ -29,9 +35,40 @@ async def table(settings: Settings, name: str, key: str) -> dict[str, dict[str, 
         rows = await conn.fetch(f"SELECT * FROM {name}")
     finally:
         await conn.close()
-    return {
-        r[key]: {k: (list(v) if isinstance(v, list) else v) for k, v in r.items() if k != "committed_at"} for r in rows
-    }
+    return {r[key]: {k: _value(k, v) for k, v in r.items() if k != "committed_at"} for r in rows}
+
+
+def _value(column: str, value: Any) -> Any:
+    return json.loads(value) if column in JSON_COLUMNS else list(value) if isinstance(value, list) else value
+
+
+def expected_rows(models: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    rows = {}
+    for key, model in models.items():
+        row = model.model_dump()
+        row.update({k: json.loads(json.dumps(row[k], default=str)) for k in JSON_COLUMNS if k in row})
+        rows[key] = row
+    return rows
+
+
+def latest_records(settings: Settings, topic: str) -> dict[str, dict[str, Any]]:
+    """The compacted view of a unified topic: the latest record per key, tombstones removing their key."""
+    latest: dict[str, dict[str, Any]] = {}
+    with AvroSerde(registry_client(settings)) as serde:
+        for message in read_topic(settings, topic):
+            key = message.key().decode()
+            if message.value() is None:
+                latest.pop(key, None)
+            else:
+                latest[key] = serde.decode(message.value())
+    return latest
+
+
+def parts_joined(settings: Settings) -> float:
+    try:
+        return scrape(settings.stream_metrics_port).get("satubus_join_parts_in_total", 0)
+    except OSError:
+        return 0
 
 
 def consumed_so_far(settings: Settings) -> float:
@@ -43,13 +80,18 @@ def consumed_so_far(settings: Settings) -> float:
 
 @pytest.fixture(scope="module")
 def simulation(bus: Settings, pipeline: Pipeline) -> Simulation:
-    simulation = simulate(bus, residents=3000, seed=77, dirty=0.05, agencies={"dukcapil", "bpbd"})
+    agencies = {m.agency for m in MAPPINGS}
+    simulation = simulate(bus, residents=2000, seed=77, dirty=0.05, agencies=agencies)
     consumed = sum(c["in"] for topic, c in simulation.truth.counts.items() if topic in MAPPED)
-    deadline = time.monotonic() + 300
-    while consumed_so_far(bus) < consumed:
+    parts = sum(c["unified"] for topic, c in simulation.truth.counts.items() if topic in PARTS)
+    started = time.monotonic()
+    deadline = started + 600
+    while consumed_so_far(bus) < consumed or parts_joined(bus) < parts:
         pipeline.assert_running()
         assert time.monotonic() < deadline, "the stream processor did not consume every event"
         time.sleep(0.5)
+    took = time.monotonic() - started
+    print(f"\n{consumed} events normalized and {parts} parts joined {took:.1f}s after the last was published")
     truth = simulation.truth
     while True:  # the materializer follows
         people = asyncio.run(table(bus, "unified.person", "person_id"))
@@ -63,12 +105,33 @@ def simulation(bus: Settings, pipeline: Pipeline) -> Simulation:
 
 def test_the_view_equals_the_ground_truth(bus: Settings, simulation: Simulation) -> None:
     truth = simulation.truth
-    assert asyncio.run(table(bus, "unified.person", "person_id")) == {
-        k: v.model_dump() for k, v in truth.persons.items()
+    assert asyncio.run(table(bus, "unified.person", "person_id")) == expected_rows(truth.persons)
+    assert asyncio.run(table(bus, "unified.incident", "incident_id")) == expected_rows(truth.incidents)
+
+
+def test_the_unified_topics_equal_the_ground_truth(bus: Settings, simulation: Simulation) -> None:
+    truth = simulation.truth
+    assert latest_records(bus, unified_topic("person")) == {k: v.model_dump() for k, v in truth.persons.items()}
+    assert latest_records(bus, unified_topic("parcel")) == {k: v.model_dump() for k, v in truth.parcels.items()}
+
+
+def test_the_open_findings_equal_the_ground_truth(bus: Settings, simulation: Simulation) -> None:
+    mapped = {f"{m.agency}.{m.dataset}" for m in MAPPINGS}
+    expected = {
+        (kind, subject)
+        for kind, subject in simulation.truth.findings
+        if kind != "UNKNOWN_REGION_CODE" or subject.split(":", 1)[0] in mapped
     }
-    assert asyncio.run(table(bus, "unified.incident", "incident_id")) == {
-        k: v.model_dump() for k, v in truth.incidents.items()
+    findings = latest_records(bus, unified_topic("finding"))
+    assert {(f["kind"], f["subject_id"]) for f in findings.values() if f["status"] == "OPEN"} == expected
+    assert {kind for kind, _ in expected} == {
+        "AID_TO_DECEASED",
+        "NO_CIVIL_REGISTRY_RECORD",
+        "PERMIT_FORBIDDEN_BY_ZONING",
+        "UNKNOWN_REGION_CODE",
     }
+    niks = {r.nik for r in simulation.world.residents}
+    assert not any(nik in json.dumps(f, default=str) for f in findings.values() for nik in niks)
 
 
 def test_every_dirty_record_is_dead_lettered_with_the_right_reason(bus: Settings, simulation: Simulation) -> None:
@@ -89,9 +152,11 @@ def test_counts_reconcile(bus: Settings, simulation: Simulation) -> None:
             truth.update(counts)
     metrics = scrape(bus.stream_metrics_port)
     assert metrics["satubus_events_in_total"] == truth["in"]
-    assert metrics["satubus_events_out_total"] == truth["unified"]
+    assert metrics["satubus_events_accepted_total"] == truth["unified"]
     assert metrics["satubus_events_invalid_total"] == truth["dlq"]
-    assert metrics["satubus_events_dropped_total"] == truth["duplicate"] + truth["stale"]
+    assert metrics["satubus_events_dropped_total"] == truth["duplicate"] + truth["stale"] + truth["unlinked"]
+    assert truth["in"] == truth["unified"] + truth["dlq"] + truth["duplicate"] + truth["stale"] + truth["unlinked"]
+    assert metrics.get("satubus_join_parts_dropped_total", 0) == 0  # the normalizers dedupe before the joiners
 
 
 def test_a_restarted_worker_rebuilds_its_state_and_the_output_is_unchanged(
@@ -101,6 +166,7 @@ def test_a_restarted_worker_rebuilds_its_state_and_the_output_is_unchanged(
     back from their changelogs, or the same events sent again would be applied twice."""
     before_people = asyncio.run(table(bus, "unified.person", "person_id"))
     before_incidents = asyncio.run(table(bus, "unified.incident", "incident_id"))
+    before_parcels = latest_records(bus, unified_topic("parcel"))
     restarted = time.monotonic()
     # Events are sent once the worker is ready: sending while it joins the group lost a message in other runs
     # (see the issue note); that race is under investigation, not tested here.
@@ -132,5 +198,7 @@ def test_a_restarted_worker_rebuilds_its_state_and_the_output_is_unchanged(
     assert metrics["satubus_events_dropped_total"] == len(resent) - expected_dlq  # every valid one: seen before
     assert metrics["satubus_events_invalid_total"] == expected_dlq
     assert metrics.get("satubus_events_out_total", 0) == 0
+    assert metrics.get("satubus_join_parts_in_total", 0) == 0
     assert asyncio.run(table(bus, "unified.person", "person_id")) == before_people
     assert asyncio.run(table(bus, "unified.incident", "incident_id")) == before_incidents
+    assert latest_records(bus, unified_topic("parcel")) == before_parcels

@@ -17,6 +17,7 @@ import avro.schema
 import pytest
 from confluent_kafka import Producer
 
+from consumers.tables import PERSON
 from producers.publisher import AgencyPublisher
 from producers.simulate import simulate
 from satubus.kafka import producer_config, read_to_end
@@ -114,7 +115,11 @@ def test_postgres_holds_exactly_the_expected_view(bus: Settings, run: dict[str, 
     expected = {pid: p.model_dump() for pid, p in run["simulation"].truth.persons.items()}
     rows = asyncio.run(fetch_rows(bus))
     assert len(rows) == RESIDENTS
-    actual = {r["person_id"]: {k: v for k, v in r.items() if k != "committed_at"} for r in rows}
+    jsonb = PERSON.json_columns
+    actual = {
+        r["person_id"]: {k: json.loads(v) if k in jsonb else v for k, v in r.items() if k != "committed_at"}
+        for r in rows
+    }
     assert actual == expected
 
 

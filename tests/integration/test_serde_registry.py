@@ -35,6 +35,20 @@ PERSON = {
     "version": 3,
     "updated_at": dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC),
     "source_event_id": "00000000-0000-4000-8000-000000000001",
+    "aid": [
+        {
+            "disbursement_id": "KLJ-2026-10-000001",
+            "programme": "KLJ",
+            "period": "2026-10",
+            "amount": 300000,
+            "status": "PAID",
+            "paid_on": dt.date(2026, 10, 5),
+        }
+    ],
+    "schooling": [],
+    "health_visits": 1,
+    "last_health_visit_at": dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.UTC),
+    "immunisations": [],
 }
 
 
@@ -128,6 +142,11 @@ people = st.fixed_dictionaries(
             min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)
         ).map(lambda t: t.replace(microsecond=t.microsecond // 1000 * 1000)),
         "source_event_id": st.uuids().map(str),
+        "aid": st.just([]),
+        "schooling": st.just([]),
+        "health_visits": st.integers(min_value=0, max_value=2**31 - 1),
+        "last_health_visit_at": st.none(),
+        "immunisations": st.lists(st.sampled_from(["BCG", "HB0", "MR1", "POLIO1"]), unique=True),
     }
 )
 

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from consumers.tables import PERSON
 from producers.publisher import AgencyPublisher
 from producers.simulate import Simulation, simulate
 from satubus.settings import Settings
@@ -26,7 +27,7 @@ from tests.integration.test_dukcapil_end_to_end import read_topic, scrape
 MAPPINGS = discover_mappings()
 MAPPED = {agency_topic(m.agency, m.dataset) for m in MAPPINGS}
 PARTS = {agency_topic(m.agency, m.dataset) for m in MAPPINGS if m.spec.part is not None}
-JSON_COLUMNS = {"aid", "schooling"}
+JSON_COLUMNS = PERSON.json_columns
 
 
 async def table(settings: Settings, name: str, key: str) -> dict[str, dict[str, Any]]:

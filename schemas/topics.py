@@ -79,7 +79,7 @@ def canonical_contract(entity: str) -> TopicContract:
 DUKCAPIL_PENDUDUK = agency_contract("dukcapil", "penduduk")
 UNIFIED_PERSON = unified_contract("person")
 UNIFIED_ENTITIES = ("person", "parcel", "region", "incident", "finding")
-JOINED_ENTITIES = ("person", "parcel")
+JOINED_ENTITIES = ("person", "parcel", "region")
 DEAD_LETTERS = TopicContract(DLQ, None)
 
 

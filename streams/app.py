@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from functools import partial
 from typing import Any
 
 import faust
@@ -30,6 +31,7 @@ from satubus.settings import Settings
 from schemas.dead_letters import DEAD_LETTERED, DeadLetter
 from schemas.envelope import AGENCIES_DIR
 from schemas.errors import DecodeError, Origin
+from schemas.models import Incident, Person
 from schemas.nik import mask_nik
 from schemas.pseudonym import pseudonymize
 from schemas.regions import Regions, load_regions
@@ -43,6 +45,7 @@ from streams.findings import finding, unknown_region
 from streams.joins import JOINS, Join, JoinState, PartChange, merge, track_findings
 from streams.mapping import DatasetMapping, Deletion, discover_mappings
 from streams.ordering import KeyState, admit, remember
+from streams.regions import compose_region, incident_counts, person_counts
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ def build_app(settings: Settings) -> faust.App:
         pipeline.normalize(mapping)
     for entity in sorted({m.spec.entity for m in mappings if m.spec.part is not None}):
         pipeline.join(JOINS[entity])
+    pipeline.join(Join("region", partial(compose_region, regions=pipeline.regions), lambda state: {}))
     return app
 
 
@@ -87,6 +91,7 @@ class _Pipeline:
         self.key = settings.pseudonym_key.get_secret_value().encode()
         self.dead_letters = app.topic(DEAD_LETTERS.name, key_type=bytes, value_type=bytes)
         self.findings = self._avro_topic(unified_contract("finding"))
+        self.region_parts = self._avro_topic(canonical_contract("region"))
 
     def _avro_topic(self, contract: TopicContract) -> Any:
         codec = AvroCodec(serde=self.serde, subject=contract.subject, schema=contract.value_schema())
@@ -161,6 +166,17 @@ class _Pipeline:
                 await out.send(key=str(result.key).encode(), value=None)
             else:
                 await out.send(key=str(getattr(result, mapping.spec.key)).encode(), value=result.model_dump())
+            if mapping.spec.entity == "incident":
+                incident = result if isinstance(result, Incident) else None
+                routed_to = await self._contribute(
+                    "incident",
+                    str(result.key if isinstance(result, Deletion) else getattr(result, mapping.spec.key)),
+                    agency,
+                    envelope["version"],
+                    envelope["occurred_at"],
+                    None if incident is None else (incident.kelurahan_code, incident_counts(incident)),
+                    state.routed_to if state else None,
+                )
             metrics.EVENTS_ACCEPTED.labels(agency, dataset).inc()
             metrics.EVENTS_OUT.labels(mapping.spec.entity).inc()
         states[state_key] = remember(state, event_id, envelope["version"], routed_to).encode()
@@ -222,6 +238,17 @@ class _Pipeline:
                 await unified.send(key=part.entity_key.encode(), value=value)
                 state.published = record is not None
                 metrics.EVENTS_OUT.labels(join.entity).inc()
+            if join.entity == "person":
+                person = record if isinstance(record, Person) else None
+                state.region = await self._contribute(
+                    "person",
+                    part.entity_key,
+                    "dukcapil",
+                    state.version,
+                    state.latest.occurred_at,
+                    None if person is None else (person.kelurahan_code, person_counts(person)),
+                    state.region,
+                )
             latest = state.latest
             for found in track_findings(state, join.findings(state), now=latest.occurred_at):
                 record_of_finding = finding(
@@ -239,6 +266,32 @@ class _Pipeline:
             metrics.PROCESSING_SECONDS.labels("join").observe(time.perf_counter() - started)
         except Exception as exc:  # anything unforeseen: keep the part, say why, go on
             await self._dead_letter(message, "bus", join.entity, "join", "internal_error", exc)
+
+    async def _contribute(
+        self,
+        part: str,
+        contributor: str,
+        agency: str,
+        version: int,
+        occurred_at: dt.datetime,
+        now: tuple[str, dict[str, Any]] | None,
+        before: str | None,
+    ) -> str | None:
+        """Send a person's or incident's current counts to its kelurahan (and their removal to the kelurahan it
+        left); returns the kelurahan it now contributes to."""
+
+        def change(code: str, data: dict[str, Any] | None) -> dict[str, Any]:
+            event_id = f"{contributor}@{version}"
+            return PartChange(
+                "region", code, part, contributor, agency, part, event_id, version, occurred_at, data
+            ).to_avro()
+
+        region = None if now is None else now[0]
+        if before is not None and before != region:
+            await self.region_parts.send(key=before.encode(), value=change(before, None))
+        if now is not None:
+            await self.region_parts.send(key=now[0].encode(), value=change(now[0], now[1]))
+        return region
 
     async def _send_finding(self, record: Any) -> None:
         await self.findings.send(key=record.finding_id.encode(), value=record.model_dump())

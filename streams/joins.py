@@ -78,6 +78,7 @@ class JoinState:
     slots: dict[str, Slot] = field(default_factory=dict)  # "<part>:<part_key>" -> the latest version of that record
     open_findings: dict[str, OpenFinding] = field(default_factory=dict)  # kind -> when and why it was raised
     published: bool = False  # a unified record of this key was sent (so an empty state sends a tombstone)
+    region: str | None = None  # the kelurahan this entity last contributed to (streams/regions.py)
 
     @property
     def version(self) -> int:
@@ -103,6 +104,7 @@ class JoinState:
                     for kind, f in self.open_findings.items()
                 },
                 "published": self.published,
+                "region": self.region,
             },
             separators=(",", ":"),
             sort_keys=True,
@@ -121,7 +123,7 @@ class JoinState:
             kind: OpenFinding(dt.datetime.fromisoformat(at), evidence, tuple(agencies))
             for kind, (at, evidence, agencies) in state["findings"].items()
         }
-        return cls(slots, findings, state["published"])
+        return cls(slots, findings, state["published"], state["region"])
 
 
 def merge(state: JoinState, change: PartChange) -> Verdict:

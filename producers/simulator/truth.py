@@ -19,7 +19,9 @@ from producers.simulator.world import Disbursement, Enrolment, Incident, Parcel,
 from schemas.models import AidPayment, BuildingPermit, ParcelTax, ParcelZoning, Person, SchoolEnrolment
 from schemas.models import Incident as IncidentModel
 from schemas.models import Parcel as ParcelModel
+from schemas.models import Region as RegionModel
 from schemas.pseudonym import household_id, person_id
+from schemas.regions import load_regions
 from schemas.topics import agency_topic
 
 
@@ -50,13 +52,19 @@ class Truth:
     persons: dict[str, Person] = field(default_factory=dict)
     parcels: dict[str, ParcelModel] = field(default_factory=dict)
     incidents: dict[str, IncidentModel] = field(default_factory=dict)
+    regions: dict[str, RegionModel] = field(default_factory=dict)
     findings: set[tuple[str, str]] = field(default_factory=set)  # (kind, subject id)
     dead_letters: list[dict[str, str]] = field(default_factory=list)
     counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
     def write(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        for name, models in (("persons", self.persons), ("parcels", self.parcels), ("incidents", self.incidents)):
+        for name, models in (
+            ("persons", self.persons),
+            ("parcels", self.parcels),
+            ("incidents", self.incidents),
+            ("regions", self.regions),
+        ):
             with (directory / f"{name}.jsonl").open("w", encoding="utf-8") as out:
                 for model in models.values():
                     out.write(json.dumps(model.model_dump(mode="json"), sort_keys=True) + "\n")
@@ -109,7 +117,43 @@ def compute(published: list[Published], pseudonym_key: bytes) -> Truth:
     parcel_events = [e for (_, d, _), e in latest.items() if d in ("objek_pajak", "zonasi", "pbg")]
     truth.parcels = _parcels(parcel_events)
     truth.findings |= _findings(latest, registered, pseudonym_key)
+    truth.regions = _regions(truth.persons, truth.incidents)
     return truth
+
+
+def _regions(persons: dict[str, Person], incidents: dict[str, IncidentModel]) -> dict[str, RegionModel]:
+    """Per kelurahan: the people Dukcapil registers there and the incidents there, summed the region joiner's way
+    (version: the sum of the contributors' versions; stream time: their latest event time)."""
+    people: dict[str, list[Person]] = defaultdict(list)
+    for person in persons.values():
+        people[person.kelurahan_code].append(person)
+    events: dict[str, list[IncidentModel]] = defaultdict(list)
+    for incident in incidents.values():
+        events[incident.kelurahan_code].append(incident)
+    reference = load_regions()
+    regions = {}
+    for code in sorted(set(people) | set(events)):
+        place = reference.kelurahan(code)
+        assert place is not None
+        here, there = people[code], events[code]
+        contributors: list[Person | IncidentModel] = [*here, *there]
+        stream_time = max(x.updated_at for x in contributors)
+        alive = [p for p in here if not p.is_deceased]
+        regions[code] = RegionModel(
+            kelurahan_code=code,
+            name=place.name,
+            kecamatan_code=place.parent_code,
+            kota_code=place.parent_code.rsplit(".", 1)[0],
+            population=len(alive),
+            deceased=len(here) - len(alive),
+            aid_recipients=sum(1 for p in alive if any(a.status == "PAID" for a in p.aid)),
+            students=sum(1 for p in here if any(e.status == "ACTIVE" for e in p.schooling)),
+            incidents_24h=sum(1 for i in there if stream_time - dt.timedelta(hours=24) < i.started_at <= stream_time),
+            open_service_requests=0,
+            version=sum(x.version for x in contributors),
+            updated_at=stream_time,
+        )
+    return regions
 
 
 def _person(events: list[Published], key: bytes) -> Person:

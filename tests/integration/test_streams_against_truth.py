@@ -116,6 +116,18 @@ def test_the_unified_topics_equal_the_ground_truth(bus: Settings, simulation: Si
     assert latest_records(bus, unified_topic("parcel")) == {k: v.model_dump() for k, v in truth.parcels.items()}
 
 
+def test_the_region_aggregates_equal_the_ground_truth(bus: Settings, simulation: Simulation) -> None:
+    """The region joiner runs one hop behind the others: wait until its topic settles on the truth."""
+    expected = {k: v.model_dump() for k, v in simulation.truth.regions.items()}
+    deadline = time.monotonic() + 120
+    while (regions := latest_records(bus, unified_topic("region"))) != expected and time.monotonic() < deadline:
+        time.sleep(1)
+    assert regions == expected
+    assert sum(r["population"] for r in regions.values()) == sum(
+        not p.is_deceased for p in simulation.truth.persons.values()
+    )
+
+
 def test_the_open_findings_equal_the_ground_truth(bus: Settings, simulation: Simulation) -> None:
     mapped = {f"{m.agency}.{m.dataset}" for m in MAPPINGS}
     expected = {

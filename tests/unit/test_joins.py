@@ -6,7 +6,9 @@ import datetime as dt
 import itertools
 from typing import Any
 
+from schemas.regions import load_regions
 from streams.joins import JOINS, JoinState, PartChange, merge, track_findings
+from streams.regions import compose_region
 
 T0 = dt.datetime(2026, 11, 28, 8, 0, tzinfo=dt.UTC)
 PID = "a" * 64
@@ -148,3 +150,28 @@ def test_an_issued_permit_for_a_forbidden_function_is_a_finding() -> None:
     assert parcel.zoning.zone_code == "R" and parcel.permits[0].application_id == "PBG-1" and parcel.tax is None
     refused = part("permit", permit | {"status": "REFUSED"}, version=2, minutes=1, entity="parcel", key=NOP)
     assert fold([*changes, refused], "parcel")[2] == set()
+
+
+def test_a_region_sums_its_contributors_and_counts_incidents_of_the_last_24_hours_of_event_time() -> None:
+    regions = load_regions()
+    code = "31.71.06.1001"
+
+    def contribution(kind: str, who: str, data: dict[str, Any] | None, version: int, minutes: int) -> PartChange:
+        at = T0 + dt.timedelta(minutes=minutes)
+        return PartChange("region", code, kind, who, "x", kind, f"{who}@{version}", version, at, data)
+
+    alive = {"population": 1, "deceased": 0, "aid_recipients": 1, "students": 0}
+    state = JoinState()
+    for change in [
+        contribution("person", "p1", alive, 3, 0),
+        contribution("person", "p2", alive | {"aid_recipients": 0}, 1, 1),
+        contribution("person", "p1", alive, 3, 0),  # redelivered: counted once
+        contribution("incident", "i1", {"started_at": (T0 - dt.timedelta(hours=30)).isoformat()}, 1, 2),
+        contribution("incident", "i2", {"started_at": (T0 - dt.timedelta(hours=2)).isoformat()}, 1, 3),
+        contribution("person", "p2", None, 2, 4),  # moved away
+    ]:
+        merge(state, change)
+    region = compose_region(code, state, regions=regions)
+    assert region is not None
+    assert (region.population, region.aid_recipients, region.incidents_24h) == (1, 1, 1)
+    assert region.version == 3 + 2 + 1 + 1 and region.name == regions.kelurahan(code).name  # type: ignore[union-attr]

@@ -171,7 +171,7 @@ def test_malformed_messages_are_dead_lettered_and_counted(bus: Settings, run: di
     metrics = scrape(bus.stream_metrics_port)
     assert metrics["satubus_events_in_total"] == RESIDENTS + len(run["malformed"])
     assert metrics["satubus_events_invalid_total"] == len(run["malformed"])
-    assert metrics["satubus_events_out_total"] == RESIDENTS
+    assert metrics["satubus_events_accepted_total"] == RESIDENTS
 
 
 def test_materializer_metrics_account_for_every_row(bus: Settings, run: dict[str, Any]) -> None:

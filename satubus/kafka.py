@@ -69,7 +69,7 @@ def read_to_end(settings: Settings, topic: str, *, timeout: float = 60.0) -> lis
     )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        ends = {p: _end_offset(consumer, TopicPartition(topic, p)) for p in partitions}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         messages: list[Message] = []
         pending = {p for p, end in ends.items() if end > 0}
@@ -86,3 +86,22 @@ def read_to_end(settings: Settings, topic: str, *, timeout: float = 60.0) -> lis
         return messages
     finally:
         consumer.close()
+
+
+_NOT_READY_YET = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+def _end_offset(consumer: Consumer, partition: TopicPartition, patience: float = 10.0) -> int:
+    """The partition's high watermark; a topic created a moment ago may not have its leader known yet."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(partition, timeout=10)[1])
+        except KafkaException as exc:
+            if exc.args[0].code() not in _NOT_READY_YET or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

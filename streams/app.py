@@ -38,7 +38,7 @@ from schemas.regions import Regions, load_regions
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde
 from schemas.topics import DEAD_LETTERS, TopicContract, agency_topic, canonical_contract, unified_contract
-from streams import metrics
+from streams import commit_guard, metrics
 from streams.codec import AvroCodec
 from streams.errors import Rejected
 from streams.findings import finding, unknown_region
@@ -53,6 +53,7 @@ APP_ID = "satubus-streams"
 
 
 def build_app(settings: Settings) -> faust.App:
+    commit_guard.install()
     if settings.pseudonym_key is None:
         raise ConfigurationError(
             "SATUBUS_PSEUDONYM_KEY is not set: the stream processor needs the secret HMAC key that turns NIKs "

@@ -1,0 +1,32 @@
+"""The commit guard: faust must not commit past an offset that was never processed."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from types import SimpleNamespace
+from typing import Any
+
+from intervaltree import IntervalTree
+
+from streams.commit_guard import _faust_new_offset, _new_offset
+
+TP = ("agency.dukcapil.penduduk.v1", 0)
+
+
+def consumer(committed: int | None, acked: list[int]) -> Any:
+    return SimpleNamespace(
+        _acked=defaultdict(list, {TP: list(acked)}),
+        _acked_index=defaultdict(set, {TP: set(acked)}),
+        _committed_offset=defaultdict(lambda: None, {TP: committed}),
+        _gap=defaultdict(IntervalTree),
+    )
+
+
+def test_faust_alone_commits_past_a_single_unprocessed_offset() -> None:
+    assert _faust_new_offset(consumer(10, [11, 12, 13]), TP) == 14  # offset 10 would be lost
+
+
+def test_the_guard_withholds_the_commit_until_the_head_offset_is_processed() -> None:
+    assert _new_offset(consumer(10, [11, 12, 13]), TP) is None
+    assert _new_offset(consumer(10, [10, 11, 12, 13]), TP) == 14
+    assert _new_offset(consumer(None, [3, 4]), TP) == 5  # no commit yet: nothing to compare with

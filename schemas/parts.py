@@ -65,6 +65,18 @@ class PermitPart(BuildingPermit):
     nop: str = Field(pattern=NOP)
 
 
+class ServiceRequestPart(_Canonical):
+    """A service request or complaint, as the region it concerns counts it (no free text: it may name people)."""
+
+    kelurahan_code: str = Field(pattern=KELURAHAN)
+    ticket: str
+    channel: str
+    category: str
+    status: Literal["OPEN", "CLOSED"]
+    filed_at: AwareDatetime
+    closed_at: AwareDatetime | None = None
+
+
 PART_MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("person", "identity"): PersonIdentity,
     ("person", "aid"): AidPart,
@@ -73,4 +85,5 @@ PART_MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("parcel", "tax"): TaxPart,
     ("parcel", "zoning"): ZoningPart,
     ("parcel", "permit"): PermitPart,
+    ("region", "service_request"): ServiceRequestPart,
 }

@@ -76,7 +76,7 @@ def build_app(settings: Settings) -> faust.App:
     mappings = discover_mappings(settings.mappings_dir or AGENCIES_DIR)
     for mapping in mappings:
         pipeline.normalize(mapping)
-    for entity in sorted({m.spec.entity for m in mappings if m.spec.part is not None}):
+    for entity in sorted({m.spec.entity for m in mappings if m.spec.part is not None} - {"region"}):
         pipeline.join(JOINS[entity])
     pipeline.join(Join("region", partial(compose_region, regions=pipeline.regions), lambda state: {}))
     return app

@@ -18,7 +18,7 @@ import datetime as dt
 import re
 import string
 from collections.abc import Mapping as MappingType
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from satubus.errors import SatuBusError
+from schemas.catalogue import load_catalogue
 from schemas.envelope import AGENCIES_DIR, agency_record_schema, envelope_schema
 from schemas.models import UNIFIED_MODELS
 from schemas.nik import InvalidNik, parse_nik
@@ -37,6 +38,7 @@ from schemas.regions import Region, Regions
 from streams.errors import Rejected
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
+COMMON = "common"  # schemas/agencies/common/: datasets every agency publishes in the same shape
 ENVELOPE_FIELDS = ("$version", "$occurred_at", "$event_id", "$key")
 _PLACEHOLDER = re.compile(r"{(\w+)")
 
@@ -374,8 +376,19 @@ def _problems(spec: MappingFile, schema: dict[str, Any], dataset: str) -> list[s
 
 
 def discover_mappings(root: Path = AGENCIES_DIR) -> list[DatasetMapping]:
-    """Every mapping file under ``root`` (schemas/agencies/), loaded and checked."""
-    return [
+    """Every mapping file under ``root`` (schemas/agencies/), loaded and checked. A mapping in ``common/`` applies
+    to every catalogue agency that publishes the dataset and has no mapping of its own for it."""
+    own = [
         load_mapping(path.parent.name, path.name.removesuffix(".mapping.yaml"), root)
         for path in sorted(root.glob("*/*.mapping.yaml"))
+        if path.parent.name != COMMON
     ]
+    mapped = {(m.agency, m.dataset) for m in own}
+    shared = [
+        replace(common, agency=agency.code)
+        for path in sorted((root / COMMON).glob("*.mapping.yaml"))
+        for common in [load_mapping(COMMON, path.name.removesuffix(".mapping.yaml"), root)]
+        for agency in load_catalogue()
+        if common.dataset in agency.datasets and (agency.code, common.dataset) not in mapped
+    ]
+    return own + shared

@@ -1,5 +1,6 @@
 """Live aggregates per kelurahan, joined like any entity: each person and incident *contributes* to the region it
-lies in, and the region joiner (streams/joins.py state, keyed by kelurahan code) sums the contributions.
+lies in, every agency's service requests are parts of it (their mapping says ``entity: region``), and the region
+joiner (streams/joins.py state, keyed by kelurahan code) sums them.
 
 A contribution is a part of the region (``canonical.region``; part ``person`` or ``incident``, part key the
 contributor's id) carrying the contributor's current counts, versioned by the contributor's own version. A
@@ -39,8 +40,9 @@ def incident_counts(incident: Incident) -> dict[str, Any]:
 def compose_region(code: str, state: JoinState, *, regions: Regions) -> Region | None:
     people = [s.data for s in state.live("person") if s.data is not None]
     incidents = [s.data for s in state.live("incident") if s.data is not None]
+    requests = [s.data for s in state.live("service_request") if s.data is not None]
     place = regions.kelurahan(code)
-    if place is None or (not people and not incidents):
+    if place is None or not (people or incidents or requests):
         return None
     stream_time = state.latest.occurred_at
     recent = [i for i in incidents if stream_time - WINDOW < dt.datetime.fromisoformat(i["started_at"]) <= stream_time]
@@ -54,7 +56,7 @@ def compose_region(code: str, state: JoinState, *, regions: Regions) -> Region |
         aid_recipients=sum(p["aid_recipients"] for p in people),
         students=sum(p["students"] for p in people),
         incidents_24h=len(recent),
-        open_service_requests=0,  # service requests are not normalized yet
+        open_service_requests=sum(1 for r in requests if r["status"] == "OPEN"),
         version=state.version,
         updated_at=stream_time,
     )

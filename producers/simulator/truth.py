@@ -117,13 +117,20 @@ def compute(published: list[Published], pseudonym_key: bytes) -> Truth:
     parcel_events = [e for (_, d, _), e in latest.items() if d in ("objek_pajak", "zonasi", "pbg")]
     truth.parcels = _parcels(parcel_events)
     truth.findings |= _findings(latest, registered, pseudonym_key)
-    truth.regions = _regions(truth.persons, truth.incidents)
+    requests = [e for (_, d, _), e in latest.items() if d == "layanan"]
+    truth.regions = _regions(truth.persons, truth.incidents, requests)
     return truth
 
 
-def _regions(persons: dict[str, Person], incidents: dict[str, IncidentModel]) -> dict[str, RegionModel]:
-    """Per kelurahan: the people Dukcapil registers there and the incidents there, summed the region joiner's way
-    (version: the sum of the contributors' versions; stream time: their latest event time)."""
+def _regions(
+    persons: dict[str, Person], incidents: dict[str, IncidentModel], requests: list[Published]
+) -> dict[str, RegionModel]:
+    """Per kelurahan: the people Dukcapil registers there, the incidents and the agencies' service requests there,
+    summed the region joiner's way (version: the sum of the contributors' versions; stream time: their latest event
+    time)."""
+    filed: dict[str, list[Published]] = defaultdict(list)
+    for event in requests:
+        filed[event.planned.fact.kelurahan.code].append(event)
     people: dict[str, list[Person]] = defaultdict(list)
     for person in persons.values():
         people[person.kelurahan_code].append(person)
@@ -132,12 +139,12 @@ def _regions(persons: dict[str, Person], incidents: dict[str, IncidentModel]) ->
         events[incident.kelurahan_code].append(incident)
     reference = load_regions()
     regions = {}
-    for code in sorted(set(people) | set(events)):
+    for code in sorted(set(people) | set(events) | set(filed)):
         place = reference.kelurahan(code)
         assert place is not None
-        here, there = people[code], events[code]
+        here, there, asked = people[code], events[code], filed[code]
         contributors: list[Person | IncidentModel] = [*here, *there]
-        stream_time = max(x.updated_at for x in contributors)
+        stream_time = max([x.updated_at for x in contributors] + [e.occurred_at for e in asked])
         alive = [p for p in here if not p.is_deceased]
         regions[code] = RegionModel(
             kelurahan_code=code,
@@ -149,8 +156,8 @@ def _regions(persons: dict[str, Person], incidents: dict[str, IncidentModel]) ->
             aid_recipients=sum(1 for p in alive if any(a.status == "PAID" for a in p.aid)),
             students=sum(1 for p in here if any(e.status == "ACTIVE" for e in p.schooling)),
             incidents_24h=sum(1 for i in there if stream_time - dt.timedelta(hours=24) < i.started_at <= stream_time),
-            open_service_requests=0,
-            version=sum(x.version for x in contributors),
+            open_service_requests=sum(1 for e in asked if e.planned.fact.closed_at is None),
+            version=sum(x.version for x in contributors) + sum(e.planned.version for e in asked),
             updated_at=stream_time,
         )
     return regions

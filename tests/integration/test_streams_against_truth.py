@@ -126,6 +126,7 @@ def test_the_region_aggregates_equal_the_ground_truth(bus: Settings, simulation:
     assert sum(r["population"] for r in regions.values()) == sum(
         not p.is_deceased for p in simulation.truth.persons.values()
     )
+    assert sum(r["open_service_requests"] for r in regions.values()) > 0
 
 
 def test_the_open_findings_equal_the_ground_truth(bus: Settings, simulation: Simulation) -> None:

@@ -1,8 +1,9 @@
-"""Normalizer benchmark: the faust stream processor on the simulator's Dukcapil + BPBD workload, side by side with
-the same mapping applied in a plain loop (the ceiling of the pure normalization), in one run on the local stack.
+"""Stream benchmark: the faust stream processor (normalizers and joiners) on the simulator's workload of every mapped
+agency dataset, side by side with the same mappings applied in a plain loop (the ceiling of the pure
+normalization), in one run on the local stack.
 
 Run: ``SATUBUS_ENV_FILE=deploy/local/dev.env .venv/bin/python -m bench.stream [--residents N]`` (stack up, no
-other stream worker running). It empties the agency and unified topics it uses. Writes bench/results/stream.json.
+other stream worker running). It empties the topics it uses. Writes bench/results/stream.json.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from confluent_kafka.admin import AdminClient
 from producers.simulate import simulate
 from satubus.settings import Settings, get_settings
 from schemas.regions import load_regions
-from schemas.topics import agency_topic, create_topics, unified_contract
+from schemas.topics import (
+    JOINED_ENTITIES,
+    UNIFIED_ENTITIES,
+    agency_topic,
+    canonical_topic,
+    create_topics,
+    unified_contract,
+)
 from streams.app import APP_ID
 from streams.errors import Rejected
 from streams.mapping import discover_mappings
@@ -34,16 +42,18 @@ RESULTS = Path(__file__).parent / "results" / "stream.json"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--residents", type=int, default=20_000, help="size of the simulated city (default 20000)")
+    parser.add_argument("--residents", type=int, default=10_000, help="size of the simulated city (default 10000)")
     args = parser.parse_args()
     settings = get_settings()
     mappings = {(m.agency, m.dataset): m for m in discover_mappings()}
     _empty_topics(
         settings,
         [agency_topic(a, d) for a, d in mappings]
-        + [unified_contract("person").name, unified_contract("incident").name],
+        + [canonical_topic(e) for e in JOINED_ENTITIES]
+        + [unified_contract(e).name for e in UNIFIED_ENTITIES],
     )
-    simulation = simulate(settings, residents=args.residents, seed=1, dirty=0.02, agencies={"dukcapil", "bpbd"})
+    agencies = {agency for agency, _ in mappings}
+    simulation = simulate(settings, residents=args.residents, seed=1, dirty=0.02, agencies=agencies)
     events = [e for e in simulation.published if (e.planned.agency, e.planned.dataset) in mappings]
 
     assert settings.pseudonym_key is not None
@@ -61,21 +71,30 @@ def main() -> None:
     try:
         started = time.perf_counter()
         first = None
-        while (done := _consumed(settings)) < len(events):
+        while (done := _metric(settings, "satubus_events_in_total")) < len(events):
             if done > 0 and first is None:
                 first = time.perf_counter()  # the worker has joined the group and recovered its tables
             time.sleep(0.2)
-        finished = time.perf_counter()
+        normalized = time.perf_counter()
+        parts, settled = _metric(settings, "satubus_join_parts_in_total"), normalized
+        while time.perf_counter() - settled < 3:  # the joiners are done once their count stops growing
+            time.sleep(0.2)
+            if (now_parts := _metric(settings, "satubus_join_parts_in_total")) > parts:
+                parts, settled = now_parts, time.perf_counter()
     finally:
         worker.terminate()
         worker.wait(60)
-    streaming = len(events) / (finished - (first or started))
+    begun = first or started
+    normalizing = len(events) / (normalized - begun)
     results = {
         "events": len(events),
+        "parts joined (canonical.person, .parcel, .region)": round(parts),
         "mapping applied in a plain loop (events/s)": round(pure),
-        "faust stream processor, after start-up (events/s)": round(streaming),
-        "worker start-up incl. group join and table recovery (s)": round((first or started) - started, 1),
-        "ratio stream / plain loop": round(streaming / pure, 3),
+        "normalizers, after start-up (events/s)": round(normalizing),
+        "joiners, alongside (parts/s)": round(parts / (settled - begun)),
+        "all events normalized and joined (s)": round(settled - begun, 1),
+        "worker start-up incl. group join and table recovery (s)": round(begun - started, 1),
+        "ratio normalizers / plain loop": round(normalizing / pure, 3),
     }
     for name, value in results.items():
         print(f"{name:<58}{value:>10}")
@@ -102,14 +121,14 @@ def _empty_topics(settings: Settings, topics: Sequence[str]) -> None:
             time.sleep(0.5)
 
 
-def _consumed(settings: Settings) -> float:
+def _metric(settings: Settings, name: str) -> float:
     try:
         with urllib.request.urlopen(f"http://{settings.metrics_host}:{settings.stream_metrics_port}/metrics") as r:
             text = r.read().decode()
     except OSError:
         return 0
     return sum(
-        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("satubus_events_in_total")
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith((f"{name} ", f"{name}{{"))
     )
 
 

@@ -1,5 +1,5 @@
 """The faust application: one generic normalizer per mapped agency dataset (schemas/agencies/*/*.mapping.yaml) and
-one joiner per joined entity (person, parcel).
+one joiner per joined entity (person, parcel, region).
 
 Normalizer, for each event: decode (our serde; failures are dead-lettered with their offset), normalize through the
 dataset's mapping (rejections are dead-lettered with field and reason), then admit it only if it is neither a
@@ -8,7 +8,8 @@ A whole entity (an incident) goes to ``unified.<entity>.v1``; a part of a joined
 ``canonical.<entity>`` keyed by the entity key, so that every part of one person or parcel reaches one joiner.
 
 Joiner, for each part: fold it into the entity's join state (a faust Table keyed by entity key, streams/joins.py),
-send the full unified record (or a tombstone) and the findings that opened or resolved.
+send the full unified record (or a tombstone) and the findings that opened or resolved. People (from their joiner)
+and incidents (from their normalizer) also send their counts to the kelurahan they lie in (streams/regions.py).
 
 Any unforeseen failure dead-letters the message (reason internal_error): faust would otherwise count it as done and
 it would be lost. Agent concurrency is 1 (faust #606 loses data above 1). faust flushes its producer before
@@ -21,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from functools import partial
 from typing import Any
 
 import faust
@@ -45,7 +45,7 @@ from streams.findings import finding, unknown_region
 from streams.joins import JOINS, Join, JoinState, PartChange, merge, track_findings
 from streams.mapping import DatasetMapping, Deletion, discover_mappings
 from streams.ordering import KeyState, admit, remember
-from streams.regions import compose_region, incident_counts, person_counts
+from streams.regions import incident_counts, person_counts, region_join
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def build_app(settings: Settings) -> faust.App:
         pipeline.normalize(mapping)
     for entity in sorted({m.spec.entity for m in mappings if m.spec.part is not None} - {"region"}):
         pipeline.join(JOINS[entity])
-    pipeline.join(Join("region", partial(compose_region, regions=pipeline.regions), lambda state: {}))
+    pipeline.join(region_join(pipeline.regions))
     return app
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from schemas.models import Incident, Person, Region
 from schemas.regions import Regions
-from streams.joins import JoinState
+from streams.joins import Join, JoinState
 
 WINDOW = dt.timedelta(hours=24)
 
@@ -60,3 +60,8 @@ def compose_region(code: str, state: JoinState, *, regions: Regions) -> Region |
         version=state.version,
         updated_at=stream_time,
     )
+
+
+def region_join(regions: Regions) -> Join:
+    """The region joiner: sums, and raises no findings of its own."""
+    return Join("region", lambda code, state: compose_region(code, state, regions=regions), lambda state: {})

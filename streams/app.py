@@ -40,11 +40,12 @@ from schemas.serde import AvroSerde
 from schemas.topics import DEAD_LETTERS, TopicContract, agency_topic, canonical_contract, unified_contract
 from streams import commit_guard, metrics
 from streams.codec import AvroCodec
+from streams.dlq import REPLAY_HEADER
 from streams.errors import Rejected
 from streams.findings import finding, unknown_region
 from streams.joins import JOINS, Join, JoinState, PartChange, merge, track_findings
 from streams.mapping import DatasetMapping, Deletion, discover_mappings
-from streams.ordering import KeyState, admit, remember
+from streams.ordering import KeyState, admit, dead_lettered_before, remember, remember_rejected
 from streams.regions import incident_counts, person_counts, region_join
 
 log = logging.getLogger(__name__)
@@ -145,16 +146,20 @@ class _Pipeline:
         except DecodeError as exc:
             await self._dead_letter(message, agency, dataset, "decode", type(exc).__name__, exc)
             return
+        state_key = pseudonymize(self.key, "state", str(envelope["key"]))
+        state = KeyState.decode(states.get(state_key))
+        event_id = str(envelope["event_id"])
+        if dead_lettered_before(state, event_id) and not _is_replay(message):
+            metrics.EVENTS_DROPPED.labels(agency, dataset, "duplicate").inc()
+            return
         try:
             result = mapping.apply(envelope, regions=self.regions, pseudonym_key=self.key, now=dt.datetime.now(dt.UTC))
         except Rejected as exc:
             await self._dead_letter(message, agency, dataset, "normalize", exc.reason, exc)
             if exc.reason == "unknown_region" and exc.value is not None:
                 await self._send_finding(unknown_region(agency, dataset, exc.value, envelope["occurred_at"]))
+            states[state_key] = remember_rejected(state, event_id).encode()
             return
-        state_key = pseudonymize(self.key, "state", str(envelope["key"]))
-        state = KeyState.decode(states.get(state_key))
-        event_id = str(envelope["event_id"])
         verdict = admit(state, event_id, envelope["version"])
         if verdict != "new":
             metrics.EVENTS_DROPPED.labels(agency, dataset, verdict).inc()
@@ -313,3 +318,10 @@ class _Pipeline:
             stage,
             mask_nik(str(error)),
         )
+
+
+def _is_replay(message: Any) -> bool:
+    """Sent by ``satubus dlq replay`` after a fix: it must be normalized again, not dropped as seen before."""
+    headers = message.headers or ()
+    names = headers.keys() if isinstance(headers, dict) else (name for name, _ in headers)
+    return REPLAY_HEADER in names

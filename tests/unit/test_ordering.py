@@ -1,4 +1,4 @@
-from streams.ordering import RECENT_IDS, KeyState, admit, remember
+from streams.ordering import RECENT_IDS, KeyState, admit, dead_lettered_before, remember, remember_rejected
 
 
 def test_first_event_of_a_key_is_new() -> None:
@@ -25,3 +25,12 @@ def test_state_remembers_a_bounded_number_of_ids_and_round_trips() -> None:
     assert state is not None and len(state.recent) == RECENT_IDS and state.version == 39
     assert KeyState.decode(state.encode()) == state
     assert KeyState.decode(None) is None
+
+
+def test_a_dead_lettered_event_is_remembered_without_touching_the_applied_version() -> None:
+    state = remember_rejected(remember(None, "a", 3), "bad")
+    assert dead_lettered_before(state, "bad") and not dead_lettered_before(state, "a")
+    assert state.version == 3 and admit(state, "bad", 4) == "new"  # a replay after a fix is applied normally
+    assert KeyState.decode(state.encode()) == state
+    assert dead_lettered_before(remember(state, "c", 4), "bad")
+    assert not dead_lettered_before(None, "bad")

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from schemas.models import AidPayment, BuildingPermit, PersonIdentity, SchoolEnrolment, _Canonical
+from schemas.models import AidPayment, BuildingPermit, ParcelZoning, PersonIdentity, SchoolEnrolment, _Canonical
 
 KELURAHAN = r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$"
 NOP = r"^\d{18}$"
@@ -49,15 +49,9 @@ class TaxPart(_Canonical):
     payment_status: Literal["PAID", "PARTLY_PAID", "UNPAID"]
 
 
-class ZoningPart(_Canonical):
+class ZoningPart(ParcelZoning):
     nop: str = Field(pattern=NOP)
     kelurahan_code: str = Field(pattern=KELURAHAN)
-    zone_code: str
-    subzone_code: str | None = None
-    max_coverage_pct: float = Field(ge=0, le=100)
-    max_floor_area_ratio: float = Field(ge=0)
-    max_storeys: int = Field(ge=0)
-    forbidden_functions: list[str] = Field(default_factory=list)
     effective_from: dt.date
 
 

@@ -31,7 +31,6 @@ from satubus.settings import Settings
 from schemas.dead_letters import DEAD_LETTERED, DeadLetter
 from schemas.envelope import AGENCIES_DIR
 from schemas.errors import DecodeError, Origin
-from schemas.models import Incident, Person
 from schemas.nik import mask_nik
 from schemas.pseudonym import pseudonymize
 from schemas.regions import Regions, load_regions
@@ -46,7 +45,7 @@ from streams.findings import finding, unknown_region
 from streams.joins import JOINS, Join, JoinState, PartChange, merge, track_findings
 from streams.mapping import DatasetMapping, Deletion, discover_mappings
 from streams.ordering import KeyState, admit, dead_lettered_before, remember, remember_rejected
-from streams.regions import incident_counts, person_counts, region_join
+from streams.regions import COUNTED, contribution, region_join
 
 log = logging.getLogger(__name__)
 
@@ -168,19 +167,17 @@ class _Pipeline:
         if mapping.spec.part is not None:
             routed_to = await self._send_part(mapping, envelope, result, state_key, state, out)
         else:
-            if isinstance(result, Deletion):
-                await out.send(key=str(result.key).encode(), value=None)
-            else:
-                await out.send(key=str(getattr(result, mapping.spec.key)).encode(), value=result.model_dump())
-            if mapping.spec.entity == "incident":
-                incident = result if isinstance(result, Incident) else None
+            record = None if isinstance(result, Deletion) else result
+            entity_key = str(result.key if isinstance(result, Deletion) else getattr(result, mapping.spec.key))
+            await out.send(key=entity_key.encode(), value=None if record is None else record.model_dump())
+            if mapping.spec.entity in COUNTED:
                 routed_to = await self._contribute(
-                    "incident",
-                    str(result.key if isinstance(result, Deletion) else getattr(result, mapping.spec.key)),
+                    mapping.spec.entity,
+                    entity_key,
                     agency,
                     envelope["version"],
                     envelope["occurred_at"],
-                    None if incident is None else (incident.kelurahan_code, incident_counts(incident)),
+                    contribution(record),
                     state.routed_to if state else None,
                 )
             metrics.EVENTS_ACCEPTED.labels(agency, dataset).inc()
@@ -244,15 +241,14 @@ class _Pipeline:
                 await unified.send(key=part.entity_key.encode(), value=value)
                 state.published = record is not None
                 metrics.EVENTS_OUT.labels(join.entity).inc()
-            if join.entity == "person":
-                person = record if isinstance(record, Person) else None
+            if join.entity in COUNTED:
                 state.region = await self._contribute(
-                    "person",
+                    join.entity,
                     part.entity_key,
-                    "dukcapil",
+                    part.agency,
                     state.version,
                     state.latest.occurred_at,
-                    None if person is None else (person.kelurahan_code, person_counts(person)),
+                    contribution(record),
                     state.region,
                 )
             latest = state.latest

@@ -17,11 +17,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from pydantic import BaseModel
+
 from schemas.models import Incident, Person, Region
 from schemas.regions import Regions
 from streams.joins import Join, JoinState
 
 WINDOW = dt.timedelta(hours=24)
+
+
+COUNTED = ("person", "incident")  # the entities whose records count in the region they lie in
+
+
+def contribution(record: BaseModel | None) -> tuple[str, dict[str, Any]] | None:
+    """The kelurahan a unified record lies in and what it counts there; None when it counts nowhere (deleted)."""
+    if isinstance(record, Person):
+        return record.kelurahan_code, person_counts(record)
+    if isinstance(record, Incident):
+        return record.kelurahan_code, incident_counts(record)
+    return None
 
 
 def person_counts(person: Person) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def test_events_published_while_the_worker_restarts_all_reach_the_unified_topic(
     bus: Settings, pipeline: Pipeline
 ) -> None:
     """Each round restarts the worker and publishes at once, so events arrive while it joins its group and
-    recovers its tables. faust can hold such an event back until the next start (faust-streaming #596); it must
+    recovers its tables. faust can hold such an event back until a later start (faust-streaming #596); it must
     never lose one."""
     expected: set[str] = set()
     held_back = 0
@@ -36,7 +36,14 @@ def test_events_published_while_the_worker_restarts_all_reach_the_unified_topic(
         simulation = simulate(bus, residents=300, seed=100 + round_, dirty=0.3, agencies={"dukcapil"}, rate=150)
         expected |= set(simulation.truth.persons)
         held_back += len(expected - people_once_there(bus, expected, 30))
-    pipeline.restart("stream", ready_line=b"Worker ready")
-    missing = expected - people_once_there(bus, expected, 60)
-    print(f"\n{ROUNDS} restarts, {len(expected)} people: {held_back} held back until a restart, {len(missing)} lost")
+    # A held-back event is read again at the next start, itself a start-up: give it up to three.
+    final_restarts, missing = 0, expected
+    while missing and final_restarts < 3:
+        pipeline.restart("stream", ready_line=b"Worker ready")
+        final_restarts += 1
+        missing = expected - people_once_there(bus, expected, 60)
+    print(
+        f"\n{ROUNDS} restarts, {len(expected)} people: {held_back} held back at the end of a round, "
+        f"{len(missing)} missing after {final_restarts} more restart(s)"
+    )
     assert not missing

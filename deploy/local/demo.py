@@ -86,15 +86,16 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         elapsed = time.monotonic() - published
         print(
             f"\n{len(simulation.published)} agency events published; the {len(expected)} residents are in the unified "
-            f"view {elapsed:.1f}s after publishing began. Today the stream processor normalizes "
-            f"the datasets that have a mapping file (Dukcapil residents, BPBD incidents).\n\nWhere to look:\n"
+            f"view {elapsed:.1f}s after publishing began. The stream processor normalizes every dataset that has a "
+            f"mapping file and joins them: people with their aid, schooling and health visits, parcels with their "
+            f"tax, zoning and permits, regions, incidents and findings.\n\nWhere to look:\n"
             f"  the unified view  psql {settings.database_url} -c "
             f"'SELECT kota_code, count(*), sum(is_deceased::int) AS deceased FROM unified.person GROUP BY 1'\n"
             f"  metrics           http://{settings.metrics_host}:{settings.stream_metrics_port}/metrics (stream)\n"
             f"                    http://{settings.metrics_host}:{settings.materializer_metrics_port}/metrics "
             f"(materializer)\n"
-            f"  unified topic     unified.person.v1 on {settings.kafka_bootstrap} "
-            f"(schema registry {settings.registry_url})\n"
+            f"  unified topics    unified.person.v1, .parcel.v1, .region.v1, .incident.v1, .finding.v1 on "
+            f"{settings.kafka_bootstrap} (schema registry {settings.registry_url})\n"
             f"  logs              {logs}\n"
             f"  stop the stack    satubus stack down"
         )

@@ -241,17 +241,17 @@ class _Pipeline:
                 await unified.send(key=part.entity_key.encode(), value=value)
                 state.published = record is not None
                 metrics.EVENTS_OUT.labels(join.entity).inc()
+            version, latest = state.version, state.latest  # each a pass over the parts: once per message
             if join.entity in COUNTED:
                 state.region = await self._contribute(
                     join.entity,
                     part.entity_key,
                     part.agency,
-                    state.version,
-                    state.latest.occurred_at,
+                    version,
+                    latest.occurred_at,
                     contribution(record),
                     state.region,
                 )
-            latest = state.latest
             for found in track_findings(state, join.findings(state), now=latest.occurred_at):
                 record_of_finding = finding(
                     found.kind,
@@ -260,7 +260,7 @@ class _Pipeline:
                     detected_at=found.detected_at,
                     evidence=found.evidence,
                     agencies=found.agencies,
-                    version=state.version,
+                    version=version,
                     updated_at=latest.occurred_at,
                 )
                 await self._send_finding(record_of_finding)

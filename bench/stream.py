@@ -38,6 +38,7 @@ from streams.errors import Rejected
 from streams.mapping import discover_mappings
 
 RESULTS = Path(__file__).parent / "results" / "stream.json"
+STALL = 120  # seconds without progress after which the run is called failed
 
 
 def main() -> None:
@@ -69,11 +70,15 @@ def main() -> None:
         [str(Path(sys.executable).with_name("satubus")), "stream"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        started = time.perf_counter()
-        first = None
+        started = progressed = time.perf_counter()
+        first, seen = None, 0.0
         while (done := _metric(settings, "satubus_events_in_total")) < len(events):
             if done > 0 and first is None:
                 first = time.perf_counter()  # the worker has joined the group and recovered its tables
+            if done > seen:
+                seen, progressed = done, time.perf_counter()
+            elif time.perf_counter() - progressed > STALL:
+                sys.exit(f"the worker read {done:.0f} of {len(events)} events and then nothing for {STALL} s")
             time.sleep(0.2)
         normalized = time.perf_counter()
         parts, settled = _metric(settings, "satubus_join_parts_in_total"), normalized

@@ -59,7 +59,21 @@ def ensure_topics(settings: Settings, topics: Iterable[tuple[str, bool]]) -> lis
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+    _wait_until_served(settings, created)
     return created
+
+
+def _wait_until_served(settings: Settings, topics: list[str]) -> None:
+    """Return once the broker answers for every partition of ``topics``. The controller acknowledges a creation
+    before the broker has created the partitions' logs; events produced in that moment to a topic that has just
+    been deleted and created again were seen acknowledged and then missing."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "satubus-admin"})
+    try:
+        for topic in topics:
+            for partition in range(settings.topic_partitions):
+                _end_offset(consumer, TopicPartition(topic, partition), patience=60.0)
+    finally:
+        consumer.close()
 
 
 def read_to_end(settings: Settings, topic: str, *, timeout: float = 60.0) -> list[Message]:
@@ -92,6 +106,7 @@ _NOT_READY_YET = {
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,  # not yet in this client's metadata
 }
 
 

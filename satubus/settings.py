@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # Where processes keep local state (faust tables) and the local stack keeps its services.
     state_dir: Path = Path(".stack")
 
+    # The stream processor takes up to this many events at a time, waiting at most stream_batch_seconds for them.
+    stream_batch_size: int = 500
+    stream_batch_seconds: float = 0.1
+
     topic_partitions: int = 4
     topic_replication_factor: int = 1
 

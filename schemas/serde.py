@@ -58,7 +58,8 @@ class AvroSerde:
     def __init__(self, registry: SchemaRegistryClient) -> None:
         self._registry = registry
         self._writer_schemas: dict[int, Any] = {}
-        self._reader_schemas: dict[str, Any] = {}
+        # Parsed reader schemas by the identity of the caller's schema dict (kept here so the id stays theirs).
+        self._reader_schemas: dict[int, tuple[dict[str, Any], Any]] = {}
         self._encoders: dict[tuple[str, str], Encoder] = {}
 
     def close(self) -> None:
@@ -118,11 +119,10 @@ class AvroSerde:
     def _reader(self, schema: dict[str, Any] | None) -> Any:
         if schema is None:
             return None
-        key = json.dumps(schema, sort_keys=True)
-        parsed = self._reader_schemas.get(key)
-        if parsed is None:
-            parsed = self._reader_schemas[key] = fastavro.parse_schema(schema)
-        return parsed
+        cached = self._reader_schemas.get(id(schema))
+        if cached is None:
+            cached = self._reader_schemas[id(schema)] = (schema, fastavro.parse_schema(schema))
+        return cached[1]
 
     def _writer_schema(self, schema_id: int, data: bytes, origin: Origin | None) -> Any:
         parsed = self._writer_schemas.get(schema_id)

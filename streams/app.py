@@ -22,9 +22,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import Any
+import weakref
+from typing import Any, cast
 
 import faust
+from faust.streams import _current_event
 
 from satubus.errors import ConfigurationError
 from satubus.settings import Settings
@@ -101,6 +103,12 @@ class _Pipeline:
     def _table(self, name: str) -> Any:
         return self.app.Table(name, key_type=str, value_type=bytes, partitions=self.settings.topic_partitions)
 
+    def _batches(self, stream: faust.StreamT[bytes]) -> Any:
+        """Events a batch at a time; faust acknowledges a batch's offsets once the loop body is done with it."""
+        return cast(faust.Stream[bytes], stream).take_events(
+            self.settings.stream_batch_size, within=self.settings.stream_batch_seconds
+        )
+
     def normalize(self, mapping: DatasetMapping) -> None:
         agency, dataset, entity = mapping.agency, mapping.dataset, mapping.spec.entity
         contract = unified_contract(entity) if mapping.spec.part is None else canonical_contract(entity)
@@ -110,8 +118,10 @@ class _Pipeline:
         states = self._table(f"keys-{agency}-{dataset}")
 
         async def normalize(stream: faust.StreamT[bytes]) -> None:
-            async for event in stream.events():
-                await self._process(event.message, mapping, out, states)
+            async for events in self._batches(stream):
+                for event in events:
+                    _make_current(event)
+                    await self._process(event.message, mapping, out, states)
 
         self.app.agent(source, name=f"normalize-{agency}-{dataset}", concurrency=1)(normalize)
         log.info("normalizing %s into %s", source.get_topic_name(), contract.name)
@@ -122,8 +132,10 @@ class _Pipeline:
         states = self._table(f"join-{join.entity}")
 
         async def joiner(stream: faust.StreamT[bytes]) -> None:
-            async for event in stream.events():
-                await self._join(event.message, join, unified, states)
+            async for events in self._batches(stream):
+                for entity_events in (await self._by_entity(events, join)).values():
+                    _make_current(entity_events[-1][0])
+                    await self._join(entity_events, join, unified, states)
 
         self.app.agent(source, name=f"join-{join.entity}", concurrency=1)(joiner)
         log.info("joining %s into %s", source.get_topic_name(), unified_contract(join.entity).name)
@@ -223,30 +235,47 @@ class _Pipeline:
             metrics.EVENTS_DROPPED.labels(agency, dataset, outcome).inc()
         return key
 
-    async def _join(self, message: Any, join: Join, unified: Any, states: Any) -> None:
-        metrics.PARTS_IN.labels(join.entity).inc()
+    async def _by_entity(self, events: Any, join: Join) -> dict[str, list[tuple[Any, PartChange]]]:
+        """A batch's parts grouped by entity key, in arrival order; a part that does not decode is dead-lettered."""
+        groups: dict[str, list[tuple[Any, PartChange]]] = {}
+        for event in events:
+            message = event.message
+            metrics.PARTS_IN.labels(join.entity).inc()
+            try:
+                part = PartChange.from_avro(
+                    self.serde.decode(message.value, Origin(message.topic, message.partition, message.offset))
+                )
+            except Exception as exc:
+                await self._dead_letter(message, "bus", join.entity, "join", "internal_error", exc)
+                continue
+            groups.setdefault(part.entity_key, []).append((event, part))
+        return groups
+
+    async def _join(self, parts: list[tuple[Any, PartChange]], join: Join, unified: Any, states: Any) -> None:
+        """Fold one entity's parts of a batch into its state, then publish the entity once."""
         started = time.perf_counter()
+        entity_key = parts[0][1].entity_key
+        dropped: set[int] = set()
         try:
-            part = PartChange.from_avro(
-                self.serde.decode(message.value, Origin(message.topic, message.partition, message.offset))
-            )
-            state = JoinState.decode(states.get(part.entity_key))
-            verdict = merge(state, part)
-            if verdict != "new":
-                metrics.PARTS_DROPPED.labels(join.entity, verdict).inc()
+            state = JoinState.decode(states.get(entity_key))
+            for n, (_, part) in enumerate(parts):
+                if (verdict := merge(state, part)) != "new":
+                    dropped.add(n)
+                    metrics.PARTS_DROPPED.labels(join.entity, verdict).inc()
+            if len(dropped) == len(parts):
                 return
-            record = join.compose(part.entity_key, state)
+            record = join.compose(entity_key, state)
             if record is not None or state.published:
                 value = None if record is None else record.model_dump()
-                await unified.send(key=part.entity_key.encode(), value=value)
+                await unified.send(key=entity_key.encode(), value=value)
                 state.published = record is not None
                 metrics.EVENTS_OUT.labels(join.entity).inc()
-            version, latest = state.version, state.latest  # each a pass over the parts: once per message
+            version, latest = state.version, state.latest  # each a pass over the parts: once per entity
             if join.entity in COUNTED:
                 state.region = await self._contribute(
                     join.entity,
-                    part.entity_key,
-                    part.agency,
+                    entity_key,
+                    latest.agency,
                     version,
                     latest.occurred_at,
                     contribution(record),
@@ -255,7 +284,7 @@ class _Pipeline:
             for found in track_findings(state, join.findings(state), now=latest.occurred_at):
                 record_of_finding = finding(
                     found.kind,
-                    part.entity_key,
+                    entity_key,
                     status=found.status,
                     detected_at=found.detected_at,
                     evidence=found.evidence,
@@ -264,10 +293,12 @@ class _Pipeline:
                     updated_at=latest.occurred_at,
                 )
                 await self._send_finding(record_of_finding)
-            states[part.entity_key] = state.encode()
+            states[entity_key] = state.encode()
             metrics.PROCESSING_SECONDS.labels("join").observe(time.perf_counter() - started)
-        except Exception as exc:  # anything unforeseen: keep the part, say why, go on
-            await self._dead_letter(message, "bus", join.entity, "join", "internal_error", exc)
+        except Exception as exc:  # anything unforeseen: keep the parts, say why, go on
+            for n, (event, _) in enumerate(parts):
+                if n not in dropped:
+                    await self._dead_letter(event.message, "bus", join.entity, "join", "internal_error", exc)
 
     async def _contribute(
         self,
@@ -314,6 +345,13 @@ class _Pipeline:
             stage,
             mask_nik(str(error)),
         )
+
+
+def _make_current(event: Any) -> None:
+    """Attribute table writes to ``event``: a faust Table writes a key's change to the changelog partition of the
+    task's current event, which in a batch is otherwise the last event taken. Only the task-local variable is set:
+    the stream's own ``current_event`` is what its take buffer reads for the next event."""
+    _current_event.set(weakref.ref(event))
 
 
 def _is_replay(message: Any) -> bool:

@@ -10,11 +10,13 @@ from typing import Any
 from schemas.topics import UNIFIED_PERSON, TopicContract, unified_contract
 
 
-def _holds_records(avro_type: Any) -> bool:
+def _is_json(avro_type: Any) -> bool:
+    """Records, maps and arrays of records are stored as jsonb; arrays of strings as text[]."""
     if isinstance(avro_type, list):
-        return any(_holds_records(t) for t in avro_type if t != "null")
+        return any(_is_json(t) for t in avro_type if t != "null")
     if isinstance(avro_type, dict):
-        return avro_type["type"] == "record" or (avro_type["type"] == "array" and _holds_records(avro_type["items"]))
+        kind = avro_type["type"]
+        return kind in ("record", "map") or (kind == "array" and _is_json(avro_type["items"]))
     return False
 
 
@@ -31,8 +33,8 @@ class TableSpec:
 
     @cached_property
     def json_columns(self) -> frozenset[str]:
-        """Fields holding Avro records or arrays of records: jsonb columns."""
-        return frozenset(f["name"] for f in self.contract.value_schema()["fields"] if _holds_records(f["type"]))
+        """Fields holding Avro records, maps or arrays of records: jsonb columns."""
+        return frozenset(f["name"] for f in self.contract.value_schema()["fields"] if _is_json(f["type"]))
 
     def row(self, record: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(
@@ -46,5 +48,8 @@ class TableSpec:
 
 
 PERSON = TableSpec("person", UNIFIED_PERSON, "unified.person", "person_id")
+PARCEL = TableSpec("parcel", unified_contract("parcel"), "unified.parcel", "nop")
+REGION = TableSpec("region", unified_contract("region"), "unified.region", "kelurahan_code")
 INCIDENT = TableSpec("incident", unified_contract("incident"), "unified.incident", "incident_id")
-TABLES = {spec.entity: spec for spec in (PERSON, INCIDENT)}
+FINDING = TableSpec("finding", unified_contract("finding"), "unified.finding", "finding_id")
+TABLES = {spec.entity: spec for spec in (PERSON, PARCEL, REGION, INCIDENT, FINDING)}

@@ -68,7 +68,7 @@ def test_dead_letters_are_inspected_and_replayed_after_the_fix(
     women = [r for r in simulation.world.residents if r.sex == "FEMALE"]
     wait_for(lambda: events_in(bus) >= RESIDENTS, "consuming every event")
     wait_for(
-        lambda: len(asyncio.run(table(bus, "unified.person", "person_id"))) >= RESIDENTS - len(women),
+        lambda: len(asyncio.run(table(bus, "person"))) >= RESIDENTS - len(women),
         "materializing the men",
     )
 
@@ -89,8 +89,8 @@ def test_dead_letters_are_inspected_and_replayed_after_the_fix(
     assert f"replayed {len(women)} dead letters" in replayed.stdout
 
     expected = {k: v.model_dump() for k, v in simulation.truth.persons.items()}
-    wait_for(lambda: len(asyncio.run(table(bus, "unified.person", "person_id"))) >= RESIDENTS, "the replayed rows")
-    rows = asyncio.run(table(bus, "unified.person", "person_id"))
+    wait_for(lambda: len(asyncio.run(table(bus, "person"))) >= RESIDENTS, "the replayed rows")
+    rows = asyncio.run(table(bus, "person"))
     assert rows == expected  # replayed events keep their event_id: source_event_id as if never rejected
 
     again = satubus(bus, "dlq", "replay", "--reason", "unknown_code")  # a second replay changes nothing
@@ -99,4 +99,4 @@ def test_dead_letters_are_inspected_and_replayed_after_the_fix(
         lambda: scrape(bus.stream_metrics_port).get("satubus_events_dropped_total", 0) >= len(women),
         "dropping the second replay as duplicates",
     )
-    assert asyncio.run(table(bus, "unified.person", "person_id")) == rows
+    assert asyncio.run(table(bus, "person")) == rows

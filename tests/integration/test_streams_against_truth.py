@@ -8,12 +8,13 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import pytest
 
-from consumers.tables import PERSON
+from consumers.tables import TABLES
 from producers.publisher import AgencyPublisher
 from producers.simulate import Simulation, simulate
 from satubus.settings import Settings
@@ -27,28 +28,33 @@ from tests.integration.test_dukcapil_end_to_end import read_topic, scrape
 MAPPINGS = discover_mappings()
 MAPPED = {agency_topic(m.agency, m.dataset) for m in MAPPINGS}
 PARTS = {agency_topic(m.agency, m.dataset) for m in MAPPINGS if m.spec.part is not None}
-JSON_COLUMNS = PERSON.json_columns
 
 
-async def table(settings: Settings, name: str, key: str) -> dict[str, dict[str, Any]]:
+async def table(settings: Settings, entity: str) -> dict[str, dict[str, Any]]:
+    """The materialized view of ``entity``, keyed like its topic, JSON columns parsed."""
+    spec = TABLES[entity]
     conn = await asyncpg.connect(settings.database_url)
     try:
-        rows = await conn.fetch(f"SELECT * FROM {name}")
+        rows = await conn.fetch(f"SELECT * FROM {spec.table}")
     finally:
         await conn.close()
-    return {r[key]: {k: _value(k, v) for k, v in r.items() if k != "committed_at"} for r in rows}
+    return {
+        r[spec.key]: {
+            k: json.loads(v) if k in spec.json_columns else list(v) if isinstance(v, list) else v
+            for k, v in r.items()
+            if k != "committed_at"
+        }
+        for r in rows
+    }
 
 
-def _value(column: str, value: Any) -> Any:
-    return json.loads(value) if column in JSON_COLUMNS else list(value) if isinstance(value, list) else value
-
-
-def expected_rows(models: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def as_rows(entity: str, records: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Records (pydantic models or decoded Avro) as ``table`` returns them: JSON columns through JSON."""
+    json_columns = TABLES[entity].json_columns
     rows = {}
-    for key, model in models.items():
-        row = model.model_dump()
-        row.update({k: json.loads(json.dumps(row[k], default=str)) for k in JSON_COLUMNS if k in row})
-        rows[key] = row
+    for key, record in records.items():
+        row = record if isinstance(record, dict) else record.model_dump()
+        rows[key] = {k: json.loads(json.dumps(v, default=str)) if k in json_columns else v for k, v in row.items()}
     return rows
 
 
@@ -63,6 +69,14 @@ def latest_records(settings: Settings, topic: str) -> dict[str, dict[str, Any]]:
             else:
                 latest[key] = serde.decode(message.value())
     return latest
+
+
+def settled(read: Callable[[], Any], expected: Any, timeout: float = 60) -> Any:
+    """What ``read`` returns once it equals ``expected``, or at the timeout (a stage one hop behind catching up)."""
+    deadline = time.monotonic() + timeout
+    while (got := read()) != expected and time.monotonic() < deadline:
+        time.sleep(1)
+    return got
 
 
 def parts_joined(settings: Settings) -> float:
@@ -94,11 +108,8 @@ def simulation(bus: Settings, pipeline: Pipeline) -> Simulation:
     took = time.monotonic() - started
     print(f"\n{consumed} events normalized and {parts} parts joined {took:.1f}s after the last was published")
     truth = simulation.truth
-    while True:  # the materializer follows
-        people = asyncio.run(table(bus, "unified.person", "person_id"))
-        incidents = asyncio.run(table(bus, "unified.incident", "incident_id"))
-        if len(people) >= len(truth.persons) and len(incidents) >= len(truth.incidents):
-            break
+    expected = {"person": len(truth.persons), "parcel": len(truth.parcels), "incident": len(truth.incidents)}
+    while any(len(asyncio.run(table(bus, e))) < n for e, n in expected.items()):  # the materializer follows
         assert time.monotonic() < deadline, "the materializer did not catch up"
         time.sleep(0.5)
     return simulation
@@ -106,8 +117,9 @@ def simulation(bus: Settings, pipeline: Pipeline) -> Simulation:
 
 def test_the_view_equals_the_ground_truth(bus: Settings, simulation: Simulation) -> None:
     truth = simulation.truth
-    assert asyncio.run(table(bus, "unified.person", "person_id")) == expected_rows(truth.persons)
-    assert asyncio.run(table(bus, "unified.incident", "incident_id")) == expected_rows(truth.incidents)
+    assert asyncio.run(table(bus, "person")) == as_rows("person", truth.persons)
+    assert asyncio.run(table(bus, "parcel")) == as_rows("parcel", truth.parcels)
+    assert asyncio.run(table(bus, "incident")) == as_rows("incident", truth.incidents)
 
 
 def test_the_unified_topics_equal_the_ground_truth(bus: Settings, simulation: Simulation) -> None:
@@ -127,6 +139,9 @@ def test_the_region_aggregates_equal_the_ground_truth(bus: Settings, simulation:
         not p.is_deceased for p in simulation.truth.persons.values()
     )
     assert sum(r["open_service_requests"] for r in regions.values()) > 0
+    assert settled(lambda: asyncio.run(table(bus, "region")), as_rows("region", expected)) == as_rows(
+        "region", expected
+    )
 
 
 def test_the_open_findings_equal_the_ground_truth(bus: Settings, simulation: Simulation) -> None:
@@ -146,6 +161,9 @@ def test_the_open_findings_equal_the_ground_truth(bus: Settings, simulation: Sim
     }
     niks = {r.nik for r in simulation.world.residents}
     assert not any(nik in json.dumps(f, default=str) for f in findings.values() for nik in niks)
+    assert settled(lambda: asyncio.run(table(bus, "finding")), as_rows("finding", findings)) == as_rows(
+        "finding", findings
+    )
 
 
 def test_every_dirty_record_is_dead_lettered_with_the_right_reason(bus: Settings, simulation: Simulation) -> None:
@@ -178,8 +196,7 @@ def test_a_restarted_worker_rebuilds_its_state_and_the_output_is_unchanged(
 ) -> None:
     """Runs last. The store is in memory, so a restart starts with no local state: the dedupe tables must come
     back from their changelogs, or the same events sent again would be applied twice."""
-    before_people = asyncio.run(table(bus, "unified.person", "person_id"))
-    before_incidents = asyncio.run(table(bus, "unified.incident", "incident_id"))
+    before = {entity: asyncio.run(table(bus, entity)) for entity in TABLES}
     before_parcels = latest_records(bus, unified_topic("parcel"))
     restarted = time.monotonic()
     # Events are sent once the worker is ready: sending while it joins the group lost a message in other runs
@@ -213,6 +230,5 @@ def test_a_restarted_worker_rebuilds_its_state_and_the_output_is_unchanged(
     assert metrics.get("satubus_events_invalid_total", 0) == 0
     assert metrics.get("satubus_events_out_total", 0) == 0
     assert metrics.get("satubus_join_parts_in_total", 0) == 0
-    assert asyncio.run(table(bus, "unified.person", "person_id")) == before_people
-    assert asyncio.run(table(bus, "unified.incident", "incident_id")) == before_incidents
+    assert {entity: asyncio.run(table(bus, entity)) for entity in TABLES} == before
     assert latest_records(bus, unified_topic("parcel")) == before_parcels

@@ -20,7 +20,7 @@ import asyncpg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as KafkaPartition
 
-from consumers import metrics
+from consumers import activity, metrics
 from consumers.tables import TableSpec
 from satubus.kafka import consumer_config, producer_config
 from satubus.settings import Settings
@@ -126,6 +126,7 @@ class Materializer:
 
     async def _apply(self, messages: list[Message]) -> None:
         latest: dict[bytes, tuple[Received, dict[str, Any] | None]] = {}  # key -> last record (None: tombstone)
+        counts: list[dict[str, Any]] = []  # every record, for a table of counts
         ranges: dict[int, tuple[int, int]] = {}
         undecodable: list[tuple[Received, DecodeError]] = []
         for message in messages:
@@ -141,7 +142,11 @@ class Materializer:
             first, _ = ranges.get(partition, (offset, offset))
             ranges[partition] = (first, offset)
             try:
-                latest[received.entity_key()] = (received, self._decode(received))
+                record = self._decode(received)
+                if self.spec.additive and record is not None:
+                    counts.append(record)
+                else:
+                    latest[received.entity_key()] = (received, record)
             except DecodeError as exc:
                 undecodable.append((received, exc))
 
@@ -159,6 +164,7 @@ class Materializer:
                 for received, decode_error in undecodable:
                     self._dead_letter(received, decode_error, type(decode_error).__name__)
                 written, refused = await self._upsert_all(conn, upserts)
+                written += await activity.add(conn, counts)
                 if undecodable:
                     self._flush_dead_letters()
                 if deletes:
@@ -250,6 +256,9 @@ class Materializer:
         return written, refused
 
     async def _upsert(self, conn: Any, records: list[dict[str, Any]]) -> int:
+        """A record replaces the row unless the row is newer. An equal version is the same state of a joined
+        entity (its version grows with every change) or a finding reported again; the later one wins, as it does
+        in the compacted topic."""
         if not records:
             return 0
         await conn.execute(f"DELETE FROM {self.spec.staging}")
@@ -263,7 +272,7 @@ class Materializer:
             f"INSERT INTO {self.spec.table} ({column_list}, committed_at) "
             f"SELECT {column_list}, committed_at FROM {self.spec.staging} "
             f"ON CONFLICT ({self.spec.key}) DO UPDATE SET {updates} "
-            f"WHERE {self.spec.table}.version < EXCLUDED.version"
+            f"WHERE {self.spec.table}.version <= EXCLUDED.version"
         )
         return int(status.rsplit(" ", 1)[1])
 

@@ -9,7 +9,7 @@ import signal
 
 from consumers.materializer import Materializer
 from consumers.migrate import migrate
-from consumers.tables import TABLES
+from consumers.tables import MATERIALIZED
 from satubus import metrics
 from satubus.settings import Settings
 
@@ -18,21 +18,21 @@ log = logging.getLogger(__name__)
 
 def materialize(args: argparse.Namespace, settings: Settings) -> int:
     metrics.serve(settings.metrics_host, settings.materializer_metrics_port)
-    entities = sorted(TABLES) if args.entity == "all" else [args.entity]
+    entities = sorted(MATERIALIZED) if args.entity == "all" else [args.entity]
     asyncio.run(_materialize(settings, entities))
     return 0
 
 
 async def _materialize(settings: Settings, entities: list[str]) -> None:
     """One materializer per entity, each with its own consumer group, in one process."""
-    applied = await migrate(settings.database_url)
-    if applied:
-        log.info("applied migrations %s", applied)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await asyncio.gather(*(Materializer(settings, TABLES[entity]).run(stop) for entity in entities))
+    applied = await migrate(settings.database_url)
+    if applied:
+        log.info("applied migrations %s", applied)
+    await asyncio.gather(*(Materializer(settings, MATERIALIZED[entity]).run(stop) for entity in entities))
 
 
 def run_migrations(args: argparse.Namespace, settings: Settings) -> int:

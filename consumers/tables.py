@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from schemas.topics import UNIFIED_PERSON, TopicContract, unified_contract
+from schemas.topics import ACTIVITY, UNIFIED_PERSON, TopicContract, unified_contract
 
 
 def _is_json(avro_type: Any) -> bool:
@@ -26,6 +26,7 @@ class TableSpec:
     contract: TopicContract
     table: str
     key: str
+    additive: bool = False  # records are counts to add up (consumers/activity.py), not states to upsert
 
     @cached_property
     def columns(self) -> tuple[str, ...]:
@@ -52,4 +53,6 @@ PARCEL = TableSpec("parcel", unified_contract("parcel"), "unified.parcel", "nop"
 REGION = TableSpec("region", unified_contract("region"), "unified.region", "kelurahan_code")
 INCIDENT = TableSpec("incident", unified_contract("incident"), "unified.incident", "incident_id")
 FINDING = TableSpec("finding", unified_contract("finding"), "unified.finding", "finding_id")
-TABLES = {spec.entity: spec for spec in (PERSON, PARCEL, REGION, INCIDENT, FINDING)}
+TABLES = {spec.entity: spec for spec in (PERSON, PARCEL, REGION, INCIDENT, FINDING)}  # the unified view
+AGENCY_ACTIVITY = TableSpec("activity", ACTIVITY, "bus.agency_activity", "agency", additive=True)
+MATERIALIZED = {**TABLES, AGENCY_ACTIVITY.entity: AGENCY_ACTIVITY}

@@ -14,6 +14,7 @@ ENVELOPE_NAMESPACE = "id.go.jakarta.satubus.envelope"
 AGENCIES_DIR = Path(__file__).parent / "agencies"
 UNIFIED_DIR = Path(__file__).parent / "unified"
 CANONICAL_DIR = Path(__file__).parent / "canonical"
+BUS_DIR = Path(__file__).parent / "bus"
 
 
 def envelope_schema(record: dict[str, Any]) -> dict[str, Any]:
@@ -109,3 +110,7 @@ def unified_schema(entity: str) -> dict[str, Any]:
 
 def part_schema() -> dict[str, Any]:
     return dict(json.loads((CANONICAL_DIR / "part.avsc").read_text(encoding="utf-8")))
+
+
+def activity_schema() -> dict[str, Any]:
+    return dict(json.loads((BUS_DIR / "activity.avsc").read_text(encoding="utf-8")))

@@ -14,12 +14,13 @@ from satubus.kafka import ensure_topics
 from satubus.settings import Settings
 from schemas.catalogue import load_catalogue
 from schemas.compatibility import Level
-from schemas.envelope import agency_event_schema, part_schema, unified_schema
+from schemas.envelope import activity_schema, agency_event_schema, part_schema, unified_schema
 from schemas.errors import SchemaError
 
 TopicName = NewType("TopicName", str)
 
 DLQ = TopicName("bus.dlq")
+ACTIVITY_TOPIC = TopicName("bus.activity")
 
 
 def agency_topic(agency: str, dataset: str, major: int = 1) -> TopicName:
@@ -81,14 +82,15 @@ UNIFIED_PERSON = unified_contract("person")
 UNIFIED_ENTITIES = ("person", "parcel", "region", "incident", "finding")
 JOINED_ENTITIES = ("person", "parcel", "region")
 DEAD_LETTERS = TopicContract(DLQ, None)
+ACTIVITY = TopicContract(ACTIVITY_TOPIC, activity_schema)  # counts of each processed batch, for the scoreboard
 
 
 def all_contracts() -> tuple[TopicContract, ...]:
     """Every topic of the bus: each catalogue agency's datasets, the canonical parts of the joined entities, the
-    unified entities and the dead letters."""
+    unified entities, the dead letters and the activity counts."""
     agencies = tuple(agency_contract(a.code, d) for a in load_catalogue() for d in a.datasets)
     canonical = tuple(canonical_contract(e) for e in JOINED_ENTITIES)
-    return (*agencies, *canonical, *(unified_contract(e) for e in UNIFIED_ENTITIES), DEAD_LETTERS)
+    return (*agencies, *canonical, *(unified_contract(e) for e in UNIFIED_ENTITIES), DEAD_LETTERS, ACTIVITY)
 
 
 def create_topics(settings: Settings) -> list[str]:

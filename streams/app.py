@@ -23,7 +23,8 @@ import datetime as dt
 import logging
 import time
 import weakref
-from typing import Any, cast
+from collections import Counter
+from typing import Any, Literal, cast
 
 import faust
 from faust.streams import _current_event
@@ -38,7 +39,14 @@ from schemas.pseudonym import pseudonymize
 from schemas.regions import Regions, load_regions
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde
-from schemas.topics import DEAD_LETTERS, TopicContract, agency_topic, canonical_contract, unified_contract
+from schemas.topics import (
+    ACTIVITY,
+    DEAD_LETTERS,
+    TopicContract,
+    agency_topic,
+    canonical_contract,
+    unified_contract,
+)
 from streams import commit_guard, metrics
 from streams.codec import AvroCodec
 from streams.dlq import REPLAY_HEADER
@@ -52,6 +60,9 @@ from streams.regions import COUNTED, contribution, region_join
 log = logging.getLogger(__name__)
 
 APP_ID = "satubus-streams"
+
+Outcome = Literal["accepted", "invalid", "dropped"]  # what became of one agency event
+OUTCOMES: tuple[Outcome, ...] = ("accepted", "invalid", "dropped")
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -95,6 +106,7 @@ class _Pipeline:
         self.dead_letters = app.topic(DEAD_LETTERS.name, key_type=bytes, value_type=bytes)
         self.findings = self._avro_topic(unified_contract("finding"))
         self.region_parts = self._avro_topic(canonical_contract("region"))
+        self.activity = self._avro_topic(ACTIVITY)
 
     def _avro_topic(self, contract: TopicContract) -> Any:
         codec = AvroCodec(serde=self.serde, subject=contract.subject, schema=contract.value_schema())
@@ -119,9 +131,11 @@ class _Pipeline:
 
         async def normalize(stream: faust.StreamT[bytes]) -> None:
             async for events in self._batches(stream):
+                outcomes = Counter[Outcome]()
                 for event in events:
                     _make_current(event)
-                    await self._process(event.message, mapping, out, states)
+                    outcomes[await self._process(event.message, mapping, out, states)] += 1
+                await self._report_activity(mapping, outcomes)
 
         self.app.agent(source, name=f"normalize-{agency}-{dataset}", concurrency=1)(normalize)
         log.info("normalizing %s into %s", source.get_topic_name(), contract.name)
@@ -140,14 +154,26 @@ class _Pipeline:
         self.app.agent(source, name=f"join-{join.entity}", concurrency=1)(joiner)
         log.info("joining %s into %s", source.get_topic_name(), unified_contract(join.entity).name)
 
-    async def _process(self, message: Any, mapping: DatasetMapping, out: Any, states: Any) -> None:
+    async def _process(self, message: Any, mapping: DatasetMapping, out: Any, states: Any) -> Outcome:
         metrics.EVENTS_IN.labels(mapping.agency, mapping.dataset).inc()
         try:
-            await self._normalize(message, mapping, out, states)
+            return await self._normalize(message, mapping, out, states)
         except Exception as exc:  # anything unforeseen: keep the event, say why, go on
             await self._dead_letter(message, mapping.agency, mapping.dataset, "normalize", "internal_error", exc)
+            return "invalid"
 
-    async def _normalize(self, message: Any, mapping: DatasetMapping, out: Any, states: Any) -> None:
+    async def _report_activity(self, mapping: DatasetMapping, outcomes: Counter[Outcome]) -> None:
+        """One record per batch of what became of its events: the scoreboard adds them up."""
+        activity: dict[str, Any] = {
+            "agency": mapping.agency,
+            "dataset": mapping.dataset,
+            "processed_at": dt.datetime.now(dt.UTC),
+            "events_in": outcomes.total(),
+            **{outcome: outcomes[outcome] for outcome in OUTCOMES},
+        }
+        await self.activity.send(key=f"{mapping.agency}.{mapping.dataset}".encode(), value=activity)
+
+    async def _normalize(self, message: Any, mapping: DatasetMapping, out: Any, states: Any) -> Outcome:
         agency, dataset = mapping.agency, mapping.dataset
         started = time.perf_counter()
         try:
@@ -156,13 +182,13 @@ class _Pipeline:
             )
         except DecodeError as exc:
             await self._dead_letter(message, agency, dataset, "decode", type(exc).__name__, exc)
-            return
+            return "invalid"
         state_key = pseudonymize(self.key, "state", str(envelope["key"]))
         state = KeyState.decode(states.get(state_key))
         event_id = str(envelope["event_id"])
         if dead_lettered_before(state, event_id) and not _is_replay(message):
             metrics.EVENTS_DROPPED.labels(agency, dataset, "duplicate").inc()
-            return
+            return "dropped"
         try:
             result = mapping.apply(envelope, regions=self.regions, pseudonym_key=self.key, now=dt.datetime.now(dt.UTC))
         except Rejected as exc:
@@ -170,14 +196,15 @@ class _Pipeline:
             if exc.reason == "unknown_region" and exc.value is not None:
                 await self._send_finding(unknown_region(agency, dataset, exc.value, envelope["occurred_at"]))
             states[state_key] = remember_rejected(state, event_id).encode()
-            return
+            return "invalid"
         verdict = admit(state, event_id, envelope["version"])
         if verdict != "new":
             metrics.EVENTS_DROPPED.labels(agency, dataset, verdict).inc()
-            return
-        routed_to = None
+            return "dropped"
+        routed_to: str | None = None
+        outcome: Outcome = "accepted"
         if mapping.spec.part is not None:
-            routed_to = await self._send_part(mapping, envelope, result, state_key, state, out)
+            routed_to, outcome = await self._send_part(mapping, envelope, result, state_key, state, out)
         else:
             record = None if isinstance(result, Deletion) else result
             entity_key = str(result.key if isinstance(result, Deletion) else getattr(result, mapping.spec.key))
@@ -197,12 +224,14 @@ class _Pipeline:
         states[state_key] = remember(state, event_id, envelope["version"], routed_to).encode()
         metrics.LAST_VALID_EVENT.labels(agency, dataset).set(time.time())
         metrics.PROCESSING_SECONDS.labels("normalize").observe(time.perf_counter() - started)
+        return outcome
 
     async def _send_part(
         self, mapping: DatasetMapping, envelope: Any, result: Any, state_key: str, state: KeyState | None, out: Any
-    ) -> str | None:
+    ) -> tuple[str | None, Outcome]:
         """Send the part to its entity key; if the record moved to another key (a corrected NIK), the entity it
-        left gets the part's removal. Returns the key the record now belongs to."""
+        left gets the part's removal. Returns the key the record now belongs to, and whether it was accepted or
+        dropped (a part of no entity, e.g. an enrolment without NIK)."""
         agency, dataset, entity = mapping.agency, mapping.dataset, mapping.spec.entity
         key = None if isinstance(result, Deletion) else getattr(result, mapping.spec.key)
 
@@ -231,9 +260,9 @@ class _Pipeline:
             outcome = "accepted"
         if outcome == "accepted":
             metrics.EVENTS_ACCEPTED.labels(agency, dataset).inc()
-        else:
-            metrics.EVENTS_DROPPED.labels(agency, dataset, outcome).inc()
-        return key
+            return key, "accepted"
+        metrics.EVENTS_DROPPED.labels(agency, dataset, outcome).inc()
+        return key, "dropped"
 
     async def _by_entity(self, events: Any, join: Join) -> dict[str, list[tuple[Any, PartChange]]]:
         """A batch's parts grouped by entity key, in arrival order; a part that does not decode is dead-lettered."""

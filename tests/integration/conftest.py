@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from consumers.materializer import GROUP_ID
 from consumers.migrate import migrate
-from consumers.tables import TABLES
+from consumers.tables import MATERIALIZED
 from deploy.local.stack import Stack
 from satubus.settings import Settings
 from schemas.registry import register_contracts, registry_client
@@ -60,7 +60,7 @@ def _reset_topics(settings: Settings) -> None:
     if doomed:
         for future in admin.delete_topics(doomed, operation_timeout=30).values():
             future.result()
-    groups = [APP_ID, *(f"{GROUP_ID}-{entity}" for entity in TABLES)]
+    groups = [APP_ID, *(f"{GROUP_ID}-{entity}" for entity in MATERIALIZED)]
     for future in admin.delete_consumer_groups(groups).values():
         with contextlib.suppress(KafkaException):  # the group did not exist
             future.result()
@@ -142,6 +142,13 @@ class Pipeline:
             self.assert_running()
             assert time.monotonic() < deadline, f"{name} did not log {ready_line!r} within 120s; see {log}"
             time.sleep(0.2)
+
+    def kill(self, name: str) -> None:
+        """kill -9 one process, leaving it no chance to finish anything, and start it again."""
+        process = self.processes[name]
+        process.kill()
+        process.wait(timeout=60)
+        self.start(name)
 
     def stop(self) -> dict[str, int]:
         for process in self.processes.values():

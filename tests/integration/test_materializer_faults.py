@@ -1,0 +1,86 @@
+"""kill -9 of the materializer at random points while a simulated city flows through the whole pipeline; afterwards
+PostgreSQL holds exactly the simulator's expected view: nothing lost, nothing applied twice, no older version over
+a newer one."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import asyncpg
+
+from consumers.tables import TABLES
+from producers.simulate import simulate
+from satubus.kafka import read_to_end
+from satubus.settings import Settings
+from schemas.topics import unified_topic
+from streams.mapping import discover_mappings
+from tests.integration.conftest import Pipeline
+from tests.integration.test_streams_against_truth import as_rows, latest_records, settled, table
+
+RESIDENTS = 9_500  # with every mapped agency dataset: over 20,000 events
+KILLS = 6
+SEED = 2029
+
+
+def test_kill_9_of_the_materializer_loses_and_duplicates_nothing(bus: Settings, pipeline: Pipeline) -> None:
+    rng = random.Random(SEED)
+    agencies = {m.agency for m in discover_mappings()}
+    kills_mid_flow = 0
+    with ThreadPoolExecutor(1) as publishing:
+        running = publishing.submit(
+            simulate, bus, residents=RESIDENTS, seed=SEED, dirty=0.02, agencies=agencies, progress=io.StringIO()
+        )
+        for _ in range(KILLS):
+            time.sleep(rng.uniform(2, 6))
+            pipeline.assert_running()
+            rows = len(view(bus, "person"))
+            pipeline.kill("materialize")
+            kills_mid_flow += rows < RESIDENTS * 0.9  # the view was still filling when the process died
+        simulation = running.result()
+    events = len(simulation.published)
+    print(f"\n{KILLS} kills ({kills_mid_flow} while the view was still filling) during {events} events")
+    assert events >= 20_000
+    assert kills_mid_flow >= 5
+
+    truth = simulation.truth
+    expected = {
+        "person": as_rows("person", truth.persons),
+        "parcel": as_rows("parcel", truth.parcels),
+        "incident": as_rows("incident", truth.incidents),
+        "region": as_rows("region", {k: v.model_dump() for k, v in truth.regions.items()}),
+    }
+    for entity, rows in expected.items():
+        got = settled(functools.partial(view, bus, entity), rows, timeout=600)
+        missing, extra = rows.keys() - got.keys(), got.keys() - rows.keys()
+        different = [k for k in rows.keys() & got.keys() if rows[k] != got[k]]
+        print(f"{entity}: {len(rows)} expected, {len(missing)} missing, {len(extra)} extra, {len(different)} differ")
+        assert got == rows
+    findings = as_rows("finding", latest_records(bus, unified_topic("finding")))
+    assert settled(functools.partial(view, bus, "finding"), findings) == findings
+
+    # Every message of every unified topic is accounted for by the offsets stored with the rows.
+    stored = asyncio.run(_stored_offsets(bus))
+    for entity, spec in TABLES.items():
+        ends: dict[int, int] = {}
+        for message in read_to_end(bus, spec.contract.name):
+            ends[message.partition() or 0] = (message.offset() or 0) + 1
+        assert {p: stored.get((spec.contract.name, p)) for p in ends} == ends, entity
+
+
+def view(settings: Settings, entity: str) -> dict[str, dict[str, Any]]:
+    return asyncio.run(table(settings, entity))
+
+
+async def _stored_offsets(settings: Settings) -> dict[tuple[str, int], int]:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await conn.fetch("SELECT topic, partition, next_offset FROM bus.consumer_offsets")
+    finally:
+        await conn.close()
+    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}

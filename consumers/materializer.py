@@ -87,6 +87,7 @@ class Materializer:
                 messages = await self._loop.run_in_executor(None, consumer.consume, BATCH_MAX, 0.5)
                 if messages:
                     await self._apply(messages)
+                self._record_lag()
         finally:
             await self._loop.run_in_executor(None, consumer.close)
             self._dead_letters.flush(30)
@@ -164,7 +165,7 @@ class Materializer:
                 for received, decode_error in undecodable:
                     self._dead_letter(received, decode_error, type(decode_error).__name__)
                 written, refused = await self._upsert_all(conn, upserts)
-                written += await activity.add(conn, counts)
+                added = await activity.add(conn, counts)
                 if undecodable:
                     self._flush_dead_letters()
                 if deletes:
@@ -184,7 +185,7 @@ class Materializer:
         now = dt.datetime.now(dt.UTC)
         metrics.COMMIT_SECONDS.labels(entity).observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.labels(entity).observe(len(messages))
-        metrics.ROWS_UPSERTED.labels(entity).inc(written)
+        metrics.ROWS_UPSERTED.labels(entity).inc(written + added)
         metrics.STALE_SKIPPED.labels(entity).inc(len(upserts) - written - refused)
         metrics.ROWS_DELETED.labels(entity).inc(len(deletes))
         for _, record in upserts:
@@ -286,6 +287,18 @@ class Materializer:
                 self._consumer.seek(KafkaPartition(self.spec.contract.name, partition, offset))
             except KafkaException as exc:  # no longer ours: the next assignment reads the stored offset
                 log.info("could not seek partition %d: %s", partition, exc)
+
+    def _record_lag(self) -> None:
+        """From the watermarks of the last fetch: no request to the broker."""
+        assert self._consumer is not None
+        topic, lag = self.spec.contract.name, 0
+        for position in self._consumer.position([KafkaPartition(topic, p) for p in self._positions]):
+            _, high = self._consumer.get_watermark_offsets(position, cached=True)
+            if high >= 0 and position.offset >= 0:
+                lag += high - position.offset
+            elif high > 0:  # nothing consumed yet: all of it is lag
+                lag += high
+        metrics.CONSUMER_LAG.labels(self.spec.entity).set(lag)
 
     def _commit_to_kafka(self, ranges: dict[int, tuple[int, int]]) -> None:
         """Only so that lag tools see progress; PostgreSQL holds the offsets that count."""

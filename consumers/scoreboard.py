@@ -9,6 +9,7 @@ with too many invalid ones; **silent** when no valid event of it ever arrived.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -76,7 +77,7 @@ def assess(agency: Agency, activity: Activity | None, now: dt.datetime, rules: R
 
 
 def scoreboard(
-    catalogue: list[Agency], activity: dict[str, Activity], now: dt.datetime, rules: Rules
+    catalogue: Sequence[Agency], activity: dict[str, Activity], now: dt.datetime, rules: Rules
 ) -> list[AgencyStatus]:
     """Every catalogue agency, integrated first, then by code."""
     order = {"integrated": 0, "stale": 1, "silent": 2}

@@ -169,9 +169,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply pending migrations, then upsert a unified topic into PostgreSQL, exactly once.",
     )
     materialize.add_argument(
-        "--entity", default="all", choices=("all", "person", "incident"), help="entity to materialize (default all)"
+        "--entity",
+        default="all",
+        choices=("all", "person", "parcel", "region", "incident", "finding", "activity"),
+        help="entity to materialize (default all; activity: the agencies' counts behind the scoreboard)",
     )
     materialize.set_defaults(handler=_lazy("consumers.run", "materialize"))
+
+    from consumers.api import add_arguments as api_arguments
+
+    api = commands.add_parser(
+        "api",
+        help="run the live API",
+        description="Serve the integration scoreboard, lookups of the unified view, findings and live changes "
+        "(Server-Sent Events) over HTTP; OpenAPI at /docs, metrics at /metrics.",
+    )
+    api_arguments(api)
+    api.set_defaults(handler=_lazy("consumers.api", "main"))
 
     demo = commands.add_parser(
         "demo",

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     gateway_max_events: int = 1000
     gateway_max_body_bytes: int = 5_000_000
 
+    # The live API (consumers/api.py) and the scoreboard it serves (consumers/scoreboard.py).
+    api_host: str = "127.0.0.1"
+    api_port: int = 19120
+    scoreboard_freshness_seconds: float = 3600  # a valid event at least this recently: integrated
+    scoreboard_max_invalid_ratio: float = 0.1  # of an agency's events in the last 24 h
+    scoreboard_refresh_seconds: float = 15  # how often the API recomputes the scoreboard's metrics
+
     metrics_host: str = "127.0.0.1"
     simulator_metrics_port: int = 19101
     stream_metrics_port: int = 19102

@@ -18,6 +18,7 @@ COMMANDS = [
     "stream",
     "dlq",
     "materialize",
+    "api",
     "demo",
 ]
 

@@ -79,7 +79,12 @@ class Materializer:
             self.settings.database_url, min_size=1, max_size=2, init=self._init_connection
         )
         self._dead_letters = Producer(producer_config(self.settings, client_id=self.group_id))
-        consumer = self._consumer = Consumer(consumer_config(self.settings, self.group_id))
+        consumer = self._consumer = Consumer(
+            consumer_config(self.settings, self.group_id)
+            # Static membership: a restarted instance takes its partitions back at once instead of waiting out the
+            # dead one's session, and a second process with the same id fences the first.
+            | {"group.instance.id": f"{self.group_id}-{self.settings.instance_id}"}
+        )
         consumer.subscribe([self.spec.contract.name], on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("materializing %s into %s", self.spec.contract.name, self.spec.table)
         try:

@@ -7,6 +7,7 @@ The defaults point at the local stack that ``satubus stack up`` starts.
 from __future__ import annotations
 
 import os
+import socket
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -38,6 +39,9 @@ class Settings(BaseSettings):
     # Where the stream processor finds <agency>/<dataset>.avsc and .mapping.yaml files (default: schemas/agencies).
     mappings_dir: Path | None = None
 
+    # Names this instance in its consumer groups (Kafka static membership); unique per running instance.
+    instance_id: str = socket.gethostname()
+
     # Where processes keep local state (faust tables) and the local stack keeps its services.
     state_dir: Path = Path(".stack")
 
@@ -61,6 +65,8 @@ class Settings(BaseSettings):
     scoreboard_freshness_seconds: float = 3600  # a valid event at least this recently: integrated
     scoreboard_max_invalid_ratio: float = 0.1  # of an agency's events in the last 24 h
     scoreboard_refresh_seconds: float = 15  # how often the API recomputes the scoreboard's metrics
+
+    prometheus_port: int = 19090  # the local stack's Prometheus (deploy/prometheus/prometheus.yml)
 
     metrics_host: str = "127.0.0.1"
     simulator_metrics_port: int = 19101

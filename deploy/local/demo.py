@@ -1,7 +1,7 @@
 """``satubus demo``: the whole pipeline on the local stack with simulated agencies.
 
-Starts the stack, provisions topics, schemas and tables, runs the stream processor and the materializer as
-child processes, publishes simulated residents, follows the unified view until it is complete and says where to
+Starts the stack, provisions topics, schemas and tables, runs the stream processor, the materializer and the live
+API as child processes, publishes simulated residents, follows the unified view until it is complete and says where to
 look. The pipeline keeps running until Ctrl-C (or stops at once with ``--exit``); the stack stays up.
 """
 
@@ -64,7 +64,7 @@ async def _follow_view(
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    print("1/5 local stack (Kafka, schema registry, PostgreSQL)")
+    print("1/5 local stack (Kafka, schema registry, PostgreSQL, Prometheus)")
     Stack.from_settings(settings).up()
     print("2/5 topics, schemas and tables")
     create_topics(settings)
@@ -74,8 +74,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
 
     logs = settings.state_dir.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    print(f"3/5 stream processor and materializer (logs in {logs})")
-    children = [_start("stream", logs), _start("materialize", logs)]
+    print(f"3/5 stream processor, materializer and live API (logs in {logs})")
+    children = [_start("stream", logs), _start("materialize", logs), _start("api", logs)]
     try:
         print(f"4/5 the 40 integrated agencies publish a simulated city of {args.residents} residents")
         published = time.monotonic()
@@ -84,16 +84,18 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         print("5/5 waiting for the unified view")
         asyncio.run(_follow_view(settings, [p.person_id for p in expected], children, logs))
         elapsed = time.monotonic() - published
+        api = f"http://{settings.api_host}:{settings.api_port}"
         print(
             f"\n{len(simulation.published)} agency events published; the {len(expected)} residents are in the unified "
             f"view {elapsed:.1f}s after publishing began. The stream processor normalizes every dataset that has a "
             f"mapping file and joins them: people with their aid, schooling and health visits, parcels with their "
             f"tax, zoning and permits, regions, incidents and findings.\n\nWhere to look:\n"
+            f"  scoreboard        {api}/v1/scoreboard (which of the 52 agencies are integrated)\n"
+            f"  live API          {api}/docs (lookups, findings, live changes at /v1/changes)\n"
             f"  the unified view  psql {settings.database_url} -c "
             f"'SELECT kota_code, count(*), sum(is_deceased::int) AS deceased FROM unified.person GROUP BY 1'\n"
-            f"  metrics           http://{settings.metrics_host}:{settings.stream_metrics_port}/metrics (stream)\n"
-            f"                    http://{settings.metrics_host}:{settings.materializer_metrics_port}/metrics "
-            f"(materializer)\n"
+            f"  metrics           http://127.0.0.1:{settings.prometheus_port} (Prometheus, with the alert rules); "
+            f"Grafana dashboards to import: deploy/grafana/*.json\n"
             f"  unified topics    unified.person.v1, .parcel.v1, .region.v1, .incident.v1, .finding.v1 on "
             f"{settings.kafka_bootstrap} (schema registry {settings.registry_url})\n"
             f"  logs              {logs}\n"

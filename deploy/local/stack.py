@@ -1,7 +1,8 @@
-"""The local stack: Kafka (KRaft), Apicurio Registry and PostgreSQL, obtained and run natively, no Docker.
+"""The local stack: Kafka (KRaft), Apicurio Registry, PostgreSQL and Prometheus, obtained and run natively, no Docker.
 
-``up`` downloads what is missing (Maven Central, cached in ~/.m2 and the state folder), starts what is not
-running and waits for real readiness: a Kafka metadata request, HTTP 200 from the registry, ``pg_isready``.
+``up`` downloads what is missing (Maven Central, cached in ~/.m2 and the state folder; Prometheus as Debian's
+package, unpacked into the state folder, never installed), starts what is not running and waits for real
+readiness: a Kafka metadata request, HTTP 200 from the registry and from Prometheus, ``pg_isready``.
 A second ``up`` is a no-op. ``down`` stops every process it started. All state lives in one folder (``.stack/``).
 Ports come from the same settings the pipeline uses (``SATUBUS_KAFKA_BOOTSTRAP``, ``SATUBUS_REGISTRY_URL``,
 ``SATUBUS_DATABASE_URL``, ...), so the two cannot disagree.
@@ -37,6 +38,7 @@ KAFKA_VERSION = "3.9.1"
 APICURIO_VERSION = "3.3.3"
 PG_BIN = Path(os.environ.get("SATUBUS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 READY_TIMEOUT = 120.0
+PROMETHEUS_CONFIG = HERE.parent / "prometheus" / "prometheus.yml"
 
 
 class StackError(SatuBusError):
@@ -497,6 +499,73 @@ class Postgres:
             )
 
 
+class Prometheus:
+    """Debian's package, unpacked (``apt-get download``, ``dpkg-deb -x``) rather than installed: installing it would
+    start a system service listening on every interface."""
+
+    name = "prometheus"
+
+    def __init__(self, settings: Settings, layout: Layout) -> None:
+        self.port = settings.prometheus_port
+        self.dir = layout.service(self.name)
+        self.binary = self.dir / "pkg" / "usr" / "bin" / "prometheus"
+        self.downloads = layout.downloads
+        self.pidfile = layout.pidfile(self.name)
+        self.log = layout.logfile(self.name)
+
+    @property
+    def promtool(self) -> Path:
+        return self.binary.with_name("promtool")
+
+    def obtain(self) -> None:
+        if self.binary.exists():
+            return
+        print("  fetching Prometheus (Debian's package, first run only)...", flush=True)
+        self.downloads.mkdir(parents=True, exist_ok=True)
+        for old in self.downloads.glob("prometheus_*.deb"):
+            old.unlink()
+        if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+            raise StackError("Prometheus comes from Debian's package: this needs apt-get and dpkg-deb")
+        try:
+            _run(["apt-get", "download", "prometheus"], "downloading Debian's prometheus package", cwd=self.downloads)
+        except StackError as exc:
+            raise StackError(f"{exc}\nIf apt cannot find the package, run `apt-get update` and try again.") from exc
+        package = next(self.downloads.glob("prometheus_*.deb"))
+        staging = self.dir / "pkg.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        _run(["dpkg-deb", "-x", str(package), str(staging)], "unpacking Debian's prometheus package")
+        shutil.rmtree(self.dir / "pkg", ignore_errors=True)
+        staging.rename(self.dir / "pkg")
+        package.unlink()
+
+    def start(self) -> int | None:
+        if _read_pid(self.pidfile) is not None:
+            return None
+        _require_free(self.port, "Prometheus", "SATUBUS_PROMETHEUS_PORT")
+        cmd = [
+            str(self.binary),
+            f"--config.file={PROMETHEUS_CONFIG}",
+            f"--storage.tsdb.path={self.dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle",
+        ]
+        return _spawn(cmd, log=self.log, pidfile=self.pidfile, cwd=self.dir)
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self) -> None:
+        pid = _read_pid(self.pidfile)
+        if pid is not None:
+            _terminate(pid, self.name)
+        self.pidfile.unlink(missing_ok=True)
+
+
 # --------------------------------------------------------------------------------------------- commands
 
 
@@ -505,6 +574,7 @@ class Stack:
     postgres: Postgres
     kafka: Kafka
     registry: Registry
+    prometheus: Prometheus
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Stack:
@@ -513,20 +583,24 @@ class Stack:
             if host not in ("127.0.0.1", "localhost"):
                 raise StackError(f"the local stack listens on loopback only; {url!r} points at {host}")
         layout = Layout(settings.state_dir.resolve())
-        return cls(Postgres(settings, layout), Kafka(settings, layout), Registry(settings, layout))
+        return cls(
+            postgres=Postgres(settings, layout),
+            kafka=Kafka(settings, layout),
+            registry=Registry(settings, layout),
+            prometheus=Prometheus(settings, layout),
+        )
 
     def up(self) -> float:
         started = time.monotonic()
-        for service in (self.postgres, self.kafka, self.registry):
+        for service in (self.postgres, self.kafka, self.registry, self.prometheus):
             service.obtain()
         if self.postgres.start() is not None:
             print(f"  postgres  started on 127.0.0.1:{self.postgres.port}", flush=True)
         _wait("PostgreSQL", self.postgres.ready, pid=self.postgres.pid(), log=self.postgres.log)
         self.postgres.create_databases()
-        # Kafka and the registry start in parallel; each is then awaited on its own readiness check.
-        kafka_pid = self.kafka.start()
-        registry_pid = self.registry.start()
-        for service, pid in ((self.kafka, kafka_pid), (self.registry, registry_pid)):
+        # Kafka, the registry and Prometheus start in parallel; each is then awaited on its own readiness check.
+        started_pids = [(s, s.start()) for s in (self.kafka, self.registry, self.prometheus)]
+        for service, pid in started_pids:
             if pid is not None:
                 print(f"  {service.name:<9} starting on 127.0.0.1:{service.port} (pid {pid})...", flush=True)
         _wait("Kafka", self.kafka.ready, pid=_read_pid(self.kafka.pidfile), log=self.kafka.log)
@@ -537,10 +611,11 @@ class Stack:
             log=self.registry.log,
         )
         self.registry.enforce_compatibility()
+        _wait("Prometheus", self.prometheus.ready, pid=_read_pid(self.prometheus.pidfile), log=self.prometheus.log)
         return time.monotonic() - started
 
     def down(self) -> None:
-        for service in (self.registry, self.kafka, self.postgres):
+        for service in (self.prometheus, self.registry, self.kafka, self.postgres):
             service.stop()
 
     def status(self) -> list[tuple[str, int, int | None, str]]:
@@ -549,6 +624,7 @@ class Stack:
             ("kafka", self.kafka.port, _read_pid(self.kafka.pidfile), self.kafka.ready),
             ("registry", self.registry.port, _read_pid(self.registry.pidfile), self.registry.ready),
             ("postgres", self.postgres.port, self.postgres.pid(), self.postgres.ready),
+            ("prometheus", self.prometheus.port, _read_pid(self.prometheus.pidfile), self.prometheus.ready),
         ):
             state = "stopped" if pid is None else ("ready" if ready() else "starting")
             rows.append((name, port, pid, state))
@@ -562,7 +638,7 @@ def main(command: str, settings: Settings) -> int:
         print(f"stack ready in {elapsed:.1f}s (state in {settings.state_dir.resolve()})")
         print(
             f"  Kafka     {settings.kafka_bootstrap}\n  registry  {settings.registry_url}\n"
-            f"  postgres  {settings.database_url}"
+            f"  postgres  {settings.database_url}\n  metrics   http://127.0.0.1:{settings.prometheus_port} (Prometheus)"
         )
     elif command == "down":
         stack.down()

@@ -403,7 +403,8 @@ def _parcels(world: World, rng: random.Random, today: dt.date, kelurahan: list[R
             function = rng.choice(FUNCTIONS) if rng.random() < 0.3 else "RESIDENTIAL" if zone == "R" else "BUSINESS"
             submitted = today - dt.timedelta(days=rng.randint(10, 400))
             status = rng.choice(("SUBMITTED", "UNDER_REVIEW", "ISSUED", "ISSUED", "REFUSED"))
-            issued = submitted + dt.timedelta(days=rng.randint(5, 60)) if status == "ISSUED" else None
+            # Issued 5 to 60 days after submission, and never after today: a permit cannot be issued in the future.
+            issued = min(submitted + dt.timedelta(days=rng.randint(5, 60)), today) if status == "ISSUED" else None
             number = f"PBG-{place.parent_code.replace('.', '')}-{len(world.parcels):05d}" if issued else None
             permits.append(
                 Permit(

@@ -181,4 +181,4 @@ def pipeline(bus: Settings, pipeline_env: dict[str, str]) -> Iterator[Pipeline]:
     pipeline.start("materialize")
     yield pipeline
     codes = pipeline.stop()
-    assert codes == {"stream": 0, "materialize": 0}, f"unclean exit {codes}; see {logs}"
+    assert all(code == 0 for code in codes.values()), f"unclean exit {codes}; see {logs}"

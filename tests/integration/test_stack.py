@@ -19,7 +19,7 @@ def test_status_shows_every_service_ready_with_port_and_pid(stack: Stack) -> Non
     result = subprocess.run([SATUBUS, "stack", "status"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
-    assert set(lines) == {"kafka", "registry", "postgres"}
+    assert set(lines) == {"kafka", "registry", "postgres", "prometheus"}
     for name, (_, port, pid, state) in lines.items():
         assert state == "ready", name
         assert int(port) > 1024 and int(pid) > 1

@@ -86,8 +86,8 @@ def create_app(settings: Settings) -> FastAPI:
         while True:
             try:
                 metrics.record_scoreboard(await board(), dt.datetime.now(dt.UTC))
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("scoreboard metrics not refreshed: %s", exc)
+            except Exception:  # the API keeps serving; the metrics say how old they are by staying put
+                log.exception("scoreboard metrics not refreshed")
             await asyncio.sleep(settings.scoreboard_refresh_seconds)
 
     @asynccontextmanager

@@ -88,9 +88,9 @@ def scoreboard(
 _QUERY = """
 SELECT agency,
        max(last_valid_at) AS last_valid_at,
-       coalesce(sum(events_in) FILTER (WHERE minute >= $2), 0) AS recent_events,
-       coalesce(sum(events_in) FILTER (WHERE minute >= $1), 0) AS window_events,
-       coalesce(sum(invalid) FILTER (WHERE minute >= $1), 0) AS window_invalid
+       coalesce(sum(events_in) FILTER (WHERE minute >= $2), 0)::bigint AS recent_events,
+       coalesce(sum(events_in) FILTER (WHERE minute >= $1), 0)::bigint AS window_events,
+       coalesce(sum(invalid) FILTER (WHERE minute >= $1), 0)::bigint AS window_invalid
 FROM bus.agency_activity
 GROUP BY agency
 """

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from schemas.topics import ACTIVITY, UNIFIED_PERSON, TopicContract, unified_contract
+from schemas.topics import ACTIVITY, PERSON_NIK, UNIFIED_PERSON, TopicContract, unified_contract
 
 
 def _is_json(avro_type: Any) -> bool:
@@ -55,4 +55,5 @@ INCIDENT = TableSpec("incident", unified_contract("incident"), "unified.incident
 FINDING = TableSpec("finding", unified_contract("finding"), "unified.finding", "finding_id")
 TABLES = {spec.entity: spec for spec in (PERSON, PARCEL, REGION, INCIDENT, FINDING)}  # the unified view
 AGENCY_ACTIVITY = TableSpec("activity", ACTIVITY, "bus.agency_activity", "agency", additive=True)
-MATERIALIZED = {**TABLES, AGENCY_ACTIVITY.entity: AGENCY_ACTIVITY}
+RESTRICTED_PERSON_NIK = TableSpec("person_nik", PERSON_NIK, "restricted.person_nik", "person_id")
+MATERIALIZED = {spec.entity: spec for spec in (*TABLES.values(), AGENCY_ACTIVITY, RESTRICTED_PERSON_NIK)}

@@ -171,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     materialize.add_argument(
         "--entity",
         default="all",
-        choices=("all", "person", "parcel", "region", "incident", "finding", "activity"),
-        help="entity to materialize (default all; activity: the agencies' counts behind the scoreboard)",
+        choices=("all", "person", "parcel", "region", "incident", "finding", "activity", "person_nik"),
+        help="entity to materialize (default all; activity: the agencies' counts behind the scoreboard; "
+        "person_nik: the clear NIKs, into the restricted schema)",
     )
     materialize.set_defaults(handler=_lazy("consumers.run", "materialize"))
 

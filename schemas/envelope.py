@@ -15,6 +15,7 @@ AGENCIES_DIR = Path(__file__).parent / "agencies"
 UNIFIED_DIR = Path(__file__).parent / "unified"
 CANONICAL_DIR = Path(__file__).parent / "canonical"
 BUS_DIR = Path(__file__).parent / "bus"
+RESTRICTED_DIR = Path(__file__).parent / "restricted"
 
 
 def envelope_schema(record: dict[str, Any]) -> dict[str, Any]:
@@ -114,3 +115,7 @@ def part_schema() -> dict[str, Any]:
 
 def activity_schema() -> dict[str, Any]:
     return dict(json.loads((BUS_DIR / "activity.avsc").read_text(encoding="utf-8")))
+
+
+def person_nik_schema() -> dict[str, Any]:
+    return dict(json.loads((RESTRICTED_DIR / "person_nik.avsc").read_text(encoding="utf-8")))

@@ -14,7 +14,7 @@ from satubus.kafka import ensure_topics
 from satubus.settings import Settings
 from schemas.catalogue import load_catalogue
 from schemas.compatibility import Level
-from schemas.envelope import activity_schema, agency_event_schema, part_schema, unified_schema
+from schemas.envelope import activity_schema, agency_event_schema, part_schema, person_nik_schema, unified_schema
 from schemas.errors import SchemaError
 
 TopicName = NewType("TopicName", str)
@@ -83,14 +83,18 @@ UNIFIED_ENTITIES = ("person", "parcel", "region", "incident", "finding")
 JOINED_ENTITIES = ("person", "parcel", "region")
 DEAD_LETTERS = TopicContract(DLQ, None)
 ACTIVITY = TopicContract(ACTIVITY_TOPIC, activity_schema)  # counts of each processed batch, for the scoreboard
+# Clear NIKs by person_id: personal data, restricted like the agency topics (never a unified topic).
+PERSON_NIK = TopicContract(
+    TopicName("restricted.person_nik.v1"), person_nik_schema, compacted=True, compatibility="FULL_TRANSITIVE"
+)
 
 
 def all_contracts() -> tuple[TopicContract, ...]:
     """Every topic of the bus: each catalogue agency's datasets, the canonical parts of the joined entities, the
-    unified entities, the dead letters and the activity counts."""
+    unified entities, the dead letters, the activity counts and the restricted NIKs."""
     agencies = tuple(agency_contract(a.code, d) for a in load_catalogue() for d in a.datasets)
     canonical = tuple(canonical_contract(e) for e in JOINED_ENTITIES)
-    return (*agencies, *canonical, *(unified_contract(e) for e in UNIFIED_ENTITIES), DEAD_LETTERS, ACTIVITY)
+    return (*agencies, *canonical, *(unified_contract(e) for e in UNIFIED_ENTITIES), DEAD_LETTERS, ACTIVITY, PERSON_NIK)
 
 
 def create_topics(settings: Settings) -> list[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 import weakref
 from collections import Counter
@@ -42,6 +43,7 @@ from schemas.serde import AvroSerde
 from schemas.topics import (
     ACTIVITY,
     DEAD_LETTERS,
+    PERSON_NIK,
     TopicContract,
     agency_topic,
     canonical_contract,
@@ -107,6 +109,7 @@ class _Pipeline:
         self.findings = self._avro_topic(unified_contract("finding"))
         self.region_parts = self._avro_topic(canonical_contract("region"))
         self.activity = self._avro_topic(ACTIVITY)
+        self.person_niks = self._avro_topic(PERSON_NIK)
 
     def _avro_topic(self, contract: TopicContract) -> Any:
         codec = AvroCodec(serde=self.serde, subject=contract.subject, schema=contract.value_schema())
@@ -258,11 +261,27 @@ class _Pipeline:
         else:
             await out.send(key=key.encode(), value=change(key, result.model_dump(mode="json")))
             outcome = "accepted"
+        if mapping.spec.restricted_nik is not None:
+            await self._send_nik(mapping.spec.restricted_nik, envelope, key, previous)
         if outcome == "accepted":
             metrics.EVENTS_ACCEPTED.labels(agency, dataset).inc()
             return key, "accepted"
         metrics.EVENTS_DROPPED.labels(agency, dataset, outcome).inc()
         return key, "dropped"
+
+    async def _send_nik(self, field: str, envelope: Any, person_id: str | None, previous: str | None) -> None:
+        """The clear NIK behind ``person_id`` to the restricted topic; the person the record left loses it."""
+        if previous is not None and previous != person_id:
+            await self.person_niks.send(key=previous.encode(), value=None)
+        if person_id is not None:
+            nik = re.sub(r"\D", "", str(envelope["after"][field]))
+            value = {
+                "person_id": person_id,
+                "nik": nik,
+                "version": envelope["version"],
+                "updated_at": envelope["occurred_at"],
+            }
+            await self.person_niks.send(key=person_id.encode(), value=value)
 
     async def _by_entity(self, events: Any, join: Join) -> dict[str, list[tuple[Any, PartChange]]]:
         """A batch's parts grouped by entity key, in arrival order; a part that does not decode is dead-lettered."""

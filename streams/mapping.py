@@ -109,6 +109,9 @@ class MappingFile(BaseModel):
     code_lists: dict[str, dict[str, Any]] = {}
     fields: dict[str, FieldSpec]
     checks: list[Check] = []
+    # The agency field with the clear NIK of the record's person (the civil registry's identity only): it goes to
+    # restricted.person_nik.v1, keyed by person_id, and nowhere else.
+    restricted_nik: str | None = None
 
 
 @dataclass(frozen=True)
@@ -339,6 +342,11 @@ def _problems(spec: MappingFile, schema: dict[str, Any], dataset: str) -> list[s
     problems += [f"fields: canonical field {name} is not mapped" for name in sorted(required - set(spec.fields))]
     if spec.key not in spec.fields:
         problems.append(f"key: {spec.key} is not one of the mapped fields")
+    if spec.restricted_nik is not None:
+        if (spec.entity, spec.part) != ("person", "identity"):
+            problems.append("restricted_nik: only the identity part of a person can name its NIK")
+        if spec.restricted_nik not in source_fields:
+            problems.append(f"restricted_nik: {spec.restricted_nik} is not a field of {dataset}")
     earlier: set[str] = set()
     for name, field in spec.fields.items():
         for source in field.sources:

@@ -18,6 +18,7 @@ from consumers.tables import TABLES
 from producers.publisher import AgencyPublisher
 from producers.simulate import Simulation, simulate
 from satubus.settings import Settings
+from schemas.pseudonym import person_id
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde
 from schemas.topics import DLQ, agency_topic, unified_topic
@@ -164,6 +165,42 @@ def test_the_open_findings_equal_the_ground_truth(bus: Settings, simulation: Sim
     assert settled(lambda: asyncio.run(table(bus, "finding")), as_rows("finding", findings)) == as_rows(
         "finding", findings
     )
+
+
+def test_clear_niks_are_only_in_the_restricted_schema(bus: Settings, simulation: Simulation) -> None:
+    assert bus.pseudonym_key is not None
+    key = bus.pseudonym_key.get_secret_value().encode()
+    expected = {
+        pid: r.nik for r in simulation.world.residents if (pid := person_id(key, r.nik)) in simulation.truth.persons
+    }
+    assert (
+        settled(
+            lambda: dict(asyncio.run(as_role(bus, None, "SELECT person_id, nik FROM restricted.person_nik"))), expected
+        )
+        == expected
+    )
+
+    person = next(iter(expected))
+    assert asyncio.run(
+        as_role(bus, "satubus_reader", f"SELECT person_id FROM unified.person WHERE person_id = '{person}'")
+    )
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        asyncio.run(as_role(bus, "satubus_reader", "SELECT nik FROM restricted.person_nik LIMIT 1"))
+    restricted = asyncio.run(
+        as_role(bus, "satubus_restricted", f"SELECT nik FROM restricted.person_nik WHERE person_id = '{person}'")
+    )
+    assert restricted == [(expected[person],)]
+
+
+async def as_role(settings: Settings, role: str | None, sql: str) -> list[tuple[Any, ...]]:
+    """``sql`` run as ``role`` (None: the owner), as a login granted that role would run it."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        if role is not None:
+            await conn.execute(f"SET ROLE {role}")
+        return [tuple(r) for r in await conn.fetch(sql)]
+    finally:
+        await conn.close()
 
 
 def test_every_dirty_record_is_dead_lettered_with_the_right_reason(bus: Settings, simulation: Simulation) -> None:

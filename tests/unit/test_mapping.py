@@ -195,6 +195,7 @@ fields:
         ("case: title}", "fields.full_name.case: Input should be 'upper', 'lower' or 'title'"),
         ("{parent_of: kelurahan_code, level: kota}", "fields.kota_code: give exactly one of"),
         ("part: identity", "part: person has no part idnetity (known: identity, aid, schooling, health)"),
+        ("restricted_nik: nik ", "restricted_nik: no_nik is not a field of dukcapil/penduduk"),
     ],
 )
 def test_a_broken_mapping_is_refused_naming_the_file_and_the_problem(tmp_path: Path, change: str, problem: str) -> None:
@@ -209,6 +210,7 @@ def test_a_broken_mapping_is_refused_naming_the_file_and_the_problem(tmp_path: P
         "case: title}": "case: proper}",
         "{parent_of: kelurahan_code, level: kota}": "{parent_of: kelurahan_code, level: kota, value: 1}",
         "part: identity": "part: idnetity",
+        "restricted_nik: nik ": "restricted_nik: no_nik ",
     }[change]
     assert change in text
     path.write_text(text.replace(change, broken))

@@ -16,6 +16,8 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -26,7 +28,7 @@ from fastapi.responses import StreamingResponse
 from prometheus_client import make_asgi_app
 from pydantic import BaseModel
 
-from consumers import metrics
+from consumers import scoreboard_metrics
 from consumers.changes import Changes
 from consumers.scoreboard import AgencyStatus, Rules, load_activity, scoreboard
 from consumers.tables import TABLES, TableSpec
@@ -85,7 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def refresh_metrics() -> None:
         while True:
             try:
-                metrics.record_scoreboard(await board(), dt.datetime.now(dt.UTC))
+                scoreboard_metrics.record(await board(), dt.datetime.now(dt.UTC))
             except Exception:  # the API keeps serving; the metrics say how old they are by staying put
                 log.exception("scoreboard metrics not refreshed")
             await asyncio.sleep(settings.scoreboard_refresh_seconds)
@@ -225,6 +227,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again with the handler found at start: this one,
+    # so that a requested stop exits 0 like the other processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn.run(
             create_app(settings),

@@ -57,6 +57,7 @@ def prometheus(stack: Stack, running: Pipeline, tmp_path_factory: pytest.TempPat
     config["rule_files"] = [str(RULES)]
     directory = tmp_path_factory.mktemp("prometheus")
     (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
+    log = (directory / "prometheus.log").open("wb")
     process = subprocess.Popen(
         [
             str(stack.prometheus.binary),
@@ -65,7 +66,7 @@ def prometheus(stack: Stack, running: Pipeline, tmp_path_factory: pytest.TempPat
             f"--web.listen-address=127.0.0.1:{PORT}",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=(directory / "prometheus.log").open("wb"),
+        stderr=log,
     )
     url = f"http://127.0.0.1:{PORT}"
     try:
@@ -79,6 +80,7 @@ def prometheus(stack: Stack, running: Pipeline, tmp_path_factory: pytest.TempPat
     finally:
         process.terminate()
         process.wait(timeout=30)
+        log.close()
 
 
 def test_promtool_accepts_the_configuration_and_the_rules(stack: Stack) -> None:

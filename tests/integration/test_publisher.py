@@ -41,9 +41,11 @@ def publisher(bus: Settings) -> Iterator[AgencyPublisher]:
         yield publisher
 
 
-def event_ids(settings: Settings, topic: str) -> Counter[str]:
+def event_ids(settings: Settings, topic: str, system: str = "pusdatin") -> Counter[str]:
+    """The event ids in ``topic`` sent by ``system`` (other tests publish simulated events to the same topic)."""
     with AvroSerde(registry_client(settings)) as serde:
-        return Counter(str(serde.decode(m.value())["event_id"]) for m in read_topic(settings, topic))
+        events = [serde.decode(m.value()) for m in read_topic(settings, topic)]
+    return Counter(str(e["event_id"]) for e in events if e["source"]["system"] == system)
 
 
 def test_an_invalid_record_is_refused_before_anything_is_sent(publisher: AgencyPublisher) -> None:

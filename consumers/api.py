@@ -219,11 +219,6 @@ def _fields(status: AgencyStatus) -> dict[str, Any]:
     return {name: getattr(status, name) for name in status.__slots__}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="address to listen on (default: SATUBUS_API_HOST, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default: SATUBUS_API_PORT, 19120)")
-
-
 def main(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 

@@ -177,15 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     materialize.set_defaults(handler=_lazy("consumers.run", "materialize"))
 
-    from consumers.api import add_arguments as api_arguments
-
     api = commands.add_parser(
         "api",
         help="run the live API",
         description="Serve the integration scoreboard, lookups of the unified view, findings and live changes "
         "(Server-Sent Events) over HTTP; OpenAPI at /docs, metrics at /metrics.",
     )
-    api_arguments(api)
+    # Not imported from consumers.api: every satubus process would then register (and export) the API's metrics.
+    api.add_argument("--host", help="address to listen on (default: SATUBUS_API_HOST, 127.0.0.1)")
+    api.add_argument("--port", type=int, help="port to listen on (default: SATUBUS_API_PORT, 19120)")
     api.set_defaults(handler=_lazy("consumers.api", "main"))
 
     demo = commands.add_parser(

@@ -45,6 +45,8 @@ def main() -> None:
     logs = settings.state_dir.resolve() / "logs"
     env = {"SATUBUS_DATABASE_URL": settings.database_url}
     satubus = str(Path(sys.executable).with_name("satubus"))
+    stream_log = logs / "bench-stream.log"
+    offset = stream_log.stat().st_size if stream_log.exists() else 0
     workers = [
         subprocess.Popen(
             [satubus, name],
@@ -55,7 +57,11 @@ def main() -> None:
         for name in ("stream", "materialize")
     ]
     try:
-        time.sleep(15)  # the worker joins its group and recovers its (empty) tables before the clock starts
+        deadline = time.monotonic() + 180
+        while b"Worker ready" not in stream_log.read_bytes()[offset:]:  # joined its group, recovered its tables
+            if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                raise SystemExit(f"the stream worker did not get ready; see {stream_log}")
+            time.sleep(0.2)
         agencies = {m.agency for m in discover_mappings()}
         simulation = simulate(
             settings,

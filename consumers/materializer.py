@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 GROUP_ID = "satubus-materializer"
 BATCH_MAX = 2000
+BATCH_WAIT = 0.1  # seconds a batch may wait to fill up: at low rates, the latency this adds
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ class Materializer:
         log.info("materializing %s into %s", self.spec.contract.name, self.spec.table)
         try:
             while not stop.is_set():
-                messages = await self._loop.run_in_executor(None, consumer.consume, BATCH_MAX, 0.5)
+                messages = await self._loop.run_in_executor(None, consumer.consume, BATCH_MAX, BATCH_WAIT)
                 if messages:
                     await self._apply(messages)
                 self._record_lag()

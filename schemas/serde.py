@@ -60,6 +60,9 @@ class AvroSerde:
         self._writer_schemas: dict[int, Any] = {}
         # Parsed reader schemas by the identity of the caller's schema dict (kept here so the id stays theirs).
         self._reader_schemas: dict[int, tuple[dict[str, Any], Any]] = {}
+        # (writer schema id, reader id) -> the reader to resolve to, or None when it is the writer's own schema:
+        # resolution costs about half the decoding time and changes nothing then.
+        self._resolutions: dict[tuple[int, int], Any] = {}
         self._encoders: dict[tuple[str, str], Encoder] = {}
 
     def close(self) -> None:
@@ -105,7 +108,7 @@ class AvroSerde:
         body = io.BytesIO(data)
         body.seek(_HEADER.size)
         try:
-            record = fastavro.schemaless_reader(body, writer, self._reader(reader))
+            record = fastavro.schemaless_reader(body, writer, self._resolution(schema_id, writer, reader))
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise MalformedBody(f"Avro body does not decode with schema {schema_id}: {exc!r}", data, origin) from exc
         if body.tell() != len(data):
@@ -115,6 +118,15 @@ class AvroSerde:
         if not isinstance(record, dict):
             raise MalformedBody(f"schema {schema_id} is not a record schema", data, origin)
         return record
+
+    def _resolution(self, schema_id: int, writer: Any, reader: dict[str, Any] | None) -> Any:
+        if reader is None:
+            return None
+        key = (schema_id, id(reader))
+        if key not in self._resolutions:
+            parsed = self._reader(reader)
+            self._resolutions[key] = None if parsed == writer else parsed
+        return self._resolutions[key]
 
     def _reader(self, schema: dict[str, Any] | None) -> Any:
         if schema is None:

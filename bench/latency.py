@@ -21,8 +21,9 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.materialize import DATABASE, _fresh_database
+from bench.materialize import DATABASE
 from bench.stream import _empty_topics
+from consumers.migrate import recreate
 from consumers.tables import TABLES
 from producers.simulate import simulate
 from satubus.settings import Settings, get_settings
@@ -41,7 +42,7 @@ def main() -> None:
     base = get_settings()
     settings = Settings(**{**base.model_dump(), "database_url": base.database_url.rsplit("/", 1)[0] + f"/{DATABASE}"})
     _empty_topics(settings, [c.name for c in all_contracts()])
-    asyncio.run(_fresh_database(settings))
+    asyncio.run(recreate(settings.database_url))
     logs = settings.state_dir.resolve() / "logs"
     env = {"SATUBUS_DATABASE_URL": settings.database_url}
     satubus = str(Path(sys.executable).with_name("satubus"))

@@ -25,7 +25,7 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from consumers.materializer import BATCH_MAX, Materializer
-from consumers.migrate import migrate
+from consumers.migrate import recreate
 from consumers.tables import PERSON
 from satubus.kafka import ensure_topics, producer_config
 from satubus.settings import Settings, get_settings
@@ -45,10 +45,10 @@ def main() -> None:
     base = get_settings()
     settings = Settings(**{**base.model_dump(), "database_url": base.database_url.rsplit("/", 1)[0] + f"/{DATABASE}"})
     records = [_person(n) for n in range(args.rows)]
-    asyncio.run(_fresh_database(settings))
+    asyncio.run(recreate(settings.database_url))
 
     ceiling = asyncio.run(_copy_and_merge(settings, records))
-    asyncio.run(_fresh_database(settings))
+    asyncio.run(recreate(settings.database_url))
     _fresh_topic(settings)
     _produce(settings, records)
     rate = asyncio.run(_materialize(settings, len(records)))
@@ -88,16 +88,6 @@ def _person(n: int) -> dict[str, Any]:
         "last_health_visit_at": None,
         "immunisations": [],
     }
-
-
-async def _fresh_database(settings: Settings) -> None:
-    conn = await asyncpg.connect(settings.database_url.rsplit("/", 1)[0] + "/postgres")
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {DATABASE}")
-    finally:
-        await conn.close()
-    await migrate(settings.database_url)
 
 
 async def _copy_and_merge(settings: Settings, records: list[dict[str, Any]]) -> float:

@@ -5,6 +5,8 @@ next Kafka offset of every partition in the batch. The offset update is a compar
 instance last stored, so an instance that lost its partitions in a rebalance cannot commit: its transaction
 rolls back and it re-reads where the new owner got to. On (re)assignment the consumer starts from the offsets
 stored in PostgreSQL, not from Kafka's committed offsets (those are committed afterwards only for lag tools).
+A table of counts (``TableSpec.additive``: the agencies' activity) adds every record's counts instead of keeping
+the latest record per key (consumers/activity.py), in the same transaction as the offsets.
 """
 
 from __future__ import annotations

@@ -35,3 +35,15 @@ async def migrate(dsn: str) -> list[str]:
         return applied
     finally:
         await conn.close()
+
+
+async def recreate(dsn: str) -> list[str]:
+    """Drop the database ``dsn`` names, create it empty and migrate it: for tests and benchmarks only."""
+    server, name = dsn.rsplit("/", 1)
+    conn = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return await migrate(dsn)

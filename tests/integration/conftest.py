@@ -17,14 +17,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
 from consumers.materializer import GROUP_ID
-from consumers.migrate import migrate
+from consumers.migrate import recreate
 from consumers.tables import MATERIALIZED
 from deploy.local.stack import Stack
 from satubus.settings import Settings
@@ -78,23 +77,12 @@ def _reset_topics(settings: Settings) -> None:
             time.sleep(0.5)
 
 
-async def _fresh_database(settings: Settings) -> None:
-    admin_url = settings.database_url.rsplit("/", 1)[0] + "/postgres"
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {TEST_DATABASE}")
-    finally:
-        await conn.close()
-    await migrate(settings.database_url)
-
-
 @pytest.fixture(scope="session")
 def bus(stack: Stack, settings: Settings) -> Settings:
     _reset_topics(settings)
     with registry_client(settings) as registry:
         register_contracts(registry)
-    asyncio.run(_fresh_database(settings))
+    asyncio.run(recreate(settings.database_url))
     return settings
 
 
@@ -173,7 +161,7 @@ def pipeline_env() -> dict[str, str]:
 def pipeline(bus: Settings, pipeline_env: dict[str, str]) -> Iterator[Pipeline]:
     """A clean bus (empty topics, stream state and database) and the pipeline's processes running on it."""
     _reset_topics(bus)
-    asyncio.run(_fresh_database(bus))
+    asyncio.run(recreate(bus.database_url))
     logs = bus.state_dir.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(bus, logs, pipeline_env)

@@ -13,8 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -32,6 +30,7 @@ from satubus.settings import Settings, get_settings
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde
 from schemas.topics import TopicContract, TopicName
+from tests.samples import unified_person
 
 RESULTS = Path(__file__).parent / "results" / "materialize.json"
 TOPIC = TopicName("bench.unified.person")
@@ -44,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     base = get_settings()
     settings = Settings(**{**base.model_dump(), "database_url": base.database_url.rsplit("/", 1)[0] + f"/{DATABASE}"})
-    records = [_person(n) for n in range(args.rows)]
+    records = [unified_person(n) for n in range(args.rows)]
     asyncio.run(recreate(settings.database_url))
 
     ceiling = asyncio.run(_copy_and_merge(settings, records))
@@ -63,31 +62,6 @@ def main() -> None:
         print(f"{name:<72}{value:>10}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-
-
-def _person(n: int) -> dict[str, Any]:
-    digest = hashlib.sha256(str(n).encode()).hexdigest()
-    return {
-        "person_id": digest,
-        "household_id": hashlib.sha256(str(n // 4).encode()).hexdigest(),
-        "full_name": f"Warga {n}",
-        "birth_date": dt.date(1960, 1, 1) + dt.timedelta(days=n % 20_000),
-        "sex": "FEMALE" if n % 2 else "MALE",
-        "address": f"Jl. Kenari II No. {n % 300} RT 003/RW 011",
-        "kelurahan_code": "31.71.06.1001",
-        "kecamatan_code": "31.71.06",
-        "kota_code": "31.71",
-        "is_deceased": False,
-        "deceased_on": None,
-        "version": 1,
-        "updated_at": dt.datetime.now(dt.UTC).replace(microsecond=0),
-        "source_event_id": f"bench-{n}",
-        "aid": [],
-        "schooling": [],
-        "health_visits": 0,
-        "last_health_visit_at": None,
-        "immunisations": [],
-    }
 
 
 async def _copy_and_merge(settings: Settings, records: list[dict[str, Any]]) -> float:

@@ -24,7 +24,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from consumers import activity, metrics
 from consumers.tables import TableSpec
-from satubus.kafka import consumer_config, producer_config
+from satubus.kafka import consumer_config, producer_config, topic_id
 from satubus.settings import Settings
 from schemas.dead_letters import DEAD_LETTERED, DeadLetter
 from schemas.errors import DecodeError, Origin
@@ -73,6 +73,7 @@ class Materializer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: Any = None
         self._consumer: Consumer | None = None
+        self._topic_id: str | None = None  # the Kafka topic id of the topic read, stored with its offsets
         self._dead_letters: Producer | None = None
         self.committed = 0  # messages whose effect is committed, for tests and progress
 
@@ -82,6 +83,7 @@ class Materializer:
             self.settings.database_url, min_size=1, max_size=2, init=self._init_connection
         )
         self._dead_letters = Producer(producer_config(self.settings, client_id=self.group_id))
+        self._topic_id = await self._loop.run_in_executor(None, topic_id, self.settings, self.spec.contract.name)
         consumer = self._consumer = Consumer(
             consumer_config(self.settings, self.group_id)
             # Static membership: a restarted instance takes its partitions back at once instead of waiting out the
@@ -100,6 +102,7 @@ class Materializer:
             await self._loop.run_in_executor(None, consumer.close)
             self._dead_letters.flush(30)
             await self._pool.close()
+            self._serde.close()
 
     async def _init_connection(self, conn: Any) -> None:
         await conn.execute(
@@ -124,11 +127,24 @@ class Materializer:
         log.info("revoked partitions %s", [tp.partition for tp in partitions])
 
     async def _stored_offsets(self) -> dict[int, int]:
+        """The offsets stored for this topic; those of an earlier topic of the same name are dropped."""
+        topic = self.spec.contract.name
         rows = await self._pool.fetch(
-            "SELECT partition, next_offset FROM bus.consumer_offsets WHERE group_id = $1 AND topic = $2",
+            "SELECT partition, next_offset, topic_id FROM bus.consumer_offsets WHERE group_id = $1 AND topic = $2",
             self.group_id,
-            self.spec.contract.name,
+            topic,
         )
+        if any(r["topic_id"] not in (None, self._topic_id) for r in rows):
+            log.warning(
+                "%s was deleted and created again since its offsets were stored: reading it from the start", topic
+            )
+            await self._pool.execute(
+                "DELETE FROM bus.consumer_offsets WHERE group_id = $1 AND topic = $2 AND topic_id <> $3",
+                self.group_id,
+                topic,
+                self._topic_id,
+            )
+            rows = [r for r in rows if r["topic_id"] in (None, self._topic_id)]
         return {r["partition"]: r["next_offset"] for r in rows}
 
     # --- one batch, one transaction ---
@@ -225,22 +241,24 @@ class Materializer:
         topic = self.spec.contract.name
         if expected is None:
             status = await conn.execute(
-                "INSERT INTO bus.consumer_offsets (group_id, topic, partition, next_offset) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                "INSERT INTO bus.consumer_offsets (group_id, topic, partition, next_offset, topic_id) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 self.group_id,
                 topic,
                 partition,
                 next_offset,
+                self._topic_id,
             )
         else:
             status = await conn.execute(
-                "UPDATE bus.consumer_offsets SET next_offset = $4, updated_at = now() "
+                "UPDATE bus.consumer_offsets SET next_offset = $4, topic_id = $6, updated_at = now() "
                 "WHERE group_id = $1 AND topic = $2 AND partition = $3 AND next_offset = $5",
                 self.group_id,
                 topic,
                 partition,
                 next_offset,
                 expected,
+                self._topic_id,
             )
         if status.endswith(" 0"):
             raise Fenced(f"partition {partition} of {topic} was advanced by another instance")

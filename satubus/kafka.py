@@ -6,7 +6,15 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -74,6 +82,13 @@ def _wait_until_served(settings: Settings, topics: list[str]) -> None:
                 _end_offset(consumer, TopicPartition(topic, partition), patience=60.0)
     finally:
         consumer.close()
+
+
+def topic_id(settings: Settings, topic: str) -> str:
+    """The topic's id: unlike its name, it changes when the topic is deleted and created again."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    description = admin.describe_topics(TopicCollection([topic]))[topic].result()
+    return str(description.topic_id)
 
 
 def read_to_end(settings: Settings, topic: str, *, timeout: float = 60.0) -> list[Message]:

@@ -5,10 +5,13 @@ Normalizer, for each event: decode (our serde; failures are dead-lettered with t
 dataset's mapping (rejections are dead-lettered with field and reason), then admit it only if it is neither a
 redelivery nor older than what its key already had (state per key in a faust Table, restored from its changelog).
 A whole entity (an incident) goes to ``unified.<entity>.v1``; a part of a joined entity goes to
-``canonical.<entity>`` keyed by the entity key, so that every part of one person or parcel reaches one joiner.
+``canonical.<entity>`` keyed by the entity key, so that every part of one person or parcel reaches one joiner. The
+civil registry's identity also sends the clear NIK to ``restricted.person_nik.v1``. After each batch, its counts
+(in, accepted, invalid, dropped) go to ``bus.activity`` for the integration scoreboard.
 
-Joiner, for each part: fold it into the entity's join state (a faust Table keyed by entity key, streams/joins.py),
-send the full unified record (or a tombstone) and the findings that opened or resolved. People (from their joiner)
+Joiner, for each batch: fold each entity's parts into its join state (a faust Table keyed by entity key,
+streams/joins.py), then send the full unified record (or a tombstone) once, and the findings that opened or
+resolved. People (from their joiner)
 and incidents (from their normalizer) also send their counts to the kelurahan they lie in (streams/regions.py).
 
 Any unforeseen failure dead-letters the message (reason internal_error): faust would otherwise count it as done and

@@ -122,8 +122,10 @@ class _Pipeline:
         return self.app.Table(name, key_type=str, value_type=bytes, partitions=self.settings.topic_partitions)
 
     def _batches(self, stream: faust.StreamT[bytes]) -> Any:
-        """Events a batch at a time; faust acknowledges a batch's offsets once the loop body is done with it."""
-        return cast(faust.Stream[bytes], stream).take_events(
+        """Events a batch at a time, each to be acknowledged once processed (``_ack``). Not ``take_events``: when
+        a worker stops in the middle of a batch, it acknowledges the whole batch, and the events not yet processed
+        would be committed and lost."""
+        return cast(faust.Stream[bytes], stream).noack_take(
             self.settings.stream_batch_size, within=self.settings.stream_batch_seconds
         )
 
@@ -141,6 +143,7 @@ class _Pipeline:
                 for event in events:
                     _make_current(event)
                     outcomes[await self._process(event.message, mapping, out, states)] += 1
+                    await _ack(stream, event)
                 await self._report_activity(mapping, outcomes)
 
         self.app.agent(source, name=f"normalize-{agency}-{dataset}", concurrency=1)(normalize)
@@ -153,9 +156,11 @@ class _Pipeline:
 
         async def joiner(stream: faust.StreamT[bytes]) -> None:
             async for events in self._batches(stream):
-                for entity_events in (await self._by_entity(events, join)).values():
+                for entity_events in (await self._by_entity(stream, events, join)).values():
                     _make_current(entity_events[-1][0])
                     await self._join(entity_events, join, unified, states)
+                    for event, _ in entity_events:
+                        await _ack(stream, event)
 
         self.app.agent(source, name=f"join-{join.entity}", concurrency=1)(joiner)
         log.info("joining %s into %s", source.get_topic_name(), unified_contract(join.entity).name)
@@ -286,7 +291,9 @@ class _Pipeline:
             }
             await self.person_niks.send(key=person_id.encode(), value=value)
 
-    async def _by_entity(self, events: Any, join: Join) -> dict[str, list[tuple[Any, PartChange]]]:
+    async def _by_entity(
+        self, stream: faust.StreamT[bytes], events: Any, join: Join
+    ) -> dict[str, list[tuple[Any, PartChange]]]:
         """A batch's parts grouped by entity key, in arrival order; a part that does not decode is dead-lettered."""
         groups: dict[str, list[tuple[Any, PartChange]]] = {}
         for event in events:
@@ -298,6 +305,7 @@ class _Pipeline:
                 )
             except Exception as exc:
                 await self._dead_letter(message, "bus", join.entity, "join", "internal_error", exc)
+                await _ack(stream, event)
                 continue
             groups.setdefault(part.entity_key, []).append((event, part))
         return groups
@@ -396,6 +404,11 @@ class _Pipeline:
             stage,
             mask_nik(str(error)),
         )
+
+
+async def _ack(stream: faust.StreamT[bytes], event: Any) -> None:
+    """Done with ``event``: its offset may be committed."""
+    await cast(faust.Stream[bytes], stream).ack(event)
 
 
 def _make_current(event: Any) -> None:

@@ -14,13 +14,13 @@ import io
 import json
 import random
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import fastavro
 
+from bench.publish import _envelope
 from producers.simulator.render import penerima_bansos
 from producers.simulator.world import generate_world
 from satubus.settings import get_settings
@@ -72,19 +72,6 @@ def main() -> None:
         print(f"{name:<60}{value:>12}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-
-
-def _envelope(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "op": "c",
-        "occurred_at": dt.datetime.now(dt.UTC),
-        "source": {"agency": "dinsos", "system": "bench", "version": "1"},
-        "key": record["id_penyaluran"],
-        "version": 1,
-        "after": record,
-        "before": None,
-    }
 
 
 def _raw_encode(parsed: Any, record: dict[str, Any]) -> bytes:

@@ -1,6 +1,7 @@
 """Materializer benchmark: unified person records from Kafka into PostgreSQL through the materializer, side by side
-with PostgreSQL's ceiling for the same rows here (asyncpg COPY into a staging table and one merge per batch, no
-Kafka), in one run on the local stack.
+with PostgreSQL's ceilings for the same rows here, without Kafka: asyncpg ``copy_records_to_table`` straight into
+the table (insert only), a batched upsert (``executemany`` of INSERT ... ON CONFLICT), and COPY into a staging table
+with one merge per batch (what the materializer does), in one run on the local stack.
 
 Run: ``SATUBUS_ENV_FILE=deploy/local/dev.env .venv/bin/python -m bench.materialize [--rows N]`` (stack up first).
 It uses its own topic and database (``bench.unified.person``, ``satubus_bench``). Writes
@@ -15,18 +16,19 @@ import contextlib
 import dataclasses
 import json
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from confluent_kafka import KafkaException, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Producer
 
+from bench.common import bench_settings, recreate_topic
 from consumers.materializer import BATCH_MAX, Materializer
 from consumers.migrate import recreate
 from consumers.tables import PERSON
-from satubus.kafka import ensure_topics, producer_config
-from satubus.settings import Settings, get_settings
+from satubus.kafka import producer_config
+from satubus.settings import Settings
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde
 from schemas.topics import TopicContract, TopicName
@@ -34,72 +36,88 @@ from tests.samples import unified_person
 
 RESULTS = Path(__file__).parent / "results" / "materialize.json"
 TOPIC = TopicName("bench.unified.person")
-DATABASE = "satubus_bench"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="person records to materialize (default 100000)")
     args = parser.parse_args()
-    base = get_settings()
-    settings = Settings(**{**base.model_dump(), "database_url": base.database_url.rsplit("/", 1)[0] + f"/{DATABASE}"})
-    records = [unified_person(n) for n in range(args.rows)]
-    asyncio.run(recreate(settings.database_url))
-
-    ceiling = asyncio.run(_copy_and_merge(settings, records))
-    asyncio.run(recreate(settings.database_url))
-    _fresh_topic(settings)
-    _produce(settings, records)
-    rate = asyncio.run(_materialize(settings, len(records)))
-
-    results = {
-        "rows": len(records),
-        "PostgreSQL ceiling: COPY + merge per batch of the same size (rows/s)": round(ceiling),
-        "materializer, Kafka to committed rows (rows/s)": round(rate),
-        "ratio materializer / ceiling": round(rate / ceiling, 3),
-    }
+    results = measure(bench_settings(), rows=args.rows)
     for name, value in results.items():
         print(f"{name:<72}{value:>10}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
 
-async def _copy_and_merge(settings: Settings, records: list[dict[str, Any]]) -> float:
-    """What the materializer does per batch, minus Kafka and decoding: the ceiling it can approach."""
-    conn = await asyncpg.connect(settings.database_url)
+def measure(settings: Settings, *, rows: int) -> dict[str, Any]:
+    records = [unified_person(n) for n in range(rows)]
+    ceilings = {}
+    for name, method in CEILINGS.items():
+        asyncio.run(recreate(settings.database_url))
+        ceilings[name] = asyncio.run(_ceiling(settings, records, method))
+    asyncio.run(recreate(settings.database_url))
+    recreate_topic(settings, TOPIC, compacted=True)
+    _produce(settings, records)
+    rate = asyncio.run(_materialize(settings, len(records)))
+    upsert = max(ceilings["upsert"], ceilings["merge"])
+    return {
+        "rows": len(records),
+        "PostgreSQL: copy_records_to_table into the table, insert only (rows/s)": round(ceilings["copy"]),
+        f"PostgreSQL: executemany upsert, batches of {BATCH_MAX} (rows/s)": round(ceilings["upsert"]),
+        f"PostgreSQL: COPY to staging + one merge per {BATCH_MAX} (rows/s)": round(ceilings["merge"]),
+        "materializer, Kafka to committed rows (rows/s)": round(rate),
+        "ratio materializer / best upsert": round(rate / upsert, 3),
+    }
+
+
+def _upsert_sql(source: str) -> str:
     columns = PERSON.columns
-    rows = [PERSON.row(r) for r in records]
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != PERSON.key)
-    merge = (
-        f"INSERT INTO {PERSON.table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM bench_staging "
+    return (
+        f"INSERT INTO {PERSON.table} ({', '.join(columns)}) {source} "
         f"ON CONFLICT ({PERSON.key}) DO UPDATE SET {updates} WHERE {PERSON.table}.version <= EXCLUDED.version"
     )
+
+
+async def _copy(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    schema, table = PERSON.table.split(".")
+    await conn.copy_records_to_table(table, schema_name=schema, records=rows, columns=PERSON.columns)
+
+
+async def _upsert(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    values = ", ".join(f"${n}" for n in range(1, len(PERSON.columns) + 1))
+    await conn.executemany(_upsert_sql(f"VALUES ({values})"), rows)
+
+
+async def _merge(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    await conn.execute("TRUNCATE bench_staging")
+    await conn.copy_records_to_table("bench_staging", records=rows, columns=PERSON.columns)
+    await conn.execute(_upsert_sql(f"SELECT {', '.join(PERSON.columns)} FROM bench_staging"))
+
+
+Rows = list[tuple[Any, ...]]
+CEILINGS: dict[str, Callable[[asyncpg.Connection, Rows], Awaitable[None]]] = {
+    "copy": _copy,
+    "upsert": _upsert,
+    "merge": _merge,
+}
+
+
+async def _ceiling(
+    settings: Settings, records: list[dict[str, Any]], method: Callable[[asyncpg.Connection, Rows], Awaitable[None]]
+) -> float:
+    """Rows per second writing the records in the materializer's batch size, one transaction per batch, no Kafka."""
+    conn = await asyncpg.connect(settings.database_url)
+    rows = [PERSON.row(r) for r in records]
     try:
         await conn.execute(f"CREATE TEMP TABLE bench_staging (LIKE {PERSON.table} INCLUDING DEFAULTS)")
         started = time.perf_counter()
         for at in range(0, len(rows), BATCH_MAX):
             async with conn.transaction():
-                await conn.execute("TRUNCATE bench_staging")
-                await conn.copy_records_to_table("bench_staging", records=rows[at : at + BATCH_MAX], columns=columns)
-                await conn.execute(merge)
+                await method(conn, rows[at : at + BATCH_MAX])
         return len(rows) / (time.perf_counter() - started)
     finally:
         await conn.close()
-
-
-def _fresh_topic(settings: Settings) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    if TOPIC in admin.list_topics(timeout=15).topics:
-        for future in admin.delete_topics([TOPIC], operation_timeout=30).values():
-            future.result()
-        while TOPIC in admin.list_topics(timeout=15).topics:
-            time.sleep(0.2)
-    while True:
-        try:
-            ensure_topics(settings, [(TOPIC, True)])
-            return
-        except KafkaException:  # a just-deleted topic can be refused for a moment
-            time.sleep(0.5)
 
 
 def _produce(settings: Settings, records: list[dict[str, Any]]) -> None:

@@ -198,11 +198,12 @@ def find_java(*, minimum: int, prefer: int | None, override_env: str) -> str:
     return exact[0] if exact else max(found, key=lambda c: found[c])
 
 
-def _mvn(args: list[str], what: str) -> None:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError("Maven (mvn) is needed to fetch Kafka and Apicurio jars: `apt-get install maven`.")
-    result = subprocess.run([mvn, "-q", "-B", *args], capture_output=True, text=True)
+def mvn(args: list[str], what: str) -> None:
+    """Run Maven quietly; a failure says what to check."""
+    binary = shutil.which("mvn")
+    if binary is None:
+        raise StackError(f"Maven (mvn) is needed to fetch the {what} jars: `apt-get install maven`.")
+    result = subprocess.run([binary, "-q", "-B", *args], capture_output=True, text=True)
     if result.returncode != 0:
         raise StackError(
             f"downloading {what} from Maven Central failed. Check that Maven Central is reachable (or that "
@@ -232,7 +233,7 @@ class Kafka:
         print(f"  fetching Kafka {KAFKA_VERSION} jars (first run only)...", flush=True)
         staging = self.dir / "libs.partial"
         shutil.rmtree(staging, ignore_errors=True)
-        _mvn(
+        mvn(
             [
                 "-f",
                 str(HERE / "kafka-pom.xml"),
@@ -322,7 +323,7 @@ class Registry:
         archive = self.downloads / f"apicurio-registry-app-{APICURIO_VERSION}-all.tar.gz"
         if not archive.exists():
             print(f"  fetching Apicurio Registry {APICURIO_VERSION} (~160 MB, first run only)...", flush=True)
-            _mvn(
+            mvn(
                 [
                     "dependency:copy",
                     f"-Dartifact=io.apicurio:apicurio-registry-app:{APICURIO_VERSION}:tar.gz:all",

@@ -1,0 +1,166 @@
+"""End-to-end benchmark: simulated agencies -> stream processor -> materializer -> PostgreSQL, each its own process.
+
+Two measurements, in one run on the local stack:
+- **sustained rate**: a backlog of every mapped agency dataset is published first; the pipeline then drains it, and
+  the rate is events / (last row committed - the stream worker ready). Every table is then checked against the
+  simulator's ground truth, and the CPU time each process spent is divided by the events.
+- **latency at a fixed load**: the agencies publish open-loop at a fixed rate while the pipeline runs; the latency
+  of a row is the time from its latest event's ``occurred_at`` to the commit that wrote it (``committed_at -
+  updated_at``), as p50/p99/p99.9 over every person, parcel and incident row.
+
+Run: ``SATUBUS_ENV_FILE=deploy/local/dev.env .venv/bin/python -m bench.pipeline [--residents N] [--rate R ...]``
+(stack up, no other pipeline running). It empties the bus's topics and uses its own database (``satubus_bench``).
+Writes bench/results/pipeline.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.common import bench_settings, cpu_seconds, empty_topics, metric, pipeline
+from consumers.migrate import recreate
+from consumers.tables import TABLES
+from producers.simulate import Simulation, simulate
+from satubus.settings import Settings
+from schemas.topics import all_contracts
+from streams.mapping import discover_mappings
+
+RESULTS = Path(__file__).parent / "results" / "pipeline.json"
+MEASURED = ("person", "parcel", "incident")  # rows whose updated_at is the event time of their latest change
+QUIET = 5  # seconds without a new commit after which the pipeline has drained
+STALL = 180  # seconds without progress after which the run is called failed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--residents", type=int, default=10_000, help="size of the backlog's city (default 10000)")
+    parser.add_argument("--rate", type=float, nargs="*", default=[], help="also measure latency at these events/s")
+    parser.add_argument("--duration", type=float, default=60, help="seconds of publishing per latency run (60)")
+    args = parser.parse_args()
+    settings = bench_settings()
+    results: dict[str, Any] = {"sustained": sustained(settings, residents=args.residents)}
+    for rate in args.rate:
+        results[f"latency at {rate:g} events/s"] = latency(settings, rate=rate, duration=args.duration)
+    print(json.dumps(results, indent=2))
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def sustained(settings: Settings, *, residents: int) -> dict[str, Any]:
+    _fresh(settings)
+    cpu = time.process_time()
+    simulation = _simulate(settings, residents=residents, seed=1)
+    events = len(simulation.published)
+    publisher_cpu = time.process_time() - cpu
+    with pipeline(settings, "stream", "materialize") as processes:
+        ready, used = time.time(), {name: cpu_seconds(p.pid) for name, p in processes.items()}
+        last_commit = _drained(settings, events)
+        used = {name: cpu_seconds(p.pid) - used[name] for name, p in processes.items()}
+    missing = asyncio.run(_missing_rows(settings, simulation))
+    if missing:
+        raise SystemExit(f"the pipeline drained but rows are missing from the view: {missing}")
+    return {
+        "events": events,
+        "events/s, backlog drained to committed rows": round(events / (last_commit - ready)),
+        "CPU per event, simulated agencies publishing (µs)": round(publisher_cpu / events * 1e6),
+        **{f"CPU per event, {name} process (µs)": round(seconds / events * 1e6) for name, seconds in used.items()},
+    }
+
+
+def latency(settings: Settings, *, rate: float, duration: float) -> dict[str, Any]:
+    _fresh(settings)
+    with pipeline(settings, "stream", "materialize") as processes:
+        used = {name: cpu_seconds(p.pid) for name, p in processes.items()}
+        simulation = _simulate(
+            settings, residents=int(rate * duration / 2) + 100, seed=3, rate=rate, duration=duration
+        )  # about 2.2 events per resident
+        events = len(simulation.published)
+        _drained(settings, events)
+        used = {name: cpu_seconds(p.pid) - used[name] for name, p in processes.items()}
+    rows, percentiles = asyncio.run(_latencies(settings))
+    return {
+        "events": events,
+        "achieved events/s": round(events / duration),
+        "rows measured": rows,
+        **{f"latency {name} (ms)": round(value * 1000) for name, value in percentiles.items()},
+        **{f"CPU per event, {name} process (µs)": round(seconds / events * 1e6) for name, seconds in used.items()},
+    }
+
+
+def _fresh(settings: Settings) -> None:
+    empty_topics(settings, [c.name for c in all_contracts()])
+    asyncio.run(recreate(settings.database_url))
+
+
+def _simulate(settings: Settings, **options: Any) -> Simulation:
+    agencies = {m.agency for m in discover_mappings()}
+    return simulate(settings, agencies=agencies, progress=io.StringIO(), **options)
+
+
+def _drained(settings: Settings, events: int) -> float:
+    """Wait until the stream worker has read every event and no row has been committed for QUIET seconds; return
+    the time of the last commit."""
+    last: float | None = None
+    changed = progressed = time.monotonic()
+    read = 0.0
+    while True:
+        time.sleep(0.5)
+        now = time.monotonic()
+        if (done := metric(settings, "satubus_events_in_total")) > read:
+            read, progressed = done, now
+        if (latest := asyncio.run(_last_commit(settings))) != last:
+            last, changed = latest, now
+            progressed = now
+        if read >= events and last is not None and now - changed >= QUIET:
+            return last
+        if now - progressed > STALL:
+            raise SystemExit(f"the pipeline read {read:.0f} of {events} events and then nothing for {STALL} s")
+
+
+async def _last_commit(settings: Settings) -> float | None:
+    union = " UNION ALL ".join(f"SELECT max(committed_at) AS at FROM {spec.table}" for spec in TABLES.values())
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        at = await conn.fetchval(f"SELECT extract(epoch FROM max(at)) FROM ({union}) commits")
+    finally:
+        await conn.close()
+    return None if at is None else float(at)
+
+
+async def _missing_rows(settings: Settings, simulation: Simulation) -> dict[str, int]:
+    truth = simulation.truth
+    expected = {"person": len(truth.persons), "parcel": len(truth.parcels), "incident": len(truth.incidents)}
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        found = {e: await conn.fetchval(f"SELECT count(*) FROM {TABLES[e].table}") for e in expected}
+    finally:
+        await conn.close()
+    return {e: expected[e] - found[e] for e in expected if found[e] != expected[e]}
+
+
+async def _latencies(settings: Settings) -> tuple[int, dict[str, float]]:
+    union = " UNION ALL ".join(
+        f"SELECT extract(epoch FROM committed_at - updated_at) AS seconds FROM {TABLES[e].table}" for e in MEASURED
+    )
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        row = await conn.fetchrow(
+            f"SELECT count(*) AS rows, percentile_cont(ARRAY[0.5, 0.99, 0.999]) WITHIN GROUP (ORDER BY seconds) AS p "
+            f"FROM ({union}) latencies"
+        )
+    finally:
+        await conn.close()
+    p50, p99, p999 = row["p"]
+    return row["rows"], {"p50": p50, "p99": p99, "p99.9": p999}
+
+
+if __name__ == "__main__":
+    main()

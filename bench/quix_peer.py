@@ -1,0 +1,84 @@
+"""Peer: the same normalization as a plain Quix Streams application (bench/quix/app.py), on the agency topics as the
+stream benchmark left them, in a virtualenv of its own (Quix pins older confluent-kafka and pydantic).
+
+Run: ``SATUBUS_ENV_FILE=deploy/local/dev.env .venv/bin/python -m bench.quix_peer [--residents N]`` (stack up). It
+publishes a simulated city to emptied topics first. Writes bench/results/quix_peer.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.common import empty_topics
+from producers.simulate import simulate
+from satubus.settings import Settings, get_settings
+from schemas.topics import agency_topic, all_contracts
+from streams.mapping import discover_mappings
+
+HERE = Path(__file__).parent / "quix"
+RESULTS = Path(__file__).parent / "results" / "quix_peer.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--residents", type=int, default=10_000, help="size of the simulated city (default 10000)")
+    args = parser.parse_args()
+    settings = get_settings()
+    empty_topics(settings, [c.name for c in all_contracts()])
+    agencies = {m.agency for m in discover_mappings()}
+    simulation = simulate(settings, residents=args.residents, seed=1, agencies=agencies, progress=io.StringIO())
+    results = measure(settings, events=len(simulation.published))
+    print(json.dumps(results, indent=2))
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def measure(settings: Settings, *, events: int) -> dict[str, Any]:
+    """Normalize the ``events`` waiting in the mapped agency topics with Quix Streams."""
+    python = _virtualenv(settings)
+    topics = sorted({agency_topic(m.agency, m.dataset) for m in discover_mappings()})
+    state = settings.state_dir.resolve() / "bench" / "quix-state"
+    assert settings.pseudonym_key is not None
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(HERE.parent.parent),
+        "QUIX_STATE_DIR": str(state),
+        "SATUBUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "SATUBUS_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value(),
+    }
+    done = subprocess.run(
+        [python, str(HERE / "app.py"), str(events), *topics], capture_output=True, text=True, env=env, timeout=1800
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the Quix Streams application failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if figures["processed"] != events:
+        raise SystemExit(f"the Quix Streams application processed {figures['processed']} of {events} events")
+    return figures
+
+
+def _virtualenv(settings: Settings) -> str:
+    venv = settings.state_dir.resolve() / "bench" / "quix-venv"
+    python = venv / "bin" / "python"
+    stamp = venv / "requirements.txt"
+    wanted = (HERE / "requirements.txt").read_text()
+    if not stamp.exists() or stamp.read_text() != wanted:
+        print("  installing Quix Streams into its own virtualenv (first run only)...", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-r", str(HERE / "requirements.txt")],
+            check=True,
+        )
+        stamp.write_text(wanted)
+    return str(python)
+
+
+if __name__ == "__main__":
+    main()

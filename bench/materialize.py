@@ -26,7 +26,7 @@ from confluent_kafka import Producer
 from bench.common import bench_settings, recreate_topic
 from consumers.materializer import BATCH_MAX, Materializer
 from consumers.migrate import recreate
-from consumers.tables import PERSON
+from consumers.tables import PERSON, TableSpec
 from satubus.kafka import producer_config
 from satubus.settings import Settings
 from schemas.registry import registry_client
@@ -57,8 +57,8 @@ def measure(settings: Settings, *, rows: int) -> dict[str, Any]:
         ceilings[name] = asyncio.run(_ceiling(settings, records, method))
     asyncio.run(recreate(settings.database_url))
     recreate_topic(settings, TOPIC, compacted=True)
-    _produce(settings, records)
-    rate = asyncio.run(_materialize(settings, len(records)))
+    produce(settings, PERSON, TOPIC, records)
+    rate = asyncio.run(materialized(settings, PERSON, TOPIC, len(records)))
     upsert = max(ceilings["upsert"], ceilings["merge"])
     return {
         "rows": len(records),
@@ -120,14 +120,15 @@ async def _ceiling(
         await conn.close()
 
 
-def _produce(settings: Settings, records: list[dict[str, Any]]) -> None:
+def produce(settings: Settings, spec: TableSpec, topic: str, records: list[dict[str, Any]]) -> None:
+    """The records, encoded with the unified contract's registered schema, into the topic."""
     producer = Producer(producer_config(settings, "bench-materialize"))
     with AvroSerde(registry_client(settings)) as serde:
-        encoder = serde.encoder(PERSON.contract.subject, PERSON.contract.value_schema())
+        encoder = serde.encoder(spec.contract.subject, spec.contract.value_schema())
         for record in records:
             while True:
                 try:
-                    producer.produce(TOPIC, key=record["person_id"].encode(), value=encoder.encode(record))
+                    producer.produce(topic, key=record[spec.key].encode(), value=encoder.encode(record))
                     break
                 except BufferError:
                     producer.poll(0.1)
@@ -135,9 +136,10 @@ def _produce(settings: Settings, records: list[dict[str, Any]]) -> None:
         raise SystemExit("the records were not acknowledged within 60 s")
 
 
-async def _materialize(settings: Settings, rows: int) -> float:
-    """Rows per second from the first committed batch to the last."""
-    spec = dataclasses.replace(PERSON, contract=TopicContract(TOPIC, PERSON.contract.schema, compacted=True))
+async def materialized(settings: Settings, spec: TableSpec, topic: str, rows: int) -> float:
+    """Rows per second the materializer commits from the topic into the spec's table, from its first committed
+    batch to its last."""
+    spec = dataclasses.replace(spec, contract=TopicContract(TopicName(topic), spec.contract.schema, compacted=True))
     materializer = Materializer(settings, spec, group_id=f"bench-materializer-{time.time_ns()}")
     stop = asyncio.Event()
     running = asyncio.create_task(materializer.run(stop))

@@ -40,11 +40,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000, help="events per measurement (default 50000)")
     args = parser.parse_args()
-    settings = get_settings()
-    world = generate_world(args.events, seed=3, regions=load_regions(), now=dt.datetime.now(dt.UTC))
+    results = measure(get_settings(), events=args.events)
+    ceiling = results["bare confluent-kafka producer (pre-encoded)"]
+    print(f"{'path':<46}{'events/s':>12}{'ratio':>8}")
+    for name, rate in results.items():
+        print(f"{name:<46}{rate:>12,.0f}{rate / ceiling:>8.2f}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"events": args.events, "events_per_second": results}, indent=2) + "\n")
+
+
+def measure(settings: Settings, *, events: int) -> dict[str, float]:
+    """Events per second of each publish path."""
+    world = generate_world(events, seed=3, regions=load_regions(), now=dt.datetime.now(dt.UTC))
     rng = random.Random(1)
     records = [penerima_bansos(d, rng) for d in world.disbursements]
-    records = (records * (args.events // max(len(records), 1) + 1))[: args.events]
+    records = (records * (events // max(len(records), 1) + 1))[:events]
     results: dict[str, float] = {}
 
     with AvroSerde(registry_client(settings)) as serde:
@@ -53,7 +63,7 @@ def main() -> None:
         encoded = [encoder.encode(_envelope(r)) for r in records[:1000]]
         raw = Producer(producer_config(settings, client_id="bench-raw"))
         started = time.perf_counter()
-        for i in range(args.events):
+        for i in range(events):
             while True:
                 try:
                     raw.produce(publisher.topic, value=encoded[i % 1000], key=records[i]["id_penyaluran"].encode())
@@ -62,27 +72,21 @@ def main() -> None:
                     raw.poll(0.05)
             raw.poll(0)
         raw.flush()
-        results["bare confluent-kafka producer (pre-encoded)"] = args.events / (time.perf_counter() - started)
+        results["bare confluent-kafka producer (pre-encoded)"] = events / (time.perf_counter() - started)
 
         started = time.perf_counter()
         for record in records:
             publisher.publish(record["id_penyaluran"], record, version=1)
         publisher.flush()
-        results["SDK publish() one by one"] = args.events / (time.perf_counter() - started)
+        results["SDK publish() one by one"] = events / (time.perf_counter() - started)
 
         started = time.perf_counter()
         publisher.publish_batch(Change(r["id_penyaluran"], r, version=1) for r in records)
-        results["SDK publish_batch()"] = args.events / (time.perf_counter() - started)
+        results["SDK publish_batch()"] = events / (time.perf_counter() - started)
 
         results["outbox relay (PostgreSQL -> Kafka, marked)"] = asyncio.run(_relay(settings, publisher, records))
         publisher.close()
-
-    ceiling = results["bare confluent-kafka producer (pre-encoded)"]
-    print(f"{'path':<46}{'events/s':>12}{'ratio':>8}")
-    for name, rate in results.items():
-        print(f"{name:<46}{rate:>12,.0f}{rate / ceiling:>8.2f}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"events": args.events, "events_per_second": results}, indent=2) + "\n")
+    return {name: round(rate) for name, rate in results.items()}
 
 
 def _envelope(record: dict[str, Any]) -> dict[str, Any]:

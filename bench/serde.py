@@ -23,7 +23,7 @@ import fastavro
 from bench.publish import _envelope
 from producers.simulator.render import penerima_bansos
 from producers.simulator.world import generate_world
-from satubus.settings import get_settings
+from satubus.settings import Settings, get_settings
 from schemas.envelope import agency_event_schema
 from schemas.regions import load_regions
 from schemas.registry import registry_client
@@ -38,14 +38,22 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000, help="records per measurement (default 50000)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds; each figure is the best (default 5)")
     args = parser.parse_args()
-    world = generate_world(args.events // 2, seed=3, regions=load_regions(), now=dt.datetime.now(dt.UTC))
+    results = measure(get_settings(), events=args.events, rounds=args.rounds)
+    for name, value in results.items():
+        print(f"{name:<60}{value:>12}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+
+
+def measure(settings: Settings, *, events: int, rounds: int) -> dict[str, Any]:
+    world = generate_world(events // 2, seed=3, regions=load_regions(), now=dt.datetime.now(dt.UTC))
     rng = random.Random(1)
     records = [_envelope(penerima_bansos(d, rng)) for d in world.disbursements]
-    records = (records * (args.events // max(len(records), 1) + 1))[: args.events]
+    records = (records * (events // max(len(records), 1) + 1))[:events]
     schema = agency_event_schema("dinsos", "penerima_bansos")
     parsed = fastavro.parse_schema(schema)
 
-    with AvroSerde(registry_client(get_settings())) as serde:
+    with AvroSerde(registry_client(settings)) as serde:
         encoder = serde.encoder(value_subject(agency_topic("dinsos", "penerima_bansos")), schema)
         ours = [encoder.encode(r) for r in records]
         raw = [_raw_encode(parsed, r) for r in records]
@@ -56,9 +64,9 @@ def main() -> None:
             "our serde decode": (ours, serde.decode),
             "our serde decode to the mapping's reader schema": (ours, lambda b: serde.decode(b, reader=schema)),
         }
-        rates = _best_rates(work, rounds=args.rounds)
+        rates = _best_rates(work, rounds=rounds)
     sizes = sorted(len(b) for b in ours)
-    results: dict[str, Any] = {
+    return {
         "records": len(records),
         "median record size (bytes, with the 5-byte header)": sizes[len(sizes) // 2],
         **{f"{name} (records/s)": round(rate) for name, rate in rates.items()},
@@ -68,10 +76,6 @@ def main() -> None:
             1e6 / rates["our serde encode"] + 1e6 / rates["our serde decode"], 2
         ),
     }
-    for name, value in results.items():
-        print(f"{name:<60}{value:>12}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
 
 
 def _raw_encode(parsed: Any, record: dict[str, Any]) -> bytes:

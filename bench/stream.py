@@ -11,29 +11,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import io
 import json
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
-
+from bench.common import empty_topics, metric
 from producers.simulate import simulate
 from satubus.settings import Settings, get_settings
 from schemas.regions import load_regions
-from schemas.topics import (
-    JOINED_ENTITIES,
-    UNIFIED_ENTITIES,
-    agency_topic,
-    canonical_topic,
-    create_topics,
-    unified_contract,
-)
-from streams.app import APP_ID
+from schemas.topics import all_contracts
 from streams.errors import Rejected
 from streams.mapping import discover_mappings
 
@@ -45,16 +35,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--residents", type=int, default=10_000, help="size of the simulated city (default 10000)")
     args = parser.parse_args()
-    settings = get_settings()
+    results = measure(get_settings(), residents=args.residents)
+    for name, value in results.items():
+        print(f"{name:<58}{value:>10}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def measure(settings: Settings, *, residents: int) -> dict[str, Any]:
+    """Publish a simulated city to emptied topics, then time the stream worker draining it. The agency topics are
+    left as they are, for the Quix Streams peer to read the same events."""
     mappings = {(m.agency, m.dataset): m for m in discover_mappings()}
-    _empty_topics(
-        settings,
-        [agency_topic(a, d) for a, d in mappings]
-        + [canonical_topic(e) for e in JOINED_ENTITIES]
-        + [unified_contract(e).name for e in UNIFIED_ENTITIES],
-    )
+    empty_topics(settings, [c.name for c in all_contracts()])
     agencies = {agency for agency, _ in mappings}
-    simulation = simulate(settings, residents=args.residents, seed=1, dirty=0.02, agencies=agencies)
+    simulation = simulate(settings, residents=residents, seed=1, dirty=0.02, agencies=agencies, progress=io.StringIO())
     events = [e for e in simulation.published if (e.planned.agency, e.planned.dataset) in mappings]
 
     assert settings.pseudonym_key is not None
@@ -72,7 +66,7 @@ def main() -> None:
     try:
         started = progressed = time.perf_counter()
         first, seen = None, 0.0
-        while (done := _metric(settings, "satubus_events_in_total")) < len(events):
+        while (done := metric(settings, "satubus_events_in_total")) < len(events):
             if done > 0 and first is None:
                 first = time.perf_counter()  # the worker has joined the group and recovered its tables
             if done > seen:
@@ -81,17 +75,17 @@ def main() -> None:
                 sys.exit(f"the worker read {done:.0f} of {len(events)} events and then nothing for {STALL} s")
             time.sleep(0.2)
         normalized = time.perf_counter()
-        parts, settled = _metric(settings, "satubus_join_parts_in_total"), normalized
+        parts, settled = metric(settings, "satubus_join_parts_in_total"), normalized
         while time.perf_counter() - settled < 3:  # the joiners are done once their count stops growing
             time.sleep(0.2)
-            if (now_parts := _metric(settings, "satubus_join_parts_in_total")) > parts:
+            if (now_parts := metric(settings, "satubus_join_parts_in_total")) > parts:
                 parts, settled = now_parts, time.perf_counter()
     finally:
         worker.terminate()
         worker.wait(60)
     begun = first or started
     normalizing = len(events) / (normalized - begun)
-    results = {
+    return {
         "events": len(events),
         "parts joined (canonical.person, .parcel, .region)": round(parts),
         "mapping applied in a plain loop (events/s)": round(pure),
@@ -101,40 +95,6 @@ def main() -> None:
         "worker start-up incl. group join and table recovery (s)": round(begun - started, 1),
         "ratio normalizers / plain loop": round(normalizing / pure, 3),
     }
-    for name, value in results.items():
-        print(f"{name:<58}{value:>10}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-
-
-def _empty_topics(settings: Settings, topics: Sequence[str]) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    existing = admin.list_topics(timeout=15).topics
-    doomed = [t for t in existing if t in topics or t.startswith(f"{APP_ID}-")]
-    for future in admin.delete_topics(doomed, operation_timeout=30).values():
-        future.result()
-    for future in admin.delete_consumer_groups([APP_ID]).values():
-        with contextlib.suppress(KafkaException):  # the group did not exist
-            future.result()
-    while set(doomed) & set(admin.list_topics(timeout=15).topics):
-        time.sleep(0.2)
-    while True:
-        try:
-            create_topics(settings)
-            return
-        except KafkaException:  # a just-deleted topic can be refused for a moment
-            time.sleep(0.5)
-
-
-def _metric(settings: Settings, name: str) -> float:
-    try:
-        with urllib.request.urlopen(f"http://{settings.metrics_host}:{settings.stream_metrics_port}/metrics") as r:
-            text = r.read().decode()
-    except OSError:
-        return 0
-    return sum(
-        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith((f"{name} ", f"{name}{{"))
-    )
 
 
 if __name__ == "__main__":

@@ -128,6 +128,8 @@ def java_tool(name: str, settings: Settings) -> str:
         shutil.rmtree(staging, ignore_errors=True)
         mvn(
             [
+                "-s",
+                str(JAVA_POMS / "maven-settings.xml"),
                 "-f",
                 str(JAVA_POMS / f"{name}.xml"),
                 "dependency:copy-dependencies",

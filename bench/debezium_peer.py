@@ -27,6 +27,7 @@ import asyncpg
 
 from bench.common import JAVA_POMS, bench_settings, java_tool, recreate_topic
 from bench.materialize import materialized, produce
+from consumers.materializer import BATCH_MAX
 from consumers.migrate import recreate
 from consumers.tables import REGION
 from deploy.local.stack import find_java
@@ -137,6 +138,7 @@ def _worker(settings: Settings, directory: Path) -> dict[str, str]:
         "key.converter": "org.apache.kafka.connect.storage.StringConverter",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "connector.client.config.override.policy": "All",
+        "plugin.discovery": "service_load",  # the connector is on the classpath: no plugin scan (2 s less)
     }
 
 
@@ -164,8 +166,9 @@ def _sink(settings: Settings) -> dict[str, str]:
         "delete.enabled": "false",
         "schema.evolution": "none",
         "collection.name.format": REGION.table,
-        "batch.size": "2000",
-        "consumer.override.max.poll.records": "2000",
+        "batch.size": str(BATCH_MAX),
+        "use.reduction.buffer": "true",
+        "consumer.override.max.poll.records": str(BATCH_MAX),
         "consumer.override.auto.offset.reset": "earliest",
         "consumer.override.group.id": f"bench-jdbc-sink-{time.time_ns()}",
     }

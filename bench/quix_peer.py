@@ -1,5 +1,6 @@
 """Peer: the same normalization as a plain Quix Streams application (bench/quix/app.py), on the agency topics as the
-stream benchmark left them, in a virtualenv of its own (Quix pins older confluent-kafka and pydantic).
+stream benchmark left them, in a virtualenv of its own (Quix pins older confluent-kafka and pydantic). Its rate is
+counted from its first event: before that, Quix creates a changelog topic per input topic, one a second.
 
 Run: ``SATUBUS_ENV_FILE=deploy/local/dev.env .venv/bin/python -m bench.quix_peer [--residents N]`` (stack up). It
 publishes a simulated city to emptied topics first. Writes bench/results/quix_peer.json.
@@ -15,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from confluent_kafka.admin import AdminClient
 
 from bench.common import empty_topics
 from producers.simulate import simulate
@@ -56,12 +59,23 @@ def measure(settings: Settings, *, events: int) -> dict[str, Any]:
     done = subprocess.run(
         [python, str(HERE / "app.py"), str(events), *topics], capture_output=True, text=True, env=env, timeout=1800
     )
+    _delete_quix_topics(settings)
     if done.returncode != 0:
         raise SystemExit(f"the Quix Streams application failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     if figures["processed"] != events:
         raise SystemExit(f"the Quix Streams application processed {figures['processed']} of {events} events")
     return figures
+
+
+def _delete_quix_topics(settings: Settings) -> None:
+    """Quix makes a changelog topic per input topic and consumer group, and each run has a group of its own."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    doomed = [
+        t for t in admin.list_topics(timeout=15).topics if t.startswith(("changelog__bench-quix-", "bench.quix."))
+    ]
+    for future in admin.delete_topics(doomed, operation_timeout=60).values() if doomed else ():
+        future.result()
 
 
 def _virtualenv(settings: Settings) -> str:

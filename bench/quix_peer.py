@@ -71,11 +71,11 @@ def measure(settings: Settings, *, events: int) -> dict[str, Any]:
 def _delete_quix_topics(settings: Settings) -> None:
     """Quix makes a changelog topic per input topic and consumer group, and each run has a group of its own."""
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    doomed = [
-        t for t in admin.list_topics(timeout=15).topics if t.startswith(("changelog__bench-quix-", "bench.quix."))
-    ]
-    for future in admin.delete_topics(doomed, operation_timeout=60).values() if doomed else ():
-        future.result()
+    ours = ("changelog__bench-quix-", "bench.quix.")
+    doomed = [t for t in admin.list_topics(timeout=15).topics if t.startswith(ours)]
+    if doomed:
+        for future in admin.delete_topics(doomed, operation_timeout=60).values():
+            future.result()
 
 
 def _virtualenv(settings: Settings) -> str:

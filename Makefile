@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export SATUBUS_ENV_FILE ?= $(CURDIR)/deploy/local/dev.env
 
-.PHONY: demo test unit lint stack stack-down status clean
+.PHONY: demo test unit lint bench stack stack-down status clean
 
 $(BIN)/satubus: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ test: venv stack
 
 unit: venv
 	$(BIN)/pytest tests/unit
+
+bench: venv stack
+	$(BIN)/python -m bench
 
 lint: venv
 	$(BIN)/ruff check .

@@ -73,11 +73,11 @@ def measure(settings: Settings, *, residents: int) -> dict[str, Any]:
                 seen, progressed = done, time.perf_counter()
             elif time.perf_counter() - progressed > STALL:
                 sys.exit(f"the worker read {done:.0f} of {len(events)} events and then nothing for {STALL} s")
-            time.sleep(0.2)
+            time.sleep(0.5)  # each look at /metrics costs the worker: not more often
         normalized = time.perf_counter()
         parts, settled = metric(settings, "satubus_join_parts_in_total"), normalized
         while time.perf_counter() - settled < 3:  # the joiners are done once their count stops growing
-            time.sleep(0.2)
+            time.sleep(0.5)
             if (now_parts := metric(settings, "satubus_join_parts_in_total")) > parts:
                 parts, settled = now_parts, time.perf_counter()
     finally:

@@ -9,6 +9,8 @@ from typing import Any
 
 from schemas.topics import ACTIVITY, PERSON_NIK, UNIFIED_PERSON, TopicContract, unified_contract
 
+_JSON = json.JSONEncoder(default=str, sort_keys=True)  # one encoder: json.dumps with options makes one per call
+
 
 def _is_json(avro_type: Any) -> bool:
     """Records, maps and arrays of records are stored as jsonb; arrays of strings as text[]."""
@@ -38,10 +40,7 @@ class TableSpec:
         return frozenset(f["name"] for f in self.contract.value_schema()["fields"] if _is_json(f["type"]))
 
     def row(self, record: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            json.dumps(record[c], default=str, sort_keys=True) if c in self.json_columns else record[c]
-            for c in self.columns
-        )
+        return tuple(_JSON.encode(record[c]) if c in self.json_columns else record[c] for c in self.columns)
 
     @property
     def staging(self) -> str:

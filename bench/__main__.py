@@ -4,7 +4,7 @@ rate) and the peers (Quix Streams, Kafka Connect with the Debezium JDBC sink) on
 ratios as a table and writes bench/results/latest.json and latest.md.
 
 Run: ``make bench`` or ``SATUBUS_ENV_FILE=deploy/local/dev.env .venv/bin/python -m bench [--quick]`` (stack up, no
-pipeline running: it empties the bus's topics and uses its own database). About 15 minutes; ``--quick`` takes
+pipeline running: it empties the bus's topics and uses its own database). About 12 minutes; ``--quick`` takes
 smaller sizes and 20 s latency runs (for trying it out: its figures are noisier).
 """
 

@@ -4,6 +4,7 @@ and Java tools resolved from Maven Central."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -25,6 +27,16 @@ from streams.app import APP_ID
 DATABASE = "satubus_bench"
 JAVA_POMS = Path(__file__).parent / "java"
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def report(results: dict[str, Any], path: Path) -> None:
+    """Print a step's figures, one per line (nested ones as JSON), and write them to ``path``."""
+    width = max(map(len, results)) + 2
+    for name, value in results.items():
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
+        print(f"{name:<{width}}{shown:>12}")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
 
 
 def bench_settings() -> Settings:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.common import JAVA_POMS, bench_settings, java_tool, recreate_topic
+from bench.common import JAVA_POMS, bench_settings, java_tool, recreate_topic, report
 from bench.materialize import materialized, produce
 from consumers.materializer import BATCH_MAX
 from consumers.migrate import recreate
@@ -44,10 +43,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="region records to materialize (default 100000)")
     args = parser.parse_args()
     results = measure(bench_settings(), rows=args.rows)
-    for name, value in results.items():
-        print(f"{name:<56}{value:>10}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    report(results, RESULTS)
 
 
 def measure(settings: Settings, *, rows: int) -> dict[str, Any]:

@@ -8,12 +8,11 @@ Run: ``SATUBUS_ENV_FILE=deploy/local/dev.env .venv/bin/python -m bench.kafka_cei
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench.common import JAVA_POMS, java_tool, recreate_topic
+from bench.common import JAVA_POMS, java_tool, recreate_topic, report
 from deploy.local.stack import find_java
 from satubus.settings import Settings, get_settings
 
@@ -27,10 +26,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=209, help="record size in bytes (default 209, the bus's median)")
     args = parser.parse_args()
     results = measure(get_settings(), records=args.records, size=args.size)
-    for name, value in results.items():
-        print(f"{name:<48}{value:>12}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    report(results, RESULTS)
 
 
 def measure(settings: Settings, *, records: int, size: int) -> dict[str, Any]:

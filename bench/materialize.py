@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import asyncpg
 from confluent_kafka import Producer
 
-from bench.common import bench_settings, recreate_topic
+from bench.common import bench_settings, recreate_topic, report
 from consumers.materializer import BATCH_MAX, Materializer
 from consumers.migrate import recreate
 from consumers.tables import PERSON, TableSpec
@@ -43,10 +42,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="person records to materialize (default 100000)")
     args = parser.parse_args()
     results = measure(bench_settings(), rows=args.rows)
-    for name, value in results.items():
-        print(f"{name:<72}{value:>10}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    report(results, RESULTS)
 
 
 def measure(settings: Settings, *, rows: int) -> dict[str, Any]:

@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from bench.common import bench_settings, cpu_seconds, empty_topics, metric, pipeline
+from bench.common import bench_settings, cpu_seconds, empty_topics, metric, pipeline, report
 from consumers.migrate import recreate
 from consumers.tables import TABLES
 from producers.simulate import Simulation, simulate
@@ -49,9 +48,7 @@ def main() -> None:
     results: dict[str, Any] = {"sustained": sustained(settings, residents=args.residents)}
     for rate in args.rate:
         results[f"latency at {rate:g} events/s"] = latency(settings, rate=rate, duration=args.duration)
-    print(json.dumps(results, indent=2))
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    report(results, RESULTS)
 
 
 def sustained(settings: Settings, *, residents: int) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from bench.common import empty_topics
+from bench.common import empty_topics, report
 from producers.simulate import simulate
 from satubus.settings import Settings, get_settings
 from schemas.topics import agency_topic, all_contracts
@@ -38,9 +38,7 @@ def main() -> None:
     agencies = {m.agency for m in discover_mappings()}
     simulation = simulate(settings, residents=args.residents, seed=1, agencies=agencies, progress=io.StringIO())
     results = measure(settings, events=len(simulation.published))
-    print(json.dumps(results, indent=2))
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    report(results, RESULTS)
 
 
 def measure(settings: Settings, *, events: int) -> dict[str, Any]:

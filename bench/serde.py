@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import json
 import random
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 
 import fastavro
 
+from bench.common import report
 from bench.publish import _envelope
 from producers.simulator.render import penerima_bansos
 from producers.simulator.world import generate_world
@@ -39,10 +39,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds; each figure is the best (default 5)")
     args = parser.parse_args()
     results = measure(get_settings(), events=args.events, rounds=args.rounds)
-    for name, value in results.items():
-        print(f"{name:<60}{value:>12}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    report(results, RESULTS)
 
 
 def measure(settings: Settings, *, events: int, rounds: int) -> dict[str, Any]:

@@ -12,14 +12,13 @@ import argparse
 import contextlib
 import datetime as dt
 import io
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import empty_topics, metric
+from bench.common import empty_topics, metric, report
 from producers.simulate import simulate
 from satubus.settings import Settings, get_settings
 from schemas.regions import load_regions
@@ -36,10 +35,7 @@ def main() -> None:
     parser.add_argument("--residents", type=int, default=10_000, help="size of the simulated city (default 10000)")
     args = parser.parse_args()
     results = measure(get_settings(), residents=args.residents)
-    for name, value in results.items():
-        print(f"{name:<58}{value:>10}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    report(results, RESULTS)
 
 
 def measure(settings: Settings, *, residents: int) -> dict[str, Any]:

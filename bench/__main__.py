@@ -68,9 +68,9 @@ def main() -> None:
         },
     )
     table = ratios(runs)
-    report = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "quick": args.quick, "table": table}
+    summary = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "quick": args.quick, "table": table}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps({**report, "runs": runs}, indent=2, ensure_ascii=False) + "\n")
+    (RESULTS / "latest.json").write_text(json.dumps({**summary, "runs": runs}, indent=2, ensure_ascii=False) + "\n")
     markdown = render(table)
     (RESULTS / "latest.md").write_text(markdown)
     print(markdown)

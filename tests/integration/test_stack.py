@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local.stack import Stack, StackError, _mvn
+from deploy.local.stack import Stack, StackError, mvn
 
 SATUBUS = str(Path(sys.executable).with_name("satubus"))
 
@@ -40,4 +40,4 @@ def test_the_registry_enforces_backward_compatibility(stack: Stack) -> None:
 
 def test_a_failed_download_says_what_to_check() -> None:
     with pytest.raises(StackError, match=r"from Maven Central failed\. Check that Maven Central is reachable"):
-        _mvn(["dependency:get", "-Dartifact=id.go.jakarta.satubus:no-such-artifact:0.0.1"], "a missing artifact")
+        mvn(["dependency:get", "-Dartifact=id.go.jakarta.satubus:no-such-artifact:0.0.1"], "a missing artifact")

@@ -12,6 +12,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,7 @@ def measure(settings: Settings, *, events: int) -> dict[str, Any]:
     python = _virtualenv(settings)
     topics = sorted({agency_topic(m.agency, m.dataset) for m in discover_mappings()})
     state = settings.state_dir.resolve() / "bench" / "quix-state"
+    shutil.rmtree(state, ignore_errors=True)  # a folder per consumer group, and each run has a group of its own
     assert settings.pseudonym_key is not None
     env = {
         **os.environ,

@@ -3,6 +3,7 @@ and Java tools resolved from Maven Central."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -15,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
@@ -43,6 +45,19 @@ def bench_settings() -> Settings:
     """The project's settings with the benchmarks' own database, so a run never touches the live view."""
     base = get_settings()
     return Settings(**{**base.model_dump(), "database_url": base.database_url.rsplit("/", 1)[0] + f"/{DATABASE}"})
+
+
+def query(settings: Settings, sql: str) -> Any:
+    """The one row a SQL query returns, from the settings' database."""
+
+    async def fetch() -> Any:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await conn.fetchrow(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
 
 
 def empty_topics(settings: Settings, topics: Sequence[str]) -> None:

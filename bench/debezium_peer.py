@@ -22,9 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
-from bench.common import JAVA_POMS, bench_settings, java_tool, recreate_topic, report
+from bench.common import JAVA_POMS, bench_settings, java_tool, query, recreate_topic, report
 from bench.materialize import materialized, produce
 from consumers.materializer import BATCH_MAX
 from consumers.migrate import recreate
@@ -53,14 +51,14 @@ def measure(settings: Settings, *, rows: int) -> dict[str, Any]:
 
     asyncio.run(recreate(settings.database_url))
     asyncio.run(materialized(settings, REGION, TOPIC, rows))
-    ours = asyncio.run(_span_rate(settings))
+    ours = _span_rate(settings)
 
     asyncio.run(recreate(settings.database_url))
     started = time.monotonic()
     with _connect(settings) as log:
         _wait_for_rows(settings, rows, log)
     took = time.monotonic() - started
-    sink = asyncio.run(_span_rate(settings))
+    sink = _span_rate(settings)
     return {
         "rows": rows,
         "our materializer (rows/s)": round(ours),
@@ -176,7 +174,7 @@ def _properties(values: dict[str, str]) -> str:
 
 def _wait_for_rows(settings: Settings, rows: int, log: Path) -> None:
     seen, progressed = -1, time.monotonic()
-    while (count := asyncio.run(_count(settings))) < rows:
+    while (count := _count(settings)) < rows:
         if count > seen:
             seen, progressed = count, time.monotonic()
         elif time.monotonic() - progressed > STALL:
@@ -184,24 +182,16 @@ def _wait_for_rows(settings: Settings, rows: int, log: Path) -> None:
         time.sleep(0.5)
 
 
-async def _count(settings: Settings) -> int:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        return int(await conn.fetchval(f"SELECT count(*) FROM {REGION.table}"))
-    finally:
-        await conn.close()
+def _count(settings: Settings) -> int:
+    return int(query(settings, f"SELECT count(*) AS n FROM {REGION.table}")["n"])
 
 
-async def _span_rate(settings: Settings) -> float:
+def _span_rate(settings: Settings) -> float:
     """Rows over the time from the first row's commit to the last's."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        row = await conn.fetchrow(
-            f"SELECT count(*) AS n, extract(epoch FROM max(committed_at) - min(committed_at)) AS span "
-            f"FROM {REGION.table}"
-        )
-    finally:
-        await conn.close()
+    row = query(
+        settings,
+        f"SELECT count(*) AS n, extract(epoch FROM max(committed_at) - min(committed_at)) AS span FROM {REGION.table}",
+    )
     return float(row["n"]) / max(float(row["span"]), 1e-3)
 
 

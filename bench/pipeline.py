@@ -22,9 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
-from bench.common import bench_settings, cpu_seconds, empty_topics, metric, pipeline, report
+from bench.common import bench_settings, cpu_seconds, empty_topics, metric, pipeline, query, report
 from consumers.migrate import recreate
 from consumers.tables import TABLES
 from producers.simulate import Simulation, simulate
@@ -61,7 +59,7 @@ def sustained(settings: Settings, *, residents: int) -> dict[str, Any]:
         ready, used = time.time(), {name: cpu_seconds(p.pid) for name, p in processes.items()}
         last_commit = _drained(settings, events)
         used = {name: cpu_seconds(p.pid) - used[name] for name, p in processes.items()}
-    missing = asyncio.run(_missing_rows(settings, simulation))
+    missing = _missing_rows(settings, simulation)
     if missing:
         raise SystemExit(f"the pipeline drained but rows are missing from the view: {missing}")
     return {
@@ -82,7 +80,7 @@ def latency(settings: Settings, *, rate: float, duration: float) -> dict[str, An
         events = len(simulation.published)
         _drained(settings, events)
         used = {name: cpu_seconds(p.pid) - used[name] for name, p in processes.items()}
-    rows, percentiles = asyncio.run(_latencies(settings))
+    rows, percentiles = _latencies(settings)
     return {
         "events": events,
         "achieved events/s": round(events / duration),
@@ -113,7 +111,7 @@ def _drained(settings: Settings, events: int) -> float:
         now = time.monotonic()
         if (done := metric(settings, "satubus_events_in_total")) > read:
             read, progressed = done, now
-        if (latest := asyncio.run(_last_commit(settings))) != last:
+        if (latest := _last_commit(settings)) != last:
             last, changed = latest, now
             progressed = now
         if read >= events and last is not None and now - changed >= QUIET:
@@ -122,39 +120,28 @@ def _drained(settings: Settings, events: int) -> float:
             raise SystemExit(f"the pipeline read {read:.0f} of {events} events and then nothing for {STALL} s")
 
 
-async def _last_commit(settings: Settings) -> float | None:
+def _last_commit(settings: Settings) -> float | None:
     union = " UNION ALL ".join(f"SELECT max(committed_at) AS at FROM {spec.table}" for spec in TABLES.values())
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        at = await conn.fetchval(f"SELECT extract(epoch FROM max(at)) FROM ({union}) commits")
-    finally:
-        await conn.close()
+    at = query(settings, f"SELECT extract(epoch FROM max(at)) AS at FROM ({union}) commits")["at"]
     return None if at is None else float(at)
 
 
-async def _missing_rows(settings: Settings, simulation: Simulation) -> dict[str, int]:
+def _missing_rows(settings: Settings, simulation: Simulation) -> dict[str, int]:
     truth = simulation.truth
     expected = {"person": len(truth.persons), "parcel": len(truth.parcels), "incident": len(truth.incidents)}
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        found = {e: await conn.fetchval(f"SELECT count(*) FROM {TABLES[e].table}") for e in expected}
-    finally:
-        await conn.close()
+    found = query(settings, "SELECT " + ", ".join(f"(SELECT count(*) FROM {TABLES[e].table}) AS {e}" for e in expected))
     return {e: expected[e] - found[e] for e in expected if found[e] != expected[e]}
 
 
-async def _latencies(settings: Settings) -> tuple[int, dict[str, float]]:
+def _latencies(settings: Settings) -> tuple[int, dict[str, float]]:
     union = " UNION ALL ".join(
         f"SELECT extract(epoch FROM committed_at - updated_at) AS seconds FROM {TABLES[e].table}" for e in MEASURED
     )
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        row = await conn.fetchrow(
-            f"SELECT count(*) AS rows, percentile_cont(ARRAY[0.5, 0.99, 0.999]) WITHIN GROUP (ORDER BY seconds) AS p "
-            f"FROM ({union}) latencies"
-        )
-    finally:
-        await conn.close()
+    row = query(
+        settings,
+        f"SELECT count(*) AS rows, percentile_cont(ARRAY[0.5, 0.99, 0.999]) WITHIN GROUP (ORDER BY seconds) AS p "
+        f"FROM ({union}) latencies",
+    )
     p50, p99, p999 = row["p"]
     return row["rows"], {"p50": p50, "p99": p99, "p99.9": p999}
 

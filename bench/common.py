@@ -96,11 +96,10 @@ def recreate_topic(settings: Settings, topic: str, *, compacted: bool = False) -
             time.sleep(0.5)
 
 
-def metric(settings: Settings, name: str, port: int | None = None) -> float:
-    """The sum of a Prometheus counter or gauge over its labels, from a process's /metrics; 0 when it is not up."""
-    port = port or settings.stream_metrics_port
+def metric(settings: Settings, name: str) -> float:
+    """The sum of one of the stream worker's counters over its labels, from its /metrics; 0 when it is not up."""
     try:
-        with urllib.request.urlopen(f"http://{settings.metrics_host}:{port}/metrics") as r:
+        with urllib.request.urlopen(f"http://{settings.metrics_host}:{settings.stream_metrics_port}/metrics") as r:
             text = r.read().decode()
     except OSError:
         return 0

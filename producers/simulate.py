@@ -1,7 +1,8 @@
 """``satubus simulate``: the integrated agencies publish a simulated city; the ground truth is written beside it.
 
-Output is deterministic for a seed (records, keys, event ids and order; event times are the publish times).
-The 12 agencies the catalogue lists as not integrated stay silent.
+Output is deterministic for a seed and the city's clock (``--as-of``): records, keys, event ids and order. Dates and
+times inside the records (births, visits, incidents, requests) are relative to that clock; event times are the
+publish times. The 12 agencies the catalogue lists as not integrated stay silent.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dirty", type=float, default=0.02, help="share of events followed by a dirty one (0.02)")
     parser.add_argument("--rate", type=float, default=0, help="events per second; 0 = as fast as possible")
     parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds; 0 = the whole script")
+    parser.add_argument(
+        "--as-of",
+        type=_instant,
+        help="the simulated city's clock, ISO 8601 (default: the start of the current hour, UTC); "
+        "the same seed and --as-of give the same records",
+    )
     parser.add_argument("--agencies", help="comma-separated agency codes to simulate (default: all integrated)")
     parser.add_argument("--truth", type=Path, help="write the ground truth into this folder")
     parser.add_argument("--metrics", action="store_true", help="serve Prometheus metrics while publishing")
@@ -58,6 +65,7 @@ def simulate(
     rate: float = 0,
     duration: float = 0,
     agencies: set[str] | None = None,
+    as_of: dt.datetime | None = None,
     progress: TextIO = sys.stderr,
 ) -> Simulation:
     if settings.pseudonym_key is None:
@@ -65,7 +73,10 @@ def simulate(
     integrated: set[str] = {a.code for a in load_catalogue() if a.integrated}
     chosen = integrated if agencies is None else agencies & integrated
     regions = load_regions()
-    world = generate_world(residents, seed=seed, regions=regions, now=_now_millis())
+    clock = as_of or _now_millis().replace(minute=0, second=0, microsecond=0)
+    if clock > _now_millis():
+        raise ConfigurationError(f"--as-of {clock.isoformat()} is in the future; the bus rejects future records")
+    world = generate_world(residents, seed=seed, regions=regions, now=clock)
     script = plan(world, seed=seed, dirty=dirty, regions=regions, agencies=chosen)
     published = _publish(settings, script, rate=rate, duration=duration, progress=progress)
     return Simulation(world, published, compute(published, settings.pseudonym_key.get_secret_value().encode()))
@@ -126,6 +137,14 @@ def _now_millis() -> dt.datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def _instant(text: str) -> dt.datetime:
+    try:
+        instant = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2026-11-01T08:00:00+07:00") from None
+    return instant.astimezone(dt.UTC) if instant.tzinfo else instant.replace(tzinfo=dt.UTC)
+
+
 def main(args: argparse.Namespace, settings: Settings) -> int:
     if args.metrics:
         metrics.serve(settings.metrics_host, settings.simulator_metrics_port)
@@ -138,6 +157,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         rate=args.rate,
         duration=args.duration,
         agencies=agencies,
+        as_of=args.as_of,
     )
     truth = simulation.truth
     print(

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     stack = commands.add_parser(
         "stack",
-        help="run the local Kafka, schema registry and PostgreSQL",
+        help="run the local Kafka, schema registry, PostgreSQL and Prometheus",
         description="Obtain and run the local stack natively (state in .stack/).",
     )
     stack.add_argument("action", choices=("up", "down", "status"), help="up: start and wait; down: stop; status")
@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser(
         "simulate",
         help="publish simulated agency events",
-        description="Publish simulated Dukcapil residents, deterministically for a seed.",
+        description="The 40 integrated agencies publish a simulated city, deterministically for a seed and --as-of; "
+        "the 12 others stay silent. --truth writes the expected unified view, dead letters and counts.",
     )
     simulate_arguments(simulate)
     simulate.set_defaults(handler=_lazy("producers.simulate", "main"))

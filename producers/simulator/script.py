@@ -100,13 +100,18 @@ def plan(world: World, *, seed: int, dirty: float, regions: Regions, agencies: s
             stream.append(event(request.agency, "layanan", request.ticket, render.layanan(request, rng), request, 2))
 
     for (agency, dataset), stream in streams.items():
-        streams[(agency, dataset)] = list(_with_dirt(stream, rng, ids, dirty, (agency, dataset)))
+        streams[(agency, dataset)] = list(_with_dirt(stream, rng, ids, dirty, (agency, dataset), regions))
     chosen = {k: v for k, v in streams.items() if agencies is None or k[0] in agencies}
     return _interleave(chosen, rng)
 
 
 def _with_dirt(
-    stream: list[Planned], rng: random.Random, ids: random.Random, dirty: float, dataset: tuple[str, str]
+    stream: list[Planned],
+    rng: random.Random,
+    ids: random.Random,
+    dirty: float,
+    dataset: tuple[str, str],
+    regions: Regions,
 ) -> Iterator[Planned]:
     later: list[tuple[int, Planned]] = []  # duplicates and stale versions arrive some events after the original
     nik_field = NIK_FIELDS.get(dataset)
@@ -138,9 +143,26 @@ def _with_dirt(
             )
         else:
             assert region_fields is not None
-            unknown = {f: UNKNOWN_PLACE.get(f, "Kel. Antah Berantah") for f in region_fields}
+            if any(f in UNKNOWN_PLACE for f in region_fields):
+                unknown = {f: UNKNOWN_PLACE.get(f, "Kel. Antah Berantah") for f in region_fields}
+            else:  # a name typed by hand: misspelled
+                unknown = {f: _misspelled(clean.record[f], rng, regions) for f in region_fields}
             yield replace(clean, record=clean.record | unknown, event_id=fresh, fact=None, expect=kind)
     yield from (planned for _, planned in later)
+
+
+def _misspelled(name: str, rng: random.Random, regions: Regions) -> str:
+    """A clerk's typo in a kelurahan name: one letter dropped or two neighbours swapped; never a name that exists."""
+    inner = [i for i, c in enumerate(name or "") if c.isalpha()][1:-1]
+    if not inner:  # a code, not a name
+        return "Kel. Antah Berantah"
+    at = rng.choice(inner)
+    typo = (
+        name[:at] + name[at + 1 :]
+        if rng.random() < 0.5
+        else name[:at] + name[at + 1 : at + 2] + name[at] + name[at + 2 :]
+    )
+    return typo if typo != name and regions.kelurahan_named(typo) is None else "Kel. Antah Berantah"
 
 
 def _interleave(streams: dict[tuple[str, str], list[Planned]], rng: random.Random) -> list[Planned]:

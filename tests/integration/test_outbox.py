@@ -27,7 +27,6 @@ from schemas.topics import agency_topic
 from tests.integration.conftest import process_env
 from tests.integration.test_dukcapil_end_to_end import read_topic
 
-ROWS = 6_000
 KILLS = 6
 TOPIC = agency_topic("dinsos", "penerima_bansos")
 
@@ -63,13 +62,14 @@ def agency_db(bus: Settings) -> Iterator[str]:
     yield dsn
 
 
-async def write_rows(dsn: str, rng: random.Random) -> tuple[set[str], set[str]]:
-    """The agency's own transactions: business change + outbox row. Returns (valid ids, invalid ids)."""
+async def write_rows(dsn: str, rng: random.Random, until: asyncio.Event) -> tuple[set[str], set[str]]:
+    """The agency's own transactions, business change + outbox row, until told to stop. Returns (valid ids, invalid
+    ids)."""
     conn = await asyncpg.connect(dsn)
     await conn.execute("CREATE TABLE IF NOT EXISTS penyaluran (id text PRIMARY KEY, data jsonb)")
     valid, invalid = set(), set()
     i = 0
-    while i < ROWS:
+    while not until.is_set():
         async with conn.transaction():
             for _ in range(rng.randint(1, 40)):
                 body = payload(i, rng)
@@ -91,7 +91,7 @@ async def write_rows(dsn: str, rng: random.Random) -> tuple[set[str], set[str]]:
                     json.dumps(body),
                 )
                 i += 1
-        await asyncio.sleep(rng.uniform(0, 0.01))
+        await asyncio.sleep(rng.uniform(0, 0.1))
     await conn.close()
     return valid, invalid
 
@@ -117,14 +117,16 @@ def start_relay(settings: Settings, dsn: str, log: Path) -> subprocess.Popen[byt
         )
 
 
-async def pending(dsn: str) -> int:
+async def count(dsn: str, where: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
-        return int(
-            await conn.fetchval("SELECT count(*) FROM satubus_outbox WHERE published_at IS NULL AND rejected IS NULL")
-        )
+        return int(await conn.fetchval(f"SELECT count(*) FROM satubus_outbox WHERE {where}"))
     finally:
         await conn.close()
+
+
+async def pending(dsn: str) -> int:
+    return await count(dsn, "published_at IS NULL AND rejected IS NULL")
 
 
 def test_every_row_reaches_the_topic_through_repeated_kill_9(bus: Settings, agency_db: str) -> None:
@@ -133,22 +135,32 @@ def test_every_row_reaches_the_topic_through_repeated_kill_9(bus: Settings, agen
     log.unlink(missing_ok=True)
     relay = start_relay(bus, agency_db, log)
     kills = last_start = 0
+    waiting: list[int] = []
 
-    async def kill_while_writing() -> tuple[set[str], set[str]]:
+    async def kill_mid_stream() -> tuple[set[str], set[str]]:
+        """Each relay is killed once it has published rows and slept a little, while the agency keeps writing."""
         nonlocal relay, kills, last_start
-        writer = asyncio.ensure_future(write_rows(agency_db, rng))
+        done = asyncio.Event()
+        writer = asyncio.ensure_future(write_rows(agency_db, rng, done))
         while kills < KILLS:
-            await asyncio.sleep(rng.uniform(0.5, 2.0))
+            published = await count(agency_db, "published_at IS NOT NULL")
+            while await count(agency_db, "published_at IS NOT NULL") == published:
+                assert relay.poll() is None, f"the relay exited; see {log}"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(rng.uniform(0.1, 0.8))
             os.kill(relay.pid, signal.SIGKILL)
             relay.wait()
             kills += 1
+            await asyncio.sleep(0.2)
+            waiting.append(await pending(agency_db))  # rows keep coming while no relay runs
             last_start = log.stat().st_size
             relay = start_relay(bus, agency_db, log)
+        done.set()
         return await writer
 
     started = time.monotonic()
     try:
-        valid, invalid = asyncio.run(kill_while_writing())
+        valid, invalid = asyncio.run(kill_mid_stream())
         deadline = time.monotonic() + 180
         while asyncio.run(pending(agency_db)):
             assert relay.poll() is None, f"the relay exited; see {log}"
@@ -169,7 +181,7 @@ def test_every_row_reaches_the_topic_through_repeated_kill_9(bus: Settings, agen
         events = [serde.decode(m.value()) for m in read_topic(bus, TOPIC)]
     events = [e for e in events if e["source"]["system"] == "outbox"]  # not other tests' simulated events
     seen = [str(e["event_id"]) for e in events]
-    assert kills >= 5
+    assert all(waiting), f"the agency stopped writing before a kill: rows waiting after each kill {waiting}"
     assert set(seen) == valid  # every valid row, nothing else: dedupe by event_id gives exactly the rows
     assert not set(seen) & invalid
 
@@ -181,8 +193,8 @@ def test_every_row_reaches_the_topic_through_repeated_kill_9(bus: Settings, agen
             first_versions[event["key"]].append(event["version"])
     assert all(versions == sorted(versions) for versions in first_versions.values()), "order per aggregate broken"
     print(
-        f"\noutbox relay: {len(valid)} rows through {kills} kill -9 in {elapsed:.1f}s, "
-        f"{len(seen) - len(valid)} republished duplicates, {len(invalid)} rejected"
+        f"\noutbox relay: {len(valid)} rows through {kills} kill -9 in {elapsed:.1f}s (rows waiting after each kill: "
+        f"{waiting}), {len(seen) - len(valid)} republished duplicates, {len(invalid)} rejected"
     )
 
 

@@ -14,10 +14,13 @@ import json
 import re
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from confluent_kafka import KafkaError
 
 from producers.publisher import AgencyPublisher
 from satubus.settings import Settings
@@ -52,6 +55,42 @@ def columns_of(schema: dict[str, Any]) -> dict[str, Column]:
         return (avro,)
 
     return {field_key(f["name"]): Column(f["name"], kinds(f["type"])) for f in schema["fields"]}
+
+
+def header_problems(header: list[str], columns: dict[str, Column], mapping: dict[str, str]) -> list[str]:
+    """What makes a sheet ambiguous before any row is read: a column twice, two columns for one field, a ``--map``
+    naming a column the sheet lacks or a field the dataset lacks."""
+    problems = [
+        f"column {name!r} appears more than once" for name in sorted({h for h in header if header.count(h) > 1})
+    ]
+    for source, target in mapping.items():
+        if source not in header:
+            problems.append(f"--map {source}={target}: the file has no column {source!r}")
+        if field_key(target) not in columns:
+            problems.append(f"--map {source}={target}: {target!r} is not a field; fields: {', '.join(sorted(columns))}")
+    owners: dict[str, list[str]] = {}
+    for name in dict.fromkeys(header):
+        column = columns.get(field_key(mapping.get(name, name)))
+        if column is not None:
+            owners.setdefault(column.field, []).append(name)
+    problems += [
+        f"columns {' and '.join(map(repr, names))} both fill field {f}" for f, names in owners.items() if len(names) > 1
+    ]
+    return problems
+
+
+def read_header(path: Path) -> list[str]:
+    if path.suffix.lower() == ".xlsx":
+        from openpyxl import load_workbook
+
+        workbook = load_workbook(path, read_only=True, data_only=True)
+        try:
+            first = next(workbook.active.iter_rows(values_only=True), ())
+            return [str(h).strip() if h is not None else "" for h in first]
+        finally:
+            workbook.close()
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        return next(csv.reader(f), [])
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -135,7 +174,7 @@ def _cell(cell: Any, types: tuple[str, ...]) -> Any:
                 return str(int(text))  # spreadsheets turn codes like 3171061001 into numbers
             return str(text)
     wanted = "/".join(t for t in types if t != "null")
-    raise ValueError(mask_nik(f"{str(cell)[:40]!r} is not a valid {wanted}"))
+    raise ValueError(f"{mask_nik(str(cell))[:40]!r} is not a valid {wanted}")
 
 
 class Progress:
@@ -168,6 +207,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--map", action="append", default=[], metavar="COLUMN=FIELD", help="map a column to a schema field"
     )
     parser.add_argument("--report", type=Path, help="where to write rejected rows (default FILE.errors.csv)")
+    parser.add_argument(
+        "--timeout", type=float, default=60, help="seconds to wait for the broker's acknowledgements (default 60)"
+    )
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
@@ -177,29 +219,49 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     if key_field is None:
         print(f"satubus upload: --key {args.key!r} is not a field of {args.agency}.{args.dataset}", file=sys.stderr)
         return 2
+    if problems := header_problems(read_header(args.file), columns, mapping):
+        for problem in problems:
+            print(f"satubus upload: {args.file.name}: {problem}", file=sys.stderr)
+        print("nothing was published; fix the header or the --map options and upload again", file=sys.stderr)
+        return 2
     rows = list(read_rows(args.file))
     report_path = args.report or args.file.with_name(args.file.name + ".errors.csv")
     # A later upload of a key wins, and so does a later row of the same key within this file.
     version = time.time_ns() // 1_000_000 * 1_000_000
     rejected: list[tuple[int, str, str]] = []
+    unanswered: dict[uuid.UUID, int] = {}  # event id -> row number, until the broker answers
+
+    def answered(event_id: uuid.UUID, error: KafkaError | None) -> None:
+        number = unanswered.pop(event_id)
+        if error is not None:
+            rejected.append((number, "<broker>", f"not published: {error.str()}; upload the row again"))
+
     progress = Progress(len(rows), args.file.name)
-    with (
-        AvroSerde(registry_client(settings)) as serde,
-        AgencyPublisher(settings, serde, agency=args.agency, dataset=args.dataset, system="upload") as publisher,
-    ):
+    with AvroSerde(registry_client(settings)) as serde:
+        publisher = AgencyPublisher(settings, serde, agency=args.agency, dataset=args.dataset, system="upload")
         for done, (number, row) in enumerate(rows, start=1):
             try:
                 record = validate_json(publisher.model, json.dumps(to_record(row, columns, mapping)), "row")
                 key = record.get(key_field.field)
                 if key in (None, ""):
                     raise RecordRejected("row", [FieldError(key_field.field, "the key is empty")])
-                publisher.publish(str(key), record, version=version + number, op="r")
+                event_id = uuid.uuid4()
+                unanswered[event_id] = number
+                publisher.publish(
+                    str(key), record, version=version + number, op="r", event_id=event_id, on_delivery=answered
+                )
             except RecordRejected as exc:
                 rejected.extend((number, e.field, e.reason) for e in exc.errors)
             progress.update(done, len({n for n, _, _ in rejected}))
-        publisher.flush()
-    progress.update(len(rows), len({n for n, _, _ in rejected}), force=True)
+        publisher.wait(args.timeout)
+    reason = (
+        f"no acknowledgement from the broker within {args.timeout:g}s, so maybe not published; is Kafka up? "
+        "Upload the row again: a repeat replaces it"
+    )
+    rejected.extend((number, "<broker>", reason) for number in unanswered.values())
+    rejected.sort(key=lambda r: r[0])
     bad_rows = len({n for n, _, _ in rejected})
+    progress.update(len(rows), bad_rows, force=True)
     print(f"{len(rows) - bad_rows} rows published to {publisher.topic}, {bad_rows} rejected")
     if rejected:
         with report_path.open("w", newline="", encoding="utf-8") as out:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -52,7 +53,7 @@ def student(i: int) -> list[object]:
     ]
 
 
-def upload(settings: Settings, path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def upload(settings: Settings, path: Path, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             str(Path(sys.executable).with_name("satubus")),
@@ -69,7 +70,7 @@ def upload(settings: Settings, path: Path, *extra: str) -> subprocess.CompletedP
         capture_output=True,
         text=True,
         timeout=300,
-        env=process_env(settings),
+        env=process_env(settings) | env,
     )
 
 
@@ -124,3 +125,36 @@ def test_xlsx_cells_with_native_types_are_published(bus: Settings, tmp_path: Pat
     assert {e["after"]["kode_wilayah"] for e in fresh} == {"3173020001"}
     assert {e["after"]["tanggal_lahir"] for e in fresh} == {dt.date(2013, 5, 6)}
     assert {e["op"] for e in fresh} == {"r"}
+
+
+def test_rows_the_broker_never_acknowledged_are_reported(bus: Settings, tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: a broker that is down
+        probe.bind(("127.0.0.1", 0))
+        down = f"127.0.0.1:{probe.getsockname()[1]}"
+    rows = [student(i) for i in range(1, 21)]
+    rows[4][7] = "lima"  # row 6: rejected before sending
+    path = tmp_path / "siswa.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([HEADER, *rows])
+
+    result = upload(bus, path, "--timeout", "3", SATUBUS_KAFKA_BOOTSTRAP=down)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "0 rows published" in result.stdout and "20 rejected" in result.stdout
+    with (tmp_path / "siswa.csv.errors.csv").open(newline="") as f:
+        report = [(int(r["row"]), r["field"], r["reason"]) for r in csv.DictReader(f)]
+    assert [(n, f) for n, f, _ in report] == [(n, "tingkat" if n == 6 else "<broker>") for n in range(2, 22)]
+    assert "no acknowledgement from the broker within 3s" in report[0][2]
+
+
+def test_an_ambiguous_header_publishes_nothing(bus: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "siswa.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([[*HEADER, "Nama"], [*student(1), "Siswa Lain"]])
+    before = keys_in_topic(bus)
+
+    result = upload(bus, path, "--map", "Sekolah=nama_sekolah", "--map", "Tingkat=kelas")
+    assert result.returncode == 2
+    assert "column 'Nama' appears more than once" in result.stderr
+    assert "the file has no column 'Sekolah'" in result.stderr
+    assert "'kelas' is not a field" in result.stderr
+    assert keys_in_topic(bus) == before

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from producers.upload import columns_of, field_key, read_rows, to_record
+from producers.upload import columns_of, field_key, header_problems, read_rows, to_record
 from schemas.envelope import agency_record_schema
 from schemas.record_models import RecordRejected, agency_model, validate_json
 
@@ -64,3 +64,21 @@ def test_csv_rows_are_numbered_as_in_the_spreadsheet(tmp_path) -> None:  # type:
     path = tmp_path / "x.csv"
     path.write_text("a,b\n1,2\n,\n3,4\n", encoding="utf-8")
     assert list(read_rows(path)) == [(2, {"a": "1", "b": "2"}), (4, {"a": "3", "b": "4"})]
+
+
+def test_a_nik_in_a_bad_cell_is_masked_before_it_is_shortened() -> None:
+    with pytest.raises(RecordRejected) as caught:
+        to_record(row(Tingkat="kelas " + "x" * 24 + " 3171064808850001"), COLUMNS, {})
+    (error,) = caught.value.errors
+    assert "31710648" not in error.reason
+
+
+def test_header_problems_name_every_ambiguity() -> None:
+    header = ["NISN", "Nama", "nama", "Nama", "Tingkat"]
+    assert header_problems(header, COLUMNS, {"Kelas": "tingkat", "Tingkat": "kelas"}) == [
+        "column 'Nama' appears more than once",
+        "--map Kelas=tingkat: the file has no column 'Kelas'",
+        "--map Tingkat=kelas: 'kelas' is not a field; fields: " + ", ".join(sorted(COLUMNS)),
+        "columns 'Nama' and 'nama' both fill field nama",
+    ]
+    assert header_problems(["NISN", "Kelas"], COLUMNS, {"Kelas": "tingkat"}) == []

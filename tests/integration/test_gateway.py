@@ -24,6 +24,7 @@ from tests.integration.test_dukcapil_end_to_end import read_topic
 
 TOKENS = {"bpbd": "token-of-bpbd", "dinsos": "token-of-dinsos"}
 URL = "/v1/agencies/bpbd/datasets/kejadian/events"
+MAX_BODY = 100_000
 
 
 def incident(i: int) -> dict[str, Any]:
@@ -41,6 +42,7 @@ def incident(i: int) -> dict[str, Any]:
 def gateway(bus: Settings) -> Iterator[httpx.Client]:
     log = bus.state_dir.resolve() / "logs" / "test-gateway.log"
     env = process_env(bus) | {"SATUBUS_GATEWAY_TOKENS": json.dumps(TOKENS), "SATUBUS_GATEWAY_MAX_EVENTS": "50"}
+    env["SATUBUS_GATEWAY_MAX_BODY_BYTES"] = str(MAX_BODY)
     with log.open("ab") as out:
         server = subprocess.Popen(
             [str(Path(sys.executable).with_name("satubus")), "gateway"], stdout=out, stderr=subprocess.STDOUT, env=env
@@ -120,9 +122,50 @@ def test_malformed_json_is_400_and_a_wrong_shape_is_422(gateway: httpx.Client) -
 def test_oversized_batches_are_413(gateway: httpx.Client) -> None:
     events = [{"key": f"G-{i}", "version": 1, "record": incident(i)} for i in range(51)]
     assert gateway.post(URL, json={"events": events}, headers=auth()).status_code == 413
-    huge = b'{"events": [], "padding": "' + b"x" * 6_000_000 + b'"}'
+    huge = b'{"events": [], "padding": "' + b"x" * MAX_BODY + b'"}'
     response = gateway.post(URL, content=huge, headers=auth() | {"Content-Type": "application/json"})
     assert response.status_code == 413
+
+
+def test_an_oversized_chunked_body_is_413_as_it_streams_in(gateway: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the size is known only while reading
+        yield b'{"events": [], "padding": "'
+        for _ in range(MAX_BODY // 10_000 + 1):
+            yield b"x" * 10_000
+        yield b'"}'
+
+    response = gateway.post(URL, content=chunks(), headers=auth() | {"Content-Type": "application/json"})
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+
+
+def test_a_stranger_gets_401_before_the_body_is_judged(gateway: httpx.Client) -> None:
+    for body in (b'{"events": [', b'{"events": [{"version": -1}]}'):
+        response = gateway.post(URL, content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 401, body
+
+
+def test_rejections_never_echo_a_nik(gateway: httpx.Client) -> None:
+    nik = "3171069935850001"  # day 99: impossible
+    record = {
+        "id_penyaluran": "PKH-1",
+        "nik": nik,
+        "nama_penerima": "A",
+        "program": "PKH",
+        "periode": "2026-11",
+        "nominal": "enam ratus ribu " + nik,
+        "status_salur": "SALUR",
+        "tgl_salur": "2026/11/20",
+        "kelurahan": "Kel. Menteng",
+        "alamat": None,
+    }
+    response = gateway.post(
+        "/v1/agencies/dinsos/datasets/penerima_bansos/events",
+        json={"events": [{"key": "PKH-1", "version": 1, "record": record}]},
+        headers=auth("dinsos"),
+    )
+    assert response.status_code == 200 and response.json()["rejected"][0]["errors"]
+    assert nik[:10] not in response.text
 
 
 def test_openapi_describes_the_endpoint(gateway: httpx.Client) -> None:

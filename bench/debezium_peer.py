@@ -27,7 +27,7 @@ from bench.materialize import materialized, produce
 from consumers.materializer import BATCH_MAX
 from consumers.migrate import recreate
 from consumers.tables import REGION
-from deploy.local.stack import find_java
+from deploy.local.stack import kafka_java
 from satubus.settings import Settings
 
 RESULTS = Path(__file__).parent / "results" / "debezium_peer.json"
@@ -99,7 +99,7 @@ class _connect:
         worker, sink = self.dir / "worker.properties", self.dir / "jdbc-sink.properties"
         worker.write_text(_properties(_worker(self.settings, self.dir)))
         sink.write_text(_properties(_sink(self.settings)))
-        java = find_java(minimum=17, prefer=17, override_env="SATUBUS_KAFKA_JAVA")
+        java = kafka_java()
         command = [
             java,
             "-Xmx1g",

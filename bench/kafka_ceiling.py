@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import JAVA_POMS, java_tool, recreate_topic, report
-from deploy.local.stack import find_java
+from deploy.local.stack import kafka_java
 from satubus.settings import Settings, get_settings
 
 RESULTS = Path(__file__).parent / "results" / "kafka_ceiling.json"
@@ -57,7 +57,7 @@ def measure(settings: Settings, *, records: int, size: int) -> dict[str, Any]:
 
 
 def _tool(settings: Settings, main_class: str, *args: str) -> str:
-    java = find_java(minimum=17, prefer=17, override_env="SATUBUS_KAFKA_JAVA")
+    java = kafka_java()
     log4j = f"-Dlog4j.configuration=file:{JAVA_POMS / 'tools-log4j.properties'}"
     command = [java, "-Xmx512m", log4j, "-cp", java_tool("kafka-tools", settings), main_class, *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)

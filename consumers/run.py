@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def materialize(args: argparse.Namespace, settings: Settings) -> int:
-    metrics.serve(settings.metrics_host, settings.materializer_metrics_port)
+    metrics.serve(settings.metrics_host, settings.materializer_metrics_port, "SATUBUS_MATERIALIZER_METRICS_PORT")
     entities = sorted(MATERIALIZED) if args.entity == "all" else [args.entity]
     asyncio.run(_materialize(settings, entities))
     return 0

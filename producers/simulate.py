@@ -147,7 +147,7 @@ def _instant(text: str) -> dt.datetime:
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     if args.metrics:
-        metrics.serve(settings.metrics_host, settings.simulator_metrics_port)
+        metrics.serve(settings.metrics_host, settings.simulator_metrics_port, "SATUBUS_SIMULATOR_METRICS_PORT")
     agencies = set(args.agencies.split(",")) if args.agencies else None
     simulation = simulate(
         settings,

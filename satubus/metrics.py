@@ -9,19 +9,21 @@ import logging
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from satubus.errors import ConfigurationError
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 NAMESPACE = "satubus"
 
 log = logging.getLogger(__name__)
 
 
-def serve(host: str, port: int) -> None:
-    """Expose ``/metrics`` on host:port in a background thread."""
+def serve(host: str, port: int, setting: str) -> None:
+    """Expose ``/metrics`` on host:port in a background thread; ``setting`` names the variable that sets the port."""
     try:
         start_http_server(port, addr=host, registry=REGISTRY)
     except OSError as exc:
-        raise OSError(
-            f"cannot serve metrics on {host}:{port} ({exc.strerror}); "
-            "another process holds the port: stop it or choose another port in the settings"
+        raise ConfigurationError(
+            f"cannot serve metrics on {host}:{port} ({exc.strerror}): another process holds the port. "
+            f"Stop it, or set {setting} to a free port."
         ) from exc
     log.info("metrics at http://%s:%d/metrics", host, port)

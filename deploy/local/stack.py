@@ -36,6 +36,7 @@ from satubus.settings import Settings
 HERE = Path(__file__).resolve().parent
 KAFKA_VERSION = "3.9.1"
 APICURIO_VERSION = "3.3.3"
+REGISTRY_JAVA = 25  # the JDK the registry is preferably run on; any of 21 or newer will do
 PG_BIN = Path(os.environ.get("SATUBUS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 READY_TIMEOUT = 120.0
 PROMETHEUS_CONFIG = HERE.parent / "prometheus" / "prometheus.yml"
@@ -160,7 +161,13 @@ def _tail(path: Path, lines: int = 25) -> str:
 def _run(cmd: list[str], what: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(cmd, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
     if result.returncode != 0:
-        raise StackError(f"{what} failed (exit {result.returncode}):\n{(result.stdout + result.stderr)[-3000:]}")
+        output = (result.stdout + result.stderr)[-3000:]
+        if cmd[0] == "unshare" and "Operation not permitted" in output:
+            output += (
+                "\nAs root, PostgreSQL runs inside a user namespace, and this machine does not allow one "
+                "(see sysctl user.max_user_namespaces); run the stack as a non-root user instead."
+            )
+        raise StackError(f"{what} failed (exit {result.returncode}):\n{output}")
     return result  # type: ignore[no-any-return]
 
 
@@ -176,8 +183,9 @@ def _java_major(java: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def find_java(*, minimum: int, prefer: int | None, override_env: str) -> str:
-    """A java binary of at least ``minimum`` (``prefer`` if present); ``override_env`` names one explicitly."""
+def find_java(*, minimum: int, prefer: int | None, override_env: str, install: str) -> str:
+    """A java binary of at least ``minimum`` (``prefer`` if present); ``override_env`` names one explicitly;
+    ``install`` says what to install when there is none."""
     override = os.environ.get(override_env)
     if override:
         if (_java_major(override) or 0) < minimum:
@@ -191,11 +199,21 @@ def find_java(*, minimum: int, prefer: int | None, override_env: str) -> str:
     found = {c: v for c in dict.fromkeys(candidates) if (v := _java_major(c)) is not None and v >= minimum}
     if not found:
         raise StackError(
-            f"no Java {minimum} or newer found (looked in JAVA_HOME, /usr/lib/jvm and PATH). Install one "
-            f"(e.g. `apt-get install openjdk-17-jdk-headless` for Kafka) or point {override_env} at its java binary."
+            f"no Java {minimum} or newer found (looked in JAVA_HOME, /usr/lib/jvm and PATH). Install {install}, "
+            f"or point {override_env} at the java binary of one."
         )
     exact = [c for c, v in found.items() if v == prefer]
     return exact[0] if exact else max(found, key=lambda c: found[c])
+
+
+def kafka_java() -> str:
+    """The JDK that Kafka and its Java tools run on."""
+    return find_java(
+        minimum=17,
+        prefer=17,
+        override_env="SATUBUS_KAFKA_JAVA",
+        install="one (`apt-get install openjdk-17-jdk-headless`)",
+    )
 
 
 def mvn(args: list[str], what: str) -> None:
@@ -247,7 +265,7 @@ class Kafka:
         staging.rename(self.libs)
 
     def _java(self, main: str, *args: str) -> list[str]:
-        java = find_java(minimum=17, prefer=17, override_env="SATUBUS_KAFKA_JAVA")
+        java = kafka_java()
         return [
             java,
             "-Xms256m",
@@ -344,7 +362,12 @@ class Registry:
             return None
         _require_free(self.port, "the schema registry", "SATUBUS_REGISTRY_URL")
         _require_free(self.management_port, "the registry's management port", "SATUBUS_REGISTRY_MANAGEMENT_PORT")
-        java = find_java(minimum=21, prefer=None, override_env="SATUBUS_REGISTRY_JAVA")
+        java = find_java(
+            minimum=21,
+            prefer=REGISTRY_JAVA,
+            override_env="SATUBUS_REGISTRY_JAVA",
+            install=f"a JDK 21 or newer under /usr/lib/jvm (the registry is run on Temurin {REGISTRY_JAVA} here)",
+        )
         env = {
             "QUARKUS_HTTP_HOST": "127.0.0.1",
             "QUARKUS_HTTP_PORT": str(self.port),
@@ -407,6 +430,10 @@ class Postgres:
         state folder (owned by root outside) appears as its own - no chown, no extra system user."""
         if os.geteuid() != 0:
             return cmd
+        if shutil.which("unshare") is None:
+            raise StackError(
+                "PostgreSQL refuses to run as root, and `unshare` is missing: `apt-get install util-linux`."
+            )
         return ["unshare", "--user", "--map-user=65534", "--map-group=65534", *cmd]
 
     def obtain(self) -> None:

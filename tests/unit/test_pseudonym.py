@@ -16,6 +16,11 @@ def test_person_id_is_a_stable_keyed_hmac() -> None:
     assert NIK not in first
 
 
+def test_person_id_matches_an_independent_hmac_sha256() -> None:
+    """Downstream systems holding the key can recompute it: `printf 'nik:<NIK>' | openssl dgst -sha256 -hmac <key>`."""
+    assert person_id(b"key-one", NIK) == "19884d1ee97863e023f00ad33caaadb8d12250ba9afe39c0cc115748a2b0fa9c"
+
+
 def test_kinds_of_ids_are_domain_separated() -> None:
     assert household_id(b"key", NIK) != person_id(b"key", NIK)
 

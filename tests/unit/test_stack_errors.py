@@ -20,14 +20,14 @@ def test_a_port_in_use_names_the_port_and_the_setting(tmp_path: Path) -> None:
 
 
 def test_a_missing_jdk_says_what_to_install() -> None:
-    with pytest.raises(StackError, match=r"no Java 99 or newer found.*SATUBUS_KAFKA_JAVA"):
-        find_java(minimum=99, prefer=None, override_env="SATUBUS_KAFKA_JAVA")
+    with pytest.raises(StackError, match=r"no Java 99 or newer found.*Install a JDK 99.*SATUBUS_KAFKA_JAVA"):
+        find_java(minimum=99, prefer=None, override_env="SATUBUS_KAFKA_JAVA", install="a JDK 99")
 
 
 def test_a_wrong_java_override_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SATUBUS_KAFKA_JAVA", str(tmp_path / "no-such-java"))
     with pytest.raises(StackError, match=r"SATUBUS_KAFKA_JAVA=.* is not a Java 17"):
-        find_java(minimum=17, prefer=17, override_env="SATUBUS_KAFKA_JAVA")
+        find_java(minimum=17, prefer=17, override_env="SATUBUS_KAFKA_JAVA", install="a JDK 17")
 
 
 def test_the_stack_refuses_non_loopback_addresses() -> None:

@@ -20,6 +20,7 @@ import asyncpg
 from consumers.migrate import migrate
 from deploy.local.stack import Stack, StackError
 from producers.simulate import simulate
+from satubus import metrics
 from satubus.settings import Settings
 from schemas.registry import register_contracts, registry_client
 from schemas.topics import create_topics
@@ -88,6 +89,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     print(f"3/5 stream processor, materializer and live API (logs in {logs})")
     children = [_start("stream", logs), _start("materialize", logs), _start("api", logs)]
     try:
+        metrics.serve(settings.metrics_host, settings.simulator_metrics_port, "SATUBUS_SIMULATOR_METRICS_PORT")
         print(f"4/5 the 40 integrated agencies publish a simulated city of {args.residents} residents")
         rows_before = asyncio.run(_people(settings))
         published = time.monotonic()
@@ -113,6 +115,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             f"'SELECT kota_code, count(*), sum(is_deceased::int) AS deceased FROM unified.person GROUP BY 1'\n"
             f"  metrics           http://127.0.0.1:{settings.prometheus_port} (Prometheus, with the alert rules); "
             f"Grafana dashboards to import: deploy/grafana/*.json\n"
+            f"                    each process's own: publishing http://{settings.metrics_host}:"
+            f"{settings.simulator_metrics_port}/metrics, stream {settings.stream_metrics_port}, "
+            f"materializer {settings.materializer_metrics_port}\n"
             f"  unified topics    unified.person.v1, .parcel.v1, .region.v1, .incident.v1, .finding.v1 on "
             f"{settings.kafka_bootstrap} (schema registry {settings.registry_url})\n"
             f"  logs              {logs}\n"

@@ -88,6 +88,8 @@ def test_a_batch_is_acknowledged_after_the_broker_and_lists_rejections(bus: Sett
     with AvroSerde(registry_client(bus)) as serde:
         in_topic = {str(serde.decode(m.value())["event_id"]) for m in read_topic(bus, body["topic"])}
     assert {a["event_id"] for a in body["accepted"]} <= in_topic
+    scraped = gateway.get("/metrics/").text  # the publishing process's own Prometheus endpoint
+    assert 'satubus_events_published_total{agency="bpbd",dataset="kejadian"} 18.0' in scraped
 
 
 @pytest.mark.parametrize(

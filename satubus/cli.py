@@ -46,7 +46,7 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 def _schemas(args: argparse.Namespace, settings: Settings) -> int:
     from fnmatch import fnmatch
 
-    from schemas.registry import check_contract, diff_contract, register_contract, registry_client
+    from schemas.registry import check_contract, diff_contract, register_contract, registry_client, require_registry
     from schemas.topics import all_contracts
 
     action = {"check": check_contract, "register": register_contract, "diff": diff_contract}[args.action]
@@ -54,6 +54,7 @@ def _schemas(args: argparse.Namespace, settings: Settings) -> int:
     if not contracts:
         print(f"no subject matches {args.subject!r}", file=sys.stderr)
         return 2
+    require_registry(settings)
     with registry_client(settings) as registry:
         reports = [action(registry, contract) for contract in contracts]
     for report in reports:

@@ -2,18 +2,23 @@
 
 The registry decides; this module asks it and explains its answers. Apicurio's ccompat API answers a
 compatibility test with a bare ``is_compatible`` (even with ``verbose=true``), so the reasons shown to people come
-from the ``avro`` package's reader/writer checker (schemas/compatibility.py).
+from the ``avro`` package's reader/writer checker (schemas/compatibility.py), run at the subject's own level. A
+schema is incompatible when either of them says so; the report says which.
 """
 
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from confluent_kafka.schema_registry import ConfigCompatibilityLevel, Schema, SchemaRegistryClient, ServerConfig
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from fastavro import parse_schema
+from fastavro.schema import SchemaParseException
 
 from satubus.settings import Settings
 from schemas.compatibility import field_changes, incompatibilities, same, undocumented
@@ -26,6 +31,18 @@ SUBJECT_NOT_FOUND = 40401
 
 def registry_client(settings: Settings) -> SchemaRegistryClient:
     return SchemaRegistryClient({"url": settings.registry_url, "timeout": settings.registry_timeout})
+
+
+def require_registry(settings: Settings) -> None:
+    """Fail with what to do when the registry does not answer, instead of a client library's traceback."""
+    try:
+        with urllib.request.urlopen(f"{settings.registry_url}/subjects", timeout=settings.registry_timeout):
+            pass
+    except (OSError, urllib.error.URLError) as exc:
+        raise SchemaError(
+            f"the schema registry at {settings.registry_url} does not answer ({exc}): start the local stack with "
+            "`satubus stack up`, or set SATUBUS_REGISTRY_URL"
+        ) from exc
 
 
 @dataclass
@@ -61,6 +78,10 @@ def registered_versions(client: SchemaRegistryClient, subject: str) -> list[dict
 
 def check_contract(client: SchemaRegistryClient, contract: TopicContract) -> SubjectReport:
     schema = contract.value_schema()
+    try:
+        parse_schema(schema)
+    except (SchemaParseException, ValueError, TypeError, KeyError) as exc:
+        return SubjectReport(contract.subject, "invalid", [f"not a valid Avro schema: {exc}"])
     missing = undocumented(schema)
     if missing:
         return SubjectReport(contract.subject, "invalid", [f"no doc: {path}" for path in missing])
@@ -69,10 +90,12 @@ def check_contract(client: SchemaRegistryClient, contract: TopicContract) -> Sub
         return SubjectReport(contract.subject, "new")
     if same(history[-1], schema):
         return SubjectReport(contract.subject, "unchanged")
+    registry_accepts = client.test_compatibility_all_versions(contract.subject, Schema(json.dumps(schema), "AVRO"))
     reasons = incompatibilities(contract.compatibility, schema, history)
     changes = field_changes(history[-1], schema)
-    if reasons:
-        return SubjectReport(contract.subject, "incompatible", [f"{contract.compatibility}:", *reasons, *changes])
+    if reasons or not registry_accepts:
+        verdict = f"the registry {'accepts' if registry_accepts else 'refuses'} it; {contract.compatibility} checker:"
+        return SubjectReport(contract.subject, "incompatible", [verdict, *(reasons or ["no reason found"]), *changes])
     return SubjectReport(contract.subject, "compatible", changes)
 
 

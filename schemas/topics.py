@@ -43,14 +43,15 @@ def value_subject(topic: str) -> str:
 class TopicContract:
     """A topic, the schema of its values and the compatibility its subject keeps.
 
-    Agency topics are read by the bus alone, which upgrades its readers first: BACKWARD. Unified topics are
+    Agency topics are read by the bus alone, which upgrades its readers first, and a replay or a rebuild reads every
+    retained event again, whatever version wrote it: BACKWARD_TRANSITIVE. Unified topics are
     compacted (old records stay) and read by downstream apps on any version: FULL_TRANSITIVE.
     """
 
     name: TopicName
     schema: Callable[[], dict[str, Any]] | None
     compacted: bool = False
-    compatibility: Level = "BACKWARD"
+    compatibility: Level = "BACKWARD_TRANSITIVE"
 
     @property
     def subject(self) -> str:

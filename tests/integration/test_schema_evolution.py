@@ -73,6 +73,7 @@ def test_removing_a_required_field_is_refused_with_the_reason(registry: SchemaRe
     without_amount = V1 | {"fields": V1["fields"][:1]}
     checked = check_contract(registry, contract(without_amount, "FULL_TRANSITIVE", topic))
     assert checked.status == "incompatible"
+    assert checked.details[0] == "the registry refuses it; FULL_TRANSITIVE checker:"
     assert any("readers on version 1 cannot read new data" in d and "amount" in d for d in checked.details)
     refused = register_contract(registry, contract(without_amount, "FULL_TRANSITIVE", topic))
     assert refused.status == "refused" and not refused.ok
@@ -95,6 +96,15 @@ def test_a_required_field_without_default_breaks_backward(registry: SchemaRegist
     refused = register_contract(registry, contract(required, "BACKWARD", topic))
     assert refused.status == "refused"
     assert any("reader_field_missing_default_value" in d for d in refused.details)
+
+
+def test_a_schema_that_is_not_avro_is_invalid_before_the_registry_is_asked(
+    registry: SchemaRegistryClient, topic: str
+) -> None:
+    typo = V1 | {"fields": [V1["fields"][0], V1["fields"][1] | {"type": "lnog"}]}
+    checked = check_contract(registry, contract(typo, "BACKWARD", topic))
+    assert checked.status == "invalid" and not checked.ok
+    assert checked.details[0].startswith("not a valid Avro schema:") and "lnog" in checked.details[0]
 
 
 def test_diff_lists_field_changes_against_the_registry(registry: SchemaRegistryClient, topic: str) -> None:

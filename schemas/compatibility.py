@@ -18,7 +18,7 @@ Level = Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIV
 
 
 def undocumented(schema: Any, path: str = "") -> list[str]:
-    """Paths of every record and field in ``schema`` that has no ``doc``."""
+    """Paths of every record, field and enum in ``schema`` that has no ``doc``."""
     missing: list[str] = []
     if isinstance(schema, list):
         for branch in schema:
@@ -33,6 +33,9 @@ def undocumented(schema: Any, path: str = "") -> list[str]:
                 if not field.get("doc"):
                     missing.append(f"{here}.{field['name']}")
                 missing += undocumented(field["type"], f"{here}.{field['name']}")
+        elif kind == "enum":
+            if not schema.get("doc"):
+                missing.append(f"{path}:{schema['name']}")
         elif kind == "array":
             missing += undocumented(schema["items"], path)
         elif kind == "map":

@@ -37,6 +37,7 @@ def envelope_schema(record: dict[str, Any]) -> dict[str, Any]:
                     "type": "enum",
                     "name": "Op",
                     "namespace": ENVELOPE_NAMESPACE,
+                    "doc": "Kind of change, as Debezium names them.",
                     "symbols": ["c", "u", "d", "r"],
                 },
                 "doc": "c create, u update, d delete, r snapshot read.",

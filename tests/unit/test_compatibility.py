@@ -54,6 +54,8 @@ def test_transitive_levels_check_every_version() -> None:
 def test_missing_docs_are_listed_by_path() -> None:
     schema = V1 | {"doc": "", "fields": [{"name": "a", "type": "string"}]}
     assert undocumented(schema) == ["T", "T.a"]
+    kind = {"name": "k", "doc": "Documented field.", "type": {"type": "enum", "name": "Kind", "symbols": ["A"]}}
+    assert undocumented(V1 | {"doc": "Documented.", "fields": [kind]}) == ["T.k:Kind"]
 
 
 def test_compacted_schemas_compare_equal() -> None:

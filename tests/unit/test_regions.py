@@ -37,9 +37,17 @@ def test_undotted_codes_and_name_variants_resolve() -> None:
     regions = load_regions()
     assert dotted("3171061001") == "31.71.06.1001"
     assert regions.kelurahan("3171061001") == regions.kelurahan("31.71.06.1001")
-    for variant in ("Kel. Menteng", "MENTENG", " kelurahan  menteng "):
+    for variant in ("Kel. Menteng", "MENTENG", " kelurahan  menteng ", "Kel.Menteng", "Desa Menteng"):
         assert regions.kelurahan_named(variant) == regions.kelurahan("31.71.06.1001"), variant
-    assert name_key("Kel.  Pulau   Tidung") == "pulau tidung"
+    for variant in ("Kramat Pela", "KRAMATPELA", "Kel. Kramat-Pela"):
+        assert regions.kelurahan_named(variant) == regions.kelurahan("31.74.07.1003"), variant
+    assert regions.kelurahan_named("Kelapa Gading Timur") is not None  # 'Kel' begins a name, too
+    assert name_key("Kel.  Pulau   Tidung") == "pulautidung"
+
+
+def test_kelurahan_names_stay_distinct_as_comparison_keys() -> None:
+    kelurahan = load_regions().of_level("kelurahan", "desa")
+    assert len({name_key(r.name) for r in kelurahan}) == len(kelurahan) == 267
 
 
 def test_a_bps_code_is_not_read_as_a_kemendagri_code() -> None:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from satubus.errors import SatuBusError
 from schemas.catalogue import load_catalogue
+from schemas.code_lists import code_lists_of
 from schemas.envelope import AGENCIES_DIR, agency_record_schema, envelope_schema
 from schemas.models import UNIFIED_MODELS
 from schemas.nik import InvalidNik, parse_nik
@@ -383,6 +384,15 @@ def _problems(spec: MappingFile, schema: dict[str, Any], dataset: str) -> list[s
     return problems
 
 
+def _with_code_lists(spec: MappingFile, agency: str, dataset: str, root: Path) -> MappingFile:
+    """A common mapping with the agency's own code lists (``common/<dataset>.codes.csv``) in place of its own."""
+    own = code_lists_of(agency, dataset, root / COMMON)
+    unknown = sorted(set(own) - set(spec.code_lists))
+    if unknown:
+        raise MappingError(f"{root / COMMON / dataset}.codes.csv: no code list {', '.join(unknown)} in the mapping")
+    return spec.model_copy(update={"code_lists": spec.code_lists | own})
+
+
 def discover_mappings(root: Path = AGENCIES_DIR) -> list[DatasetMapping]:
     """Every mapping file under ``root`` (schemas/agencies/), loaded and checked. A mapping in ``common/`` applies
     to every catalogue agency that publishes the dataset and has no mapping of its own for it."""
@@ -393,7 +403,7 @@ def discover_mappings(root: Path = AGENCIES_DIR) -> list[DatasetMapping]:
     ]
     mapped = {(m.agency, m.dataset) for m in own}
     shared = [
-        replace(common, agency=agency.code)
+        replace(common, agency=agency.code, spec=_with_code_lists(common.spec, agency.code, common.dataset, root))
         for path in sorted((root / COMMON).glob("*.mapping.yaml"))
         for common in [load_mapping(COMMON, path.name.removesuffix(".mapping.yaml"), root)]
         for agency in load_catalogue()

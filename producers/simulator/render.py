@@ -19,6 +19,7 @@ from producers.simulator.world import (
     ServiceRequest,
     Visit,
 )
+from schemas.code_lists import code_lists_of
 from schemas.regions import Region, Regions
 
 WIB = dt.timezone(dt.timedelta(hours=7))
@@ -190,7 +191,8 @@ def kejadian(i: Incident, status: str, rng: random.Random) -> dict[str, Any]:
 
 def layanan(s: ServiceRequest, rng: random.Random) -> dict[str, Any]:
     closed = s.closed_at is not None
-    status = {0: ("BARU", "SELESAI"), 1: ("OPEN", "CLOSED"), 2: ("1", "3")}[sum(map(ord, s.agency)) % 3]
+    codes = code_lists_of(s.agency, "layanan")["status"]  # the agency's own codes
+    opened, closed_as = (next(code for code, meaning in codes.items() if meaning == m) for m in ("OPEN", "CLOSED"))
     place = s.kelurahan
     return {
         "no_tiket": s.ticket,
@@ -198,7 +200,7 @@ def layanan(s: ServiceRequest, rng: random.Random) -> dict[str, Any]:
         "kategori": f"{s.agency.upper()}-{s.category:02d}",
         "uraian": s.text,
         "kelurahan": rng.choice((place.code, place.code.replace(".", ""), place.name)),
-        "status": status[1] if closed else status[0],
+        "status": closed_as if closed else opened,
         "waktu_lapor": s.filed_at,
         "waktu_selesai": s.closed_at,
         "nik_pelapor": None,

@@ -15,6 +15,7 @@ from producers.simulator.script import plan
 from producers.simulator.truth import Published, compute
 from producers.simulator.world import generate_world
 from schemas.catalogue import load_catalogue
+from schemas.code_lists import agency_code_lists
 from schemas.envelope import AGENCIES_DIR
 from schemas.regions import load_regions
 from streams.errors import Rejected
@@ -223,9 +224,42 @@ def test_a_broken_mapping_is_refused_naming_the_file_and_the_problem(tmp_path: P
 def test_the_common_service_request_mapping_applies_to_every_agency_unless_it_has_its_own(tmp_path: Path) -> None:
     root = copy_of_agencies(tmp_path)
     common = (root / "common" / "layanan.mapping.yaml").read_text()
-    (root / "dinsos" / "layanan.mapping.yaml").write_text(common.replace("BARU: OPEN", "MASUK: OPEN"))
+    own = common.replace("status: {}", "status: {MASUK: OPEN, TUTUP: CLOSED}")
+    (root / "dinsos" / "layanan.mapping.yaml").write_text(own)
     service = {m.agency: m for m in discover_mappings(root) if m.dataset == "layanan"}
     publishing = {a.code for a in load_catalogue() if "layanan" in a.datasets}
     assert set(service) == publishing
-    assert "MASUK" in service["dinsos"].spec.code_lists["status"]
+    assert service["dinsos"].spec.code_lists["status"] == {"MASUK": "OPEN", "TUTUP": "CLOSED"}
     assert "MASUK" not in service["dinkes"].spec.code_lists["status"]
+
+
+def test_each_agency_keeps_its_own_service_request_codes() -> None:
+    service = {m.agency: m for m in discover_mappings() if m.dataset == "layanan"}
+    declared = agency_code_lists("layanan")
+    assert {"BARU", "PROSES", "SELESAI"} == set(declared["*"]["status"])
+    for agency, mapping in service.items():
+        assert mapping.spec.code_lists["status"] == (declared.get(agency) or declared["*"])["status"], agency
+    by_list = {tuple(sorted(m.spec.code_lists["status"])) for m in service.values()}
+    assert len(by_list) == 3  # agencies really do differ
+
+    def status_of(agency: str, code: str) -> object:
+        record = {
+            "no_tiket": "T-1",
+            "kanal": "JAKI",
+            "kategori": "X-01",
+            "uraian": "jalan rusak",
+            "kelurahan": "31.71.06.1001",
+            "status": code,
+            "waktu_lapor": NOW - dt.timedelta(hours=1),
+            "waktu_selesai": None,
+            "nik_pelapor": None,
+        }
+        event = {"event_id": "e1", "op": "c", "occurred_at": NOW, "key": "T-1", "version": 1, "after": record}
+        return service[agency].apply(event, regions=load_regions(), pseudonym_key=KEY, now=NOW).status
+
+    numeric = next(a for a, m in service.items() if "3" in m.spec.code_lists["status"])
+    default = next(a for a in service if a not in declared)
+    assert status_of(numeric, "3") == "CLOSED"
+    with pytest.raises(Rejected) as caught:  # another agency's code is not this agency's
+        status_of(default, "3")
+    assert caught.value.reason == "unknown_code"

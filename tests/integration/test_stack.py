@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from deploy.local.stack import Stack, StackError, mvn
+from satubus.settings import Settings
 
 SATUBUS = str(Path(sys.executable).with_name("satubus"))
 
@@ -31,6 +32,34 @@ def test_a_second_up_is_a_no_op(stack: Stack) -> None:
     assert result.returncode == 0, result.stderr
     assert "starting" not in result.stdout
     assert {row[0]: row[2] for row in stack.status()} == pids
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a stopped service started by this process stays one until it is reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_down_leaves_no_process_and_up_brings_back_the_same_state(stack: Stack) -> None:
+    pids = [pid for _, _, pid, _ in stack.status()]
+    with urllib.request.urlopen(f"{stack.registry.url}/subjects", timeout=10) as response:
+        subjects = set(json.load(response))
+
+    down = subprocess.run([SATUBUS, "stack", "down"], capture_output=True, text=True, timeout=180)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert pids and not [pid for pid in pids if running(pid)]
+    state = str(Settings().state_dir.resolve())
+    leftover = subprocess.run(["pgrep", "-af", state], capture_output=True, text=True)
+    assert leftover.stdout == "", leftover.stdout
+
+    up = subprocess.run([SATUBUS, "stack", "up"], capture_output=True, text=True, timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert [state for *_, state in stack.status()] == ["ready"] * 4
+    with urllib.request.urlopen(f"{stack.registry.url}/subjects", timeout=10) as response:
+        assert set(json.load(response)) == subjects  # the registry keeps its schemas in PostgreSQL
 
 
 def test_the_registry_enforces_backward_compatibility(stack: Stack) -> None:

@@ -101,14 +101,27 @@ class AgencyPublisher:
     """
 
     def __init__(
-        self, settings: Settings, serde: AvroSerde, *, agency: str, dataset: str, system: str, major: int = 1
+        self,
+        settings: Settings,
+        serde: AvroSerde,
+        *,
+        agency: str,
+        dataset: str,
+        system: str,
+        major: int = 1,
+        delivery_timeout: float | None = None,
     ) -> None:
+        """``delivery_timeout``: seconds after which an unacknowledged event is reported failed (librdkafka's
+        ``message.timeout.ms``; its default is 5 minutes)."""
         self.topic = agency_topic(agency, dataset, major)
         self.dataset = f"{agency}.{dataset}"
         self.model = agency_model(agency, dataset)
         self._encoder: Encoder = serde.encoder(value_subject(self.topic), agency_event_schema(agency, dataset))
         self._source = {"agency": agency, "system": system, "version": "1"}
-        self._producer = Producer(producer_config(settings, client_id=f"{agency}-{system}"))
+        config = producer_config(settings, client_id=f"{agency}-{system}")
+        if delivery_timeout is not None:
+            config["message.timeout.ms"] = round(delivery_timeout * 1000)
+        self._producer = Producer(config)
         self._deliveries = _Deliveries(agency, dataset)
 
     @property

@@ -48,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--as-of",
         type=_instant,
-        help="the simulated city's clock, ISO 8601 (default: the start of the current hour, UTC); "
-        "the same seed and --as-of give the same records",
+        help="the simulated city's clock, ISO 8601, UTC unless it names an offset (default: the start of the current "
+        "hour); the same seed and --as-of give the same records",
     )
     parser.add_argument("--agencies", help="comma-separated agency codes to simulate (default: all integrated)")
     parser.add_argument("--truth", type=Path, help="write the ground truth into this folder")

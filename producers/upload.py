@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from producers.publisher import AgencyPublisher
 from satubus.settings import Settings
@@ -60,16 +60,15 @@ def columns_of(schema: dict[str, Any]) -> dict[str, Column]:
 def header_problems(header: list[str], columns: dict[str, Column], mapping: dict[str, str]) -> list[str]:
     """What makes a sheet ambiguous before any row is read: a column twice, two columns for one field, a ``--map``
     naming a column the sheet lacks or a field the dataset lacks."""
-    problems = [
-        f"column {name!r} appears more than once" for name in sorted({h for h in header if header.count(h) > 1})
-    ]
+    named = [h for h in header if h]  # empty header cells: unused columns
+    problems = [f"column {name!r} appears more than once" for name in sorted({h for h in named if named.count(h) > 1})]
     for source, target in mapping.items():
         if source not in header:
             problems.append(f"--map {source}={target}: the file has no column {source!r}")
         if field_key(target) not in columns:
             problems.append(f"--map {source}={target}: {target!r} is not a field; fields: {', '.join(sorted(columns))}")
     owners: dict[str, list[str]] = {}
-    for name in dict.fromkeys(header):
+    for name in dict.fromkeys(named):
         column = columns.get(field_key(mapping.get(name, name)))
         if column is not None:
             owners.setdefault(column.field, []).append(name)
@@ -229,45 +228,62 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     # A later upload of a key wins, and so does a later row of the same key within this file.
     version = time.time_ns() // 1_000_000 * 1_000_000
     rejected: list[tuple[int, str, str]] = []
-    unanswered: dict[uuid.UUID, int] = {}  # event id -> row number, until the broker answers
-
-    def answered(event_id: uuid.UUID, error: KafkaError | None) -> None:
-        number = unanswered.pop(event_id)
-        if error is not None:
-            rejected.append((number, "<broker>", f"not published: {error.str()}; upload the row again"))
-
+    sent: dict[uuid.UUID, int] = {}  # event id -> row number
+    answers: dict[uuid.UUID, KafkaError | None] = {}  # the broker's answer per event id (None: acknowledged)
     progress = Progress(len(rows), args.file.name)
+    read, interrupted = 0, False
     with AvroSerde(registry_client(settings)) as serde:
-        publisher = AgencyPublisher(settings, serde, agency=args.agency, dataset=args.dataset, system="upload")
-        for done, (number, row) in enumerate(rows, start=1):
-            try:
-                record = validate_json(publisher.model, json.dumps(to_record(row, columns, mapping)), "row")
-                key = record.get(key_field.field)
-                if key in (None, ""):
-                    raise RecordRejected("row", [FieldError(key_field.field, "the key is empty")])
+        publisher = AgencyPublisher(
+            settings,
+            serde,
+            agency=args.agency,
+            dataset=args.dataset,
+            system="upload",
+            delivery_timeout=args.timeout,
+        )
+        try:
+            for read, (number, row) in enumerate(rows, start=1):
                 event_id = uuid.uuid4()
-                unanswered[event_id] = number
-                publisher.publish(
-                    str(key), record, version=version + number, op="r", event_id=event_id, on_delivery=answered
-                )
-            except RecordRejected as exc:
-                rejected.extend((number, e.field, e.reason) for e in exc.errors)
-            progress.update(done, len({n for n, _, _ in rejected}))
-        publisher.wait(args.timeout)
-    reason = (
-        f"no acknowledgement from the broker within {args.timeout:g}s, so maybe not published; is Kafka up? "
-        "Upload the row again: a repeat replaces it"
-    )
-    rejected.extend((number, "<broker>", reason) for number in unanswered.values())
+                try:
+                    record = validate_json(publisher.model, json.dumps(to_record(row, columns, mapping)), "row")
+                    key = record.get(key_field.field)
+                    if key in (None, ""):
+                        raise RecordRejected("row", [FieldError(key_field.field, "the key is empty")])
+                    sent[event_id] = number  # before publish: the broker may answer within the call
+                    publisher.publish(
+                        str(key),
+                        record,
+                        version=version + number,
+                        op="r",
+                        event_id=event_id,
+                        on_delivery=answers.__setitem__,
+                    )
+                except RecordRejected as exc:
+                    sent.pop(event_id, None)
+                    rejected.extend((number, e.field, e.reason) for e in exc.errors)
+                except KafkaException as exc:  # the client refused this row (e.g. too large); go on
+                    sent.pop(event_id, None)
+                    rejected.append((number, "<broker>", f"not sent: {exc.args[0].str()}"))
+                progress.update(read, len({n for n, _, _ in rejected}))
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            publisher.wait(args.timeout + 5)  # by then the broker answered or delivery_timeout failed each event
+    for event_id, number in sent.items():
+        error = answers.get(event_id, "no answer")
+        if error is not None:
+            reason = error if isinstance(error, str) else error.str()
+            rejected.append((number, "<broker>", f"not published ({reason}); is Kafka up? Upload the row again"))
     rejected.sort(key=lambda r: r[0])
-    bad_rows = len({n for n, _, _ in rejected})
-    progress.update(len(rows), bad_rows, force=True)
-    print(f"{len(rows) - bad_rows} rows published to {publisher.topic}, {bad_rows} rejected")
+    published = sum(answers.get(event_id, "") is None for event_id in sent)
+    progress.update(read, len({n for n, _, _ in rejected}), force=True)
+    print(f"{published} rows published to {publisher.topic}, {len({n for n, _, _ in rejected})} rejected")
+    if interrupted:
+        print(f"interrupted: the {len(rows) - read} rows after row {rows[read - 1][0] if read else 1} were not sent")
     if rejected:
         with report_path.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(("row", "field", "reason"))
             writer.writerows(rejected)
         print(f"rejected rows, with the field and the reason: {report_path}")
-        return 1
-    return 0
+    return 130 if interrupted else 1 if rejected else 0

@@ -10,6 +10,7 @@ import csv
 from functools import cache
 from pathlib import Path
 
+from schemas.catalogue import load_catalogue
 from schemas.errors import SchemaError
 
 COMMON_DIR = Path(__file__).parent / "agencies" / "common"
@@ -20,18 +21,32 @@ CodeLists = dict[str, dict[str, str]]  # field -> {agency's code: meaning on the
 
 @cache
 def agency_code_lists(dataset: str, common_dir: Path = COMMON_DIR) -> dict[str, CodeLists]:
-    """{agency: {field: {code: meaning}}} from ``<common_dir>/<dataset>.codes.csv``; empty when there is none."""
+    """{agency: {field: {code: meaning}}} from ``<common_dir>/<dataset>.codes.csv``; empty when there is none. Every
+    agency must be in the catalogue, and its lists must give every meaning the default lists give, and no other."""
     path = common_dir / f"{dataset}.codes.csv"
     if not path.exists():
         return {}
     lists: dict[str, CodeLists] = {}
     with path.open(encoding="utf-8") as f:
-        for number, row in enumerate(csv.DictReader(line for line in f if not line.startswith("#")), start=2):
-            if not all(row.get(column) for column in ("agency", "field", "code", "meaning")):
-                raise SchemaError(f"{path}: row {number} needs agency, field, code and meaning")
-            lists.setdefault(row["agency"], {}).setdefault(row["field"], {})[row["code"]] = row["meaning"]
+        lines = [(n, line) for n, line in enumerate(f, start=1) if not line.startswith("#")]
+    rows = csv.DictReader(line for _, line in lines)
+    for (number, _), row in zip(lines[1:], rows, strict=True):
+        if not all(row.get(column) for column in ("agency", "field", "code", "meaning")):
+            raise SchemaError(f"{path}:{number}: a row needs agency, field, code and meaning")
+        lists.setdefault(row["agency"], {}).setdefault(row["field"], {})[row["code"]] = row["meaning"]
     if DEFAULT not in lists:
-        raise SchemaError(f"{path}: no default list (agency {DEFAULT})")
+        raise SchemaError(f"{path}: no default lists (agency {DEFAULT})")
+    known = {a.code for a in load_catalogue()} | {DEFAULT}
+    meanings = {name: set(codes.values()) for name, codes in lists[DEFAULT].items()}
+    for agency, own in lists.items():
+        if agency not in known:
+            raise SchemaError(f"{path}: {agency!r} is not an agency of the catalogue")
+        for name, codes in own.items():
+            if set(codes.values()) != meanings.get(name):
+                raise SchemaError(
+                    f"{path}: {agency}'s {name} codes mean {sorted(set(codes.values()))}; "
+                    f"they must mean exactly {sorted(meanings.get(name, ()))}"
+                )
     return lists
 
 

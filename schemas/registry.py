@@ -38,7 +38,12 @@ def require_registry(settings: Settings) -> None:
     try:
         with urllib.request.urlopen(f"{settings.registry_url}/subjects", timeout=settings.registry_timeout):
             pass
-    except (OSError, urllib.error.URLError) as exc:
+    except urllib.error.HTTPError as exc:
+        raise SchemaError(
+            f"the schema registry at {settings.registry_url} answers HTTP {exc.code}: check SATUBUS_REGISTRY_URL "
+            "(it ends in /apis/ccompat/v7 for Apicurio)"
+        ) from exc
+    except OSError as exc:
         raise SchemaError(
             f"the schema registry at {settings.registry_url} does not answer ({exc}): start the local stack with "
             "`satubus stack up`, or set SATUBUS_REGISTRY_URL"
@@ -90,12 +95,18 @@ def check_contract(client: SchemaRegistryClient, contract: TopicContract) -> Sub
         return SubjectReport(contract.subject, "new")
     if same(history[-1], schema):
         return SubjectReport(contract.subject, "unchanged")
-    registry_accepts = client.test_compatibility_all_versions(contract.subject, Schema(json.dumps(schema), "AVRO"))
+    try:
+        registry_accepts = client.test_compatibility_all_versions(contract.subject, Schema(json.dumps(schema), "AVRO"))
+    except SchemaRegistryError as exc:
+        return SubjectReport(
+            contract.subject, "invalid", [f"registry: {exc.error_message} (HTTP {exc.http_status_code})"]
+        )
     reasons = incompatibilities(contract.compatibility, schema, history)
     changes = field_changes(history[-1], schema)
     if reasons or not registry_accepts:
         verdict = f"the registry {'accepts' if registry_accepts else 'refuses'} it; {contract.compatibility} checker:"
-        return SubjectReport(contract.subject, "incompatible", [verdict, *(reasons or ["no reason found"]), *changes])
+        reasons = reasons or ["finds no reason (the registry gives none; the subject's level may differ)"]
+        return SubjectReport(contract.subject, "incompatible", [verdict, *reasons, *changes])
     return SubjectReport(contract.subject, "compatible", changes)
 
 

@@ -152,17 +152,19 @@ def _with_dirt(
 
 
 def _misspelled(name: str, rng: random.Random, regions: Regions) -> str:
-    """A clerk's typo in a kelurahan name: one letter dropped or two neighbours swapped; never a name that exists."""
-    inner = [i for i, c in enumerate(name or "") if c.isalpha()][1:-1]
+    """A clerk's typo in a kelurahan name: one letter dropped or two neighbouring letters swapped, never in a
+    'Kel.' prefix; never a name that exists."""
+    body = name.removeprefix("Kel. ")
+    inner = [i for i in range(1, len(body) - 1) if body[i].isalpha()]
     if not inner:  # a code, not a name
         return "Kel. Antah Berantah"
     at = rng.choice(inner)
-    typo = (
-        name[:at] + name[at + 1 :]
-        if rng.random() < 0.5
-        else name[:at] + name[at + 1 : at + 2] + name[at] + name[at + 2 :]
-    )
-    return typo if typo != name and regions.kelurahan_named(typo) is None else "Kel. Antah Berantah"
+    if rng.random() < 0.5 or not body[at + 1].isalpha():
+        typo = body[:at] + body[at + 1 :]
+    else:
+        typo = body[:at] + body[at + 1] + body[at] + body[at + 2 :]
+    typo = name[: len(name) - len(body)] + typo
+    return typo if regions.kelurahan_named(typo) is None else "Kel. Antah Berantah"
 
 
 def _interleave(streams: dict[tuple[str, str], list[Planned]], rng: random.Random) -> list[Planned]:

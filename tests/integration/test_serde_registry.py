@@ -181,7 +181,8 @@ def test_property_truncated_frames_are_refused(serde: AvroSerde, person: dict[st
 
 
 def avro_values(schema: Any, named: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
-    """Values of an Avro schema as the serde decodes them: every branch, nested records and non-empty arrays."""
+    """Values of an Avro schema as the serde decodes them: every union branch, nested records, arrays of up to
+    three items. Named types are found by their name as written (the contracts spell out what they reference)."""
     if isinstance(schema, list):
         return st.one_of([avro_values(branch, named) for branch in schema])
     if isinstance(schema, str):

@@ -82,7 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> Any:
         yield
         for publisher in publishers.values():  # outcomes already went to the callers; just drain
-            await asyncio.to_thread(publisher.wait, 30.0)
+            await asyncio.to_thread(publisher.wait, settings.gateway_ack_timeout + 5)
         serde.close()
 
     app = FastAPI(
@@ -134,14 +134,21 @@ def create_app(settings: Settings) -> FastAPI:
         publisher = publishers.get((agency, dataset))
         if publisher is None:
             publisher = publishers[(agency, dataset)] = AgencyPublisher(
-                settings, serde, agency=agency, dataset=dataset, system="http-gateway"
+                settings,
+                serde,
+                agency=agency,
+                dataset=dataset,
+                system="http-gateway",
+                delivery_timeout=settings.gateway_ack_timeout,
             )
-        return await _publish(publisher, batch.events)
+        return await _publish(publisher, batch.events, settings.gateway_ack_timeout)
 
     return app
 
 
-async def _publish(publisher: AgencyPublisher, events: list[Event]) -> BatchResult:
+async def _publish(publisher: AgencyPublisher, events: list[Event], ack_timeout: float) -> BatchResult:
+    """Publish the valid events; each is accepted once the broker acknowledged it. By ``ack_timeout`` (plus a margin)
+    every event has a definite answer, because the publisher fails what is unacknowledged by then."""
     outcomes: dict[uuid.UUID, KafkaError | None] = {}
     queued: list[tuple[int, uuid.UUID]] = []
     rejected: list[Rejected] = []
@@ -166,14 +173,14 @@ async def _publish(publisher: AgencyPublisher, events: list[Event]) -> BatchResu
             rejected.append(
                 Rejected(index=index, errors=[FieldProblem(field=e.field, reason=e.reason) for e in exc.errors])
             )
-    await asyncio.to_thread(publisher.wait, 30.0)
+    await asyncio.to_thread(publisher.wait, ack_timeout + 5)
     accepted = []
     for index, event_id in queued:
         if event_id in outcomes and outcomes[event_id] is None:
             accepted.append(Accepted(index=index, event_id=event_id))
         else:
             error = outcomes.get(event_id)
-            reason = error.str() if error is not None else "no acknowledgement from the broker within 30s; retry"
+            reason = error.str() if error is not None else "no answer from the broker; retry"
             rejected.append(Rejected(index=index, errors=[FieldProblem(field="<broker>", reason=reason)]))
     if queued and not accepted:
         raise HTTPException(503, "the broker acknowledged none of the events; retry later")

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     gateway_port: int = 19110
     gateway_max_events: int = 1000
     gateway_max_body_bytes: int = 5_000_000
+    gateway_ack_timeout: float = 30.0  # seconds; an event not acknowledged by then is reported failed
 
     # The live API (consumers/api.py) and the scoreboard it serves (consumers/scoreboard.py).
     api_host: str = "127.0.0.1"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,30 +40,37 @@ def incident(i: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def gateway(bus: Settings) -> Iterator[httpx.Client]:
-    log = bus.state_dir.resolve() / "logs" / "test-gateway.log"
-    env = process_env(bus) | {"SATUBUS_GATEWAY_TOKENS": json.dumps(TOKENS), "SATUBUS_GATEWAY_MAX_EVENTS": "50"}
-    env["SATUBUS_GATEWAY_MAX_BODY_BYTES"] = str(MAX_BODY)
+@contextlib.contextmanager
+def running_gateway(bus: Settings, port: int, **env: str) -> Iterator[httpx.Client]:
+    log = bus.state_dir.resolve() / "logs" / f"test-gateway-{port}.log"
+    env = process_env(bus) | {"SATUBUS_GATEWAY_TOKENS": json.dumps(TOKENS), "SATUBUS_GATEWAY_PORT": str(port)} | env
     with log.open("ab") as out:
         server = subprocess.Popen(
             [str(Path(sys.executable).with_name("satubus")), "gateway"], stdout=out, stderr=subprocess.STDOUT, env=env
         )
-    base = f"http://{bus.gateway_host}:{bus.gateway_port}"
-    with httpx.Client(base_url=base, timeout=60) as client:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client.get("/openapi.json")
-                break
-            except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, f"gateway did not start; see {log}"
-                time.sleep(0.2)
-        yield client
-    server.terminate()
-    # uvicorn shuts down gracefully, then re-raises the signal it caught (the Unix convention).
-    assert server.wait(timeout=30) == -signal.SIGTERM
+    try:
+        with httpx.Client(base_url=f"http://{bus.gateway_host}:{port}", timeout=60) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    client.get("/openapi.json")
+                    break
+                except httpx.TransportError:
+                    assert server.poll() is None and time.monotonic() < deadline, f"gateway did not start; see {log}"
+                    time.sleep(0.2)
+            yield client
+    finally:
+        server.terminate()
+        # uvicorn shuts down gracefully, then re-raises the signal it caught (the Unix convention).
+        assert server.wait(timeout=60) == -signal.SIGTERM
     assert "Application shutdown complete" in log.read_text()
+
+
+@pytest.fixture(scope="module")
+def gateway(bus: Settings) -> Iterator[httpx.Client]:
+    limits = {"SATUBUS_GATEWAY_MAX_EVENTS": "50", "SATUBUS_GATEWAY_MAX_BODY_BYTES": str(MAX_BODY)}
+    with running_gateway(bus, bus.gateway_port, **limits) as client:
+        yield client
 
 
 def auth(agency: str = "bpbd") -> dict[str, str]:
@@ -175,3 +184,16 @@ def test_openapi_describes_the_endpoint(gateway: httpx.Client) -> None:
     operation = spec["paths"]["/v1/agencies/{agency}/datasets/{dataset}/events"]["post"]
     assert {"400", "401", "403", "413", "422"} <= set(operation["responses"])
     assert gateway.get("/docs").status_code == 200
+
+
+def test_a_broker_that_does_not_answer_gives_503_within_the_ack_timeout(bus: Settings) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: a broker that is down
+        probe.bind(("127.0.0.1", 0))
+        down = f"127.0.0.1:{probe.getsockname()[1]}"
+    events = [{"key": f"G-{i}", "version": 1, "record": incident(i)} for i in range(3)]
+    with running_gateway(
+        bus, bus.gateway_port + 1, SATUBUS_KAFKA_BOOTSTRAP=down, SATUBUS_GATEWAY_ACK_TIMEOUT="2"
+    ) as gateway:
+        response = gateway.post(URL, json={"events": events}, headers=auth())
+    assert response.status_code == 503
+    assert "acknowledged none" in response.json()["detail"]

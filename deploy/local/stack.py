@@ -67,7 +67,7 @@ class Layout:
 # --------------------------------------------------------------------------------------------- processes
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -87,7 +87,7 @@ def _read_pid(pidfile: Path) -> int | None:
         pid = int(pidfile.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    return pid if _alive(pid) else None
+    return pid if alive(pid) else None
 
 
 def _port_open(port: int) -> bool:
@@ -131,7 +131,7 @@ def _terminate(pid: int, name: str, timeout: float = 45.0) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             break
         time.sleep(0.2)
     else:
@@ -145,7 +145,7 @@ def _wait(what: str, check: Callable[[], bool], *, pid: int | None, log: Path, t
     while time.monotonic() < deadline:
         if check():
             return
-        if pid is not None and not _alive(pid):
+        if pid is not None and not alive(pid):
             raise StackError(f"{what} exited during start-up. Last lines of {log}:\n{_tail(log)}")
         time.sleep(0.25)
     raise StackError(f"{what} was not ready after {timeout:.0f}s. Last lines of {log}:\n{_tail(log)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -84,6 +85,13 @@ def bus(stack: Stack, settings: Settings) -> Settings:
         register_contracts(registry)
     asyncio.run(recreate(settings.database_url))
     return settings
+
+
+def unanswered_address() -> str:
+    """A loopback address nothing listens on: a broker that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
 
 
 def process_env(settings: Settings) -> dict[str, str]:

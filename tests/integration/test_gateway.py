@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from satubus.settings import Settings
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde
 from schemas.topics import agency_topic
-from tests.integration.conftest import process_env
+from tests.integration.conftest import process_env, unanswered_address
 from tests.integration.test_dukcapil_end_to_end import read_topic
 
 TOKENS = {"bpbd": "token-of-bpbd", "dinsos": "token-of-dinsos"}
@@ -187,9 +186,7 @@ def test_openapi_describes_the_endpoint(gateway: httpx.Client) -> None:
 
 
 def test_a_broker_that_does_not_answer_gives_503_within_the_ack_timeout(bus: Settings) -> None:
-    with socket.socket() as probe:  # a port nothing listens on: a broker that is down
-        probe.bind(("127.0.0.1", 0))
-        down = f"127.0.0.1:{probe.getsockname()[1]}"
+    down = unanswered_address()
     events = [{"key": f"G-{i}", "version": 1, "record": incident(i)} for i in range(3)]
     with running_gateway(
         bus, bus.gateway_port + 1, SATUBUS_KAFKA_BOOTSTRAP=down, SATUBUS_GATEWAY_ACK_TIMEOUT="2"

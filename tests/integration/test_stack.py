@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local.stack import Stack, StackError, mvn
+from deploy.local.stack import Stack, StackError, alive, mvn
 from satubus.settings import Settings
 
 SATUBUS = str(Path(sys.executable).with_name("satubus"))
@@ -34,15 +34,6 @@ def test_a_second_up_is_a_no_op(stack: Stack) -> None:
     assert {row[0]: row[2] for row in stack.status()} == pids
 
 
-def running(pid: int) -> bool:
-    """Alive and not a zombie (a stopped service started by this process stays one until it is reaped)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_down_leaves_no_process_and_up_brings_back_the_same_state(stack: Stack) -> None:
     pids = [pid for _, _, pid, _ in stack.status()]
     with urllib.request.urlopen(f"{stack.registry.url}/subjects", timeout=10) as response:
@@ -51,7 +42,7 @@ def test_down_leaves_no_process_and_up_brings_back_the_same_state(stack: Stack) 
     try:
         down = subprocess.run([SATUBUS, "stack", "down"], capture_output=True, text=True, timeout=180)
         assert down.returncode == 0, down.stdout + down.stderr
-        assert not [pid for pid in pids if pid is not None and running(pid)]
+        assert not [pid for pid in pids if pid is not None and alive(pid)]
         state = str(Settings().state_dir.resolve())
         leftover = subprocess.run(
             ["pgrep", "-af", f"{state}/(kafka|registry|postgres|prometheus)"], capture_output=True, text=True

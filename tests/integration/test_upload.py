@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -16,7 +15,7 @@ from satubus.settings import Settings
 from schemas.registry import registry_client
 from schemas.serde import AvroSerde
 from schemas.topics import agency_topic
-from tests.integration.conftest import process_env
+from tests.integration.conftest import process_env, unanswered_address
 from tests.integration.test_dukcapil_end_to_end import read_topic
 
 HEADER = [
@@ -128,9 +127,7 @@ def test_xlsx_cells_with_native_types_are_published(bus: Settings, tmp_path: Pat
 
 
 def test_rows_the_broker_never_acknowledged_are_reported(bus: Settings, tmp_path: Path) -> None:
-    with socket.socket() as probe:  # a port nothing listens on: a broker that is down
-        probe.bind(("127.0.0.1", 0))
-        down = f"127.0.0.1:{probe.getsockname()[1]}"
+    down = unanswered_address()
     rows = [student(i) for i in range(1, 21)]
     rows[4][7] = "lima"  # row 6: rejected before sending
     path = tmp_path / "siswa.csv"

@@ -20,11 +20,11 @@ import asyncpg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from deploy.local.stack import mvn
+from satubus.deploy.local.stack import mvn
 from satubus.kafka import ensure_topics
+from satubus.schemas.topics import create_topics
 from satubus.settings import Settings, get_settings
-from schemas.topics import create_topics
-from streams.app import APP_ID
+from satubus.streams.app import APP_ID
 
 DATABASE = "satubus_bench"
 JAVA_POMS = Path(__file__).parent / "java"

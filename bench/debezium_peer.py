@@ -24,10 +24,10 @@ from typing import Any
 
 from bench.common import JAVA_POMS, bench_settings, java_tool, query, recreate_topic, report
 from bench.materialize import materialized, produce
-from consumers.materializer import BATCH_MAX
-from consumers.migrate import recreate
-from consumers.tables import REGION
-from deploy.local.stack import kafka_java
+from satubus.consumers.materializer import BATCH_MAX
+from satubus.consumers.migrate import recreate
+from satubus.consumers.tables import REGION
+from satubus.deploy.local.stack import kafka_java
 from satubus.settings import Settings
 
 RESULTS = Path(__file__).parent / "results" / "debezium_peer.json"

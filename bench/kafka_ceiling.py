@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import JAVA_POMS, java_tool, recreate_topic, report
-from deploy.local.stack import kafka_java
+from satubus.deploy.local.stack import kafka_java
 from satubus.settings import Settings, get_settings
 
 RESULTS = Path(__file__).parent / "results" / "kafka_ceiling.json"

@@ -23,14 +23,14 @@ import asyncpg
 from confluent_kafka import Producer
 
 from bench.common import bench_settings, recreate_topic, report
-from consumers.materializer import BATCH_MAX, Materializer
-from consumers.migrate import recreate
-from consumers.tables import PERSON, TableSpec
+from satubus.consumers.materializer import BATCH_MAX, Materializer
+from satubus.consumers.migrate import recreate
+from satubus.consumers.tables import PERSON, TableSpec
 from satubus.kafka import producer_config
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
+from satubus.schemas.topics import TopicContract, TopicName
 from satubus.settings import Settings
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
-from schemas.topics import TopicContract, TopicName
 from tests.samples import unified_person
 
 RESULTS = Path(__file__).parent / "results" / "materialize.json"

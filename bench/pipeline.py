@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import bench_settings, cpu_seconds, empty_topics, metric, pipeline, query, report
-from consumers.migrate import recreate
-from consumers.tables import TABLES
-from producers.simulate import Simulation, simulate
+from satubus.consumers.migrate import recreate
+from satubus.consumers.tables import TABLES
+from satubus.producers.simulate import Simulation, simulate
+from satubus.schemas.topics import all_contracts
 from satubus.settings import Settings
-from schemas.topics import all_contracts
-from streams.mapping import discover_mappings
+from satubus.streams.mapping import discover_mappings
 
 RESULTS = Path(__file__).parent / "results" / "pipeline.json"
 MEASURED = ("person", "parcel", "incident")  # rows whose updated_at is the event time of their latest change

@@ -22,17 +22,17 @@ from typing import Any
 import asyncpg
 from confluent_kafka import Producer
 
-from producers.outbox import OutboxRelay, install
-from producers.publisher import AgencyPublisher, Change
-from producers.simulator.render import penerima_bansos
-from producers.simulator.world import generate_world
 from satubus.kafka import producer_config
+from satubus.producers.outbox import OutboxRelay, install
+from satubus.producers.publisher import AgencyPublisher, Change
+from satubus.producers.simulator.render import penerima_bansos
+from satubus.producers.simulator.world import generate_world
+from satubus.schemas.envelope import agency_event_schema
+from satubus.schemas.regions import load_regions
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
+from satubus.schemas.topics import value_subject
 from satubus.settings import Settings, get_settings
-from schemas.envelope import agency_event_schema
-from schemas.regions import load_regions
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
-from schemas.topics import value_subject
 
 RESULTS = Path(__file__).parent / "results" / "publish.json"
 BATCH = 1000

@@ -21,10 +21,10 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from bench.common import empty_topics, report
-from producers.simulate import simulate
+from satubus.producers.simulate import simulate
+from satubus.schemas.topics import agency_topic, all_contracts
 from satubus.settings import Settings, get_settings
-from schemas.topics import agency_topic, all_contracts
-from streams.mapping import discover_mappings
+from satubus.streams.mapping import discover_mappings
 
 HERE = Path(__file__).parent / "quix"
 RESULTS = Path(__file__).parent / "results" / "quix_peer.json"

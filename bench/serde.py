@@ -21,14 +21,14 @@ import fastavro
 
 from bench.common import report
 from bench.publish import _envelope
-from producers.simulator.render import penerima_bansos
-from producers.simulator.world import generate_world
+from satubus.producers.simulator.render import penerima_bansos
+from satubus.producers.simulator.world import generate_world
+from satubus.schemas.envelope import agency_event_schema
+from satubus.schemas.regions import load_regions
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
+from satubus.schemas.topics import agency_topic, value_subject
 from satubus.settings import Settings, get_settings
-from schemas.envelope import agency_event_schema
-from schemas.regions import load_regions
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
-from schemas.topics import agency_topic, value_subject
 
 RESULTS = Path(__file__).parent / "results" / "serde.json"
 

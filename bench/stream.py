@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import empty_topics, metric, report
-from producers.simulate import simulate
+from satubus.producers.simulate import simulate
+from satubus.schemas.regions import load_regions
+from satubus.schemas.topics import all_contracts
 from satubus.settings import Settings, get_settings
-from schemas.regions import load_regions
-from schemas.topics import all_contracts
-from streams.errors import Rejected
-from streams.mapping import discover_mappings
+from satubus.streams.errors import Rejected
+from satubus.streams.mapping import discover_mappings
 
 RESULTS = Path(__file__).parent / "results" / "stream.json"
 STALL = 120  # seconds without progress after which the run is called failed

@@ -28,14 +28,14 @@ from fastapi.responses import StreamingResponse
 from prometheus_client import make_asgi_app
 from pydantic import BaseModel
 
-from consumers import scoreboard_metrics
-from consumers.changes import Changes
-from consumers.scoreboard import AgencyStatus, Rules, load_activity, scoreboard
-from consumers.tables import TABLES, TableSpec
+from satubus.consumers import scoreboard_metrics
+from satubus.consumers.changes import Changes
+from satubus.consumers.scoreboard import AgencyStatus, Rules, load_activity, scoreboard
+from satubus.consumers.tables import TABLES, TableSpec
 from satubus.metrics import REGISTRY
+from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.models import Finding, Incident, Parcel, Person, Region
 from satubus.settings import Settings
-from schemas.catalogue import load_catalogue
-from schemas.models import Finding, Incident, Parcel, Person, Region
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
+from satubus.schemas.errors import DecodeError, Origin
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
+from satubus.schemas.topics import TopicContract
 from satubus.settings import Settings
-from schemas.errors import DecodeError, Origin
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
-from schemas.topics import TopicContract
 
 log = logging.getLogger(__name__)
 

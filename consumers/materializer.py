@@ -22,16 +22,16 @@ import asyncpg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as KafkaPartition
 
-from consumers import activity, metrics
-from consumers.tables import TableSpec
+from satubus.consumers import activity, metrics
+from satubus.consumers.tables import TableSpec
 from satubus.kafka import consumer_config, producer_config, topic_id
+from satubus.schemas.dead_letters import DEAD_LETTERED, DeadLetter
+from satubus.schemas.errors import DecodeError, Origin
+from satubus.schemas.nik import mask_nik
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
+from satubus.schemas.topics import DLQ
 from satubus.settings import Settings
-from schemas.dead_letters import DEAD_LETTERED, DeadLetter
-from schemas.errors import DecodeError, Origin
-from schemas.nik import mask_nik
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
-from schemas.topics import DLQ
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ import asyncio
 import logging
 import signal
 
-from consumers.materializer import Materializer
-from consumers.migrate import migrate
-from consumers.tables import MATERIALIZED
 from satubus import metrics
+from satubus.consumers.materializer import Materializer
+from satubus.consumers.migrate import migrate
+from satubus.consumers.tables import MATERIALIZED
 from satubus.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from schemas.catalogue import Agency
+from satubus.schemas.catalogue import Agency
 
 Status = Literal["integrated", "stale", "silent"]
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from prometheus_client import Gauge
 
-from consumers.scoreboard import AgencyStatus
+from satubus.consumers.scoreboard import AgencyStatus
 from satubus.metrics import NAMESPACE, REGISTRY
 
 AGENCIES_INTEGRATED = Gauge(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from schemas.topics import ACTIVITY, PERSON_NIK, UNIFIED_PERSON, TopicContract, unified_contract
+from satubus.schemas.topics import ACTIVITY, PERSON_NIK, UNIFIED_PERSON, TopicContract, unified_contract
 
 _JSON = json.JSONEncoder(default=str, sort_keys=True)  # one encoder: json.dumps with options makes one per call
 

@@ -26,13 +26,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import make_asgi_app
 from pydantic import AwareDatetime, BaseModel, Field
 
-from producers.publisher import AgencyPublisher
 from satubus.metrics import REGISTRY
+from satubus.producers.publisher import AgencyPublisher
+from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.record_models import RecordRejected, validate_json
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
 from satubus.settings import Settings
-from schemas.catalogue import load_catalogue
-from schemas.record_models import RecordRejected, validate_json
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
 
 UNAUTHENTICATED = "a valid agency token is required"
 CHALLENGE = {"WWW-Authenticate": "Bearer"}

@@ -18,12 +18,12 @@ from typing import Any
 import asyncpg
 from prometheus_client import Counter
 
-from producers.publisher import AgencyPublisher
 from satubus.metrics import NAMESPACE, REGISTRY
+from satubus.producers.publisher import AgencyPublisher
+from satubus.schemas.record_models import RecordRejected, validate_json
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
 from satubus.settings import Settings
-from schemas.record_models import RecordRejected, validate_json
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
 
 CHANNEL = "satubus_outbox"
 SCHEMA_SQL = Path(__file__).with_name("outbox.sql")

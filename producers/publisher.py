@@ -18,11 +18,11 @@ from prometheus_client import Counter
 from satubus.errors import SatuBusError
 from satubus.kafka import producer_config
 from satubus.metrics import NAMESPACE, REGISTRY
+from satubus.schemas.envelope import agency_event_schema
+from satubus.schemas.record_models import FieldError, RecordRejected, agency_model, validate
+from satubus.schemas.serde import AvroSerde, Encoder
+from satubus.schemas.topics import agency_topic, value_subject
 from satubus.settings import Settings
-from schemas.envelope import agency_event_schema
-from schemas.record_models import FieldError, RecordRejected, agency_model, validate
-from schemas.serde import AvroSerde, Encoder
-from schemas.topics import agency_topic, value_subject
 
 Op = Literal["c", "u", "d", "r"]
 

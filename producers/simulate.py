@@ -16,17 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from producers.publisher import AgencyPublisher
-from producers.simulator.script import Planned, plan
-from producers.simulator.truth import Published, Truth, compute
-from producers.simulator.world import World, generate_world
 from satubus import metrics
 from satubus.errors import ConfigurationError
+from satubus.producers.publisher import AgencyPublisher
+from satubus.producers.simulator.script import Planned, plan
+from satubus.producers.simulator.truth import Published, Truth, compute
+from satubus.producers.simulator.world import World, generate_world
+from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.regions import load_regions
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
 from satubus.settings import Settings
-from schemas.catalogue import load_catalogue
-from schemas.regions import load_regions
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
 
 log = logging.getLogger(__name__)
 FUTURE = dt.timedelta(days=1)

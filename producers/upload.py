@@ -22,13 +22,13 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from producers.publisher import AgencyPublisher
+from satubus.producers.publisher import AgencyPublisher
+from satubus.schemas.envelope import agency_record_schema
+from satubus.schemas.nik import mask_nik
+from satubus.schemas.record_models import FieldError, RecordRejected, validate_json
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
 from satubus.settings import Settings
-from schemas.envelope import agency_record_schema
-from schemas.nik import mask_nik
-from schemas.record_models import FieldError, RecordRejected, validate_json
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
 
 _TRUE = {"true", "ya", "y", "yes", "1"}
 _FALSE = {"false", "tidak", "t", "no", "n", "0"}

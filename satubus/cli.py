@@ -30,13 +30,13 @@ def _lazy(module: str, function: str) -> Handler:
 
 
 def _stack(args: argparse.Namespace, settings: Settings) -> int:
-    from deploy.local.stack import main
+    from satubus.deploy.local.stack import main
 
     return main(args.action, settings)
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.topics import create_topics
+    from satubus.schemas.topics import create_topics
 
     created = create_topics(settings)
     print(f"created {len(created)} topic(s): {', '.join(created) or 'all existed'}")
@@ -46,8 +46,14 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 def _schemas(args: argparse.Namespace, settings: Settings) -> int:
     from fnmatch import fnmatch
 
-    from schemas.registry import check_contract, diff_contract, register_contract, registry_client, require_registry
-    from schemas.topics import all_contracts
+    from satubus.schemas.registry import (
+        check_contract,
+        diff_contract,
+        register_contract,
+        registry_client,
+        require_registry,
+    )
+    from satubus.schemas.topics import all_contracts
 
     action = {"check": check_contract, "register": register_contract, "diff": diff_contract}[args.action]
     contracts = [c for c in all_contracts() if c.schema is not None and fnmatch(c.subject, args.subject)]
@@ -103,9 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser(
         "migrate", help="apply the SQL migrations", description="Apply pending consumers/migrations/*.sql."
     )
-    migrate.set_defaults(handler=_lazy("consumers.run", "run_migrations"))
+    migrate.set_defaults(handler=_lazy("satubus.consumers.run", "run_migrations"))
 
-    from producers.simulate import add_arguments as simulate_arguments
+    from satubus.producers.simulate import add_arguments as simulate_arguments
 
     simulate = commands.add_parser(
         "simulate",
@@ -114,9 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the 12 others stay silent. --truth writes the expected unified view, dead letters and counts.",
     )
     simulate_arguments(simulate)
-    simulate.set_defaults(handler=_lazy("producers.simulate", "main"))
+    simulate.set_defaults(handler=_lazy("satubus.producers.simulate", "main"))
 
-    from producers.outbox import add_arguments as outbox_arguments
+    from satubus.producers.outbox import add_arguments as outbox_arguments
 
     outbox = commands.add_parser(
         "outbox",
@@ -124,9 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="install: add the outbox table to an agency database; relay: publish its rows as they come.",
     )
     outbox_arguments(outbox)
-    outbox.set_defaults(handler=_lazy("producers.outbox", "main"))
+    outbox.set_defaults(handler=_lazy("satubus.producers.outbox", "main"))
 
-    from producers.gateway import add_arguments as gateway_arguments
+    from satubus.producers.gateway import add_arguments as gateway_arguments
 
     gateway = commands.add_parser(
         "gateway",
@@ -135,9 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(OpenAPI at /docs). Tokens: SATUBUS_GATEWAY_TOKENS.",
     )
     gateway_arguments(gateway)
-    gateway.set_defaults(handler=_lazy("producers.gateway", "main"))
+    gateway.set_defaults(handler=_lazy("satubus.producers.gateway", "main"))
 
-    from producers.upload import add_arguments as upload_arguments
+    from satubus.producers.upload import add_arguments as upload_arguments
 
     upload = commands.add_parser(
         "upload",
@@ -146,15 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit 1 when any row was rejected.",
     )
     upload_arguments(upload)
-    upload.set_defaults(handler=_lazy("producers.upload", "main"))
+    upload.set_defaults(handler=_lazy("satubus.producers.upload", "main"))
 
     stream = commands.add_parser(
         "stream", help="run the stream processor", description="Run the faust worker that normalizes events."
     )
     stream.add_argument("--loglevel", default="info", help="log level of the worker (default info)")
-    stream.set_defaults(handler=_lazy("streams.run", "main"))
+    stream.set_defaults(handler=_lazy("satubus.streams.run", "main"))
 
-    from streams.dlq import add_arguments as dlq_arguments
+    from satubus.streams.dlq import add_arguments as dlq_arguments
 
     dlq = commands.add_parser(
         "dlq",
@@ -163,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         "replay: send the selected letters back to their original topics after the cause is fixed.",
     )
     dlq_arguments(dlq)
-    dlq.set_defaults(handler=_lazy("streams.dlq", "main"))
+    dlq.set_defaults(handler=_lazy("satubus.streams.dlq", "main"))
 
     materialize = commands.add_parser(
         "materialize",
@@ -177,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="entity to materialize (default all; activity: the agencies' counts behind the scoreboard; "
         "person_nik: the clear NIKs, into the restricted schema)",
     )
-    materialize.set_defaults(handler=_lazy("consumers.run", "materialize"))
+    materialize.set_defaults(handler=_lazy("satubus.consumers.run", "materialize"))
 
     api = commands.add_parser(
         "api",
@@ -185,10 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the integration scoreboard, lookups of the unified view, findings and live changes "
         "(Server-Sent Events) over HTTP; OpenAPI at /docs, metrics at /metrics.",
     )
-    # Not imported from consumers.api: every satubus process would then register (and export) the API's metrics.
+    # Not imported from satubus.consumers.api: every satubus process would then register (and export) the API's metrics.
     api.add_argument("--host", help="address to listen on (default: SATUBUS_API_HOST, 127.0.0.1)")
     api.add_argument("--port", type=int, help="port to listen on (default: SATUBUS_API_PORT, 19120)")
-    api.set_defaults(handler=_lazy("consumers.api", "main"))
+    api.set_defaults(handler=_lazy("satubus.consumers.api", "main"))
 
     demo = commands.add_parser(
         "demo",
@@ -199,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     demo.add_argument("--rate", type=float, default=0, help="events per second; 0 = as fast as possible")
     demo.add_argument("--exit", action="store_true", help="stop the pipeline once the view is complete")
-    demo.set_defaults(handler=_lazy("deploy.local.demo", "main"))
+    demo.set_defaults(handler=_lazy("satubus.deploy.local.demo", "main"))
     return parser
 
 

@@ -10,8 +10,8 @@ import csv
 from functools import cache
 from pathlib import Path
 
-from schemas.catalogue import load_catalogue
-from schemas.errors import SchemaError
+from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.errors import SchemaError
 
 COMMON_DIR = Path(__file__).parent / "agencies" / "common"
 DEFAULT = "*"

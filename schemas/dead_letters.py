@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 
 from satubus.metrics import NAMESPACE, REGISTRY
-from schemas.nik import mask_nik
+from satubus.schemas.nik import mask_nik
 
 DEAD_LETTERED = Counter(
     "dead_letters",

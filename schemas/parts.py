@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from schemas.models import AidPayment, BuildingPermit, ParcelZoning, PersonIdentity, SchoolEnrolment, _Canonical
+from satubus.schemas.models import AidPayment, BuildingPermit, ParcelZoning, PersonIdentity, SchoolEnrolment, _Canonical
 
 KELURAHAN = r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$"
 NOP = r"^\d{18}$"

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from satubus.errors import SatuBusError
-from schemas.envelope import agency_record_schema
-from schemas.nik import mask_nik
+from satubus.schemas.envelope import agency_record_schema
+from satubus.schemas.nik import mask_nik
 
 _PRIMITIVES: dict[str, Any] = {"string": str, "long": int, "int": int, "boolean": bool, "double": float, "float": float}
 _INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}

@@ -20,10 +20,10 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro import parse_schema
 from fastavro.schema import SchemaParseException
 
+from satubus.schemas.compatibility import field_changes, incompatibilities, same, undocumented
+from satubus.schemas.errors import SchemaError
+from satubus.schemas.topics import TopicContract, all_contracts
 from satubus.settings import Settings
-from schemas.compatibility import field_changes, incompatibilities, same, undocumented
-from schemas.errors import SchemaError
-from schemas.topics import TopicContract, all_contracts
 
 Status = Literal["new", "unchanged", "compatible", "incompatible", "invalid", "registered", "refused"]
 SUBJECT_NOT_FOUND = 40401

@@ -16,7 +16,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.validation import ValidationError, validate
 
-from schemas.errors import (
+from satubus.schemas.errors import (
     MalformedBody,
     NotWireFormat,
     Origin,
@@ -24,7 +24,7 @@ from schemas.errors import (
     SchemaNotRegistered,
     UnknownSchemaId,
 )
-from schemas.nik import mask_nik
+from satubus.schemas.nik import mask_nik
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")

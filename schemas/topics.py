@@ -11,11 +11,17 @@ from functools import partial
 from typing import Any, NewType
 
 from satubus.kafka import ensure_topics
+from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.compatibility import Level
+from satubus.schemas.envelope import (
+    activity_schema,
+    agency_event_schema,
+    part_schema,
+    person_nik_schema,
+    unified_schema,
+)
+from satubus.schemas.errors import SchemaError
 from satubus.settings import Settings
-from schemas.catalogue import load_catalogue
-from schemas.compatibility import Level
-from schemas.envelope import activity_schema, agency_event_schema, part_schema, person_nik_schema, unified_schema
-from schemas.errors import SchemaError
 
 TopicName = NewType("TopicName", str)
 

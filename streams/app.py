@@ -34,16 +34,15 @@ import faust
 from faust.streams import _current_event
 
 from satubus.errors import ConfigurationError
-from satubus.settings import Settings
-from schemas.dead_letters import DEAD_LETTERED, DeadLetter
-from schemas.envelope import AGENCIES_DIR
-from schemas.errors import DecodeError, Origin
-from schemas.nik import mask_nik
-from schemas.pseudonym import pseudonymize
-from schemas.regions import Regions, load_regions
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
-from schemas.topics import (
+from satubus.schemas.dead_letters import DEAD_LETTERED, DeadLetter
+from satubus.schemas.envelope import AGENCIES_DIR
+from satubus.schemas.errors import DecodeError, Origin
+from satubus.schemas.nik import mask_nik
+from satubus.schemas.pseudonym import pseudonymize
+from satubus.schemas.regions import Regions, load_regions
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
+from satubus.schemas.topics import (
     ACTIVITY,
     DEAD_LETTERS,
     PERSON_NIK,
@@ -52,15 +51,16 @@ from schemas.topics import (
     canonical_contract,
     unified_contract,
 )
-from streams import commit_guard, metrics
-from streams.codec import AvroCodec
-from streams.dlq import REPLAY_HEADER
-from streams.errors import Rejected
-from streams.findings import finding, unknown_region
-from streams.joins import JOINS, Join, JoinState, PartChange, merge, track_findings
-from streams.mapping import DatasetMapping, Deletion, discover_mappings
-from streams.ordering import KeyState, admit, dead_lettered_before, remember, remember_rejected
-from streams.regions import COUNTED, contribution, region_join
+from satubus.settings import Settings
+from satubus.streams import commit_guard, metrics
+from satubus.streams.codec import AvroCodec
+from satubus.streams.dlq import REPLAY_HEADER
+from satubus.streams.errors import Rejected
+from satubus.streams.findings import finding, unknown_region
+from satubus.streams.joins import JOINS, Join, JoinState, PartChange, merge, track_findings
+from satubus.streams.mapping import DatasetMapping, Deletion, discover_mappings
+from satubus.streams.ordering import KeyState, admit, dead_lettered_before, remember, remember_rejected
+from satubus.streams.regions import COUNTED, contribution, region_join
 
 log = logging.getLogger(__name__)
 

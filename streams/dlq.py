@@ -18,9 +18,9 @@ from confluent_kafka import KafkaException, Producer
 
 from satubus.errors import SatuBusError
 from satubus.kafka import producer_config, read_to_end
+from satubus.schemas.dead_letters import HEADER_PREFIX
+from satubus.schemas.topics import DLQ
 from satubus.settings import Settings
-from schemas.dead_letters import HEADER_PREFIX
-from schemas.topics import DLQ
 
 REPLAY_HEADER = "satubus.replay.of"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from schemas.models import Finding
+from satubus.schemas.models import Finding
 
 KINDS: dict[str, tuple[str, str, str]] = {  # kind -> severity, subject type, description
     "AID_TO_DECEASED": ("CRITICAL", "person", "Social aid was paid after the date of death that Dukcapil records."),

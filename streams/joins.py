@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.models import (
+from satubus.schemas.models import (
     AidPayment,
     BuildingPermit,
     Parcel,
@@ -28,7 +28,7 @@ from schemas.models import (
     PersonIdentity,
     SchoolEnrolment,
 )
-from streams.ordering import Verdict
+from satubus.streams.ordering import Verdict
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,15 +28,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from satubus.errors import SatuBusError
-from schemas.catalogue import load_catalogue
-from schemas.code_lists import code_lists_of
-from schemas.envelope import AGENCIES_DIR, agency_record_schema, envelope_schema
-from schemas.models import UNIFIED_MODELS
-from schemas.nik import InvalidNik, parse_nik
-from schemas.parts import PART_MODELS
-from schemas.pseudonym import pseudonymize
-from schemas.regions import Region, Regions
-from streams.errors import Rejected
+from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.code_lists import code_lists_of
+from satubus.schemas.envelope import AGENCIES_DIR, agency_record_schema, envelope_schema
+from satubus.schemas.models import UNIFIED_MODELS
+from satubus.schemas.nik import InvalidNik, parse_nik
+from satubus.schemas.parts import PART_MODELS
+from satubus.schemas.pseudonym import pseudonymize
+from satubus.schemas.regions import Region, Regions
+from satubus.streams.errors import Rejected
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
 COMMON = "common"  # schemas/agencies/common/: datasets every agency publishes in the same shape

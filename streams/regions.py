@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.models import Incident, Person, Region
-from schemas.regions import Regions
-from streams.joins import Join, JoinState
+from satubus.schemas.models import Incident, Person, Region
+from satubus.schemas.regions import Regions
+from satubus.streams.joins import Join, JoinState
 
 WINDOW = dt.timedelta(hours=24)
 

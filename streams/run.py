@@ -8,7 +8,7 @@ import faust
 
 from satubus import metrics
 from satubus.settings import Settings
-from streams.app import build_app
+from satubus.streams.app import build_app
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:

@@ -21,9 +21,9 @@ from typing import Any
 import fastavro
 from quixstreams import Application, State
 
-from schemas.regions import load_regions
-from streams.errors import Rejected
-from streams.mapping import DatasetMapping, Deletion, discover_mappings
+from satubus.schemas.regions import load_regions
+from satubus.streams.errors import Rejected
+from satubus.streams.mapping import DatasetMapping, Deletion, discover_mappings
 
 REGIONS = load_regions()
 KEY = os.environ["SATUBUS_PSEUDONYM_KEY"].encode()

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import asyncpg
 
-from consumers.migrate import migrate
-from deploy.local.stack import Stack, StackError
-from producers.simulate import simulate
 from satubus import metrics
+from satubus.consumers.migrate import migrate
+from satubus.deploy.local.stack import Stack, StackError
+from satubus.producers.simulate import simulate
+from satubus.schemas.registry import register_contracts, registry_client
+from satubus.schemas.topics import create_topics
 from satubus.settings import Settings
-from schemas.registry import register_contracts, registry_client
-from schemas.topics import create_topics
 
 
 def _start(name: str, logs: Path) -> subprocess.Popen[bytes]:

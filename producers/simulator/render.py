@@ -9,7 +9,7 @@ import datetime as dt
 import random
 from typing import Any
 
-from producers.simulator.world import (
+from satubus.producers.simulator.world import (
     Disbursement,
     Enrolment,
     Incident,
@@ -19,8 +19,8 @@ from producers.simulator.world import (
     ServiceRequest,
     Visit,
 )
-from schemas.code_lists import code_lists_of
-from schemas.regions import Region, Regions
+from satubus.schemas.code_lists import code_lists_of
+from satubus.schemas.regions import Region, Regions
 
 WIB = dt.timezone(dt.timedelta(hours=7))
 BPBD_KINDS = {

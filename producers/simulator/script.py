@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from producers.publisher import Op
-from producers.simulator import render
-from producers.simulator.world import World
-from schemas.regions import Regions
+from satubus.producers.publisher import Op
+from satubus.producers.simulator import render
+from satubus.producers.simulator.world import World
+from satubus.schemas.regions import Regions
 
 NIK_FIELDS = {
     ("dukcapil", "penduduk"): "nik",

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from producers.simulator.script import REGION_FIELDS, Planned
-from producers.simulator.world import Disbursement, Enrolment, Incident, Parcel, Permit, Visit
-from schemas.models import AidPayment, BuildingPermit, ParcelTax, ParcelZoning, Person, SchoolEnrolment
-from schemas.models import Incident as IncidentModel
-from schemas.models import Parcel as ParcelModel
-from schemas.models import Region as RegionModel
-from schemas.pseudonym import household_id, person_id
-from schemas.regions import load_regions
-from schemas.topics import agency_topic
+from satubus.producers.simulator.script import REGION_FIELDS, Planned
+from satubus.producers.simulator.world import Disbursement, Enrolment, Incident, Parcel, Permit, Visit
+from satubus.schemas.models import AidPayment, BuildingPermit, ParcelTax, ParcelZoning, Person, SchoolEnrolment
+from satubus.schemas.models import Incident as IncidentModel
+from satubus.schemas.models import Parcel as ParcelModel
+from satubus.schemas.models import Region as RegionModel
+from satubus.schemas.pseudonym import household_id, person_id
+from satubus.schemas.regions import load_regions
+from satubus.schemas.topics import agency_topic
 
 
 @dataclass(frozen=True, slots=True)

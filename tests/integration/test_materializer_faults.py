@@ -14,12 +14,12 @@ from typing import Any
 
 import asyncpg
 
-from consumers.tables import TABLES
-from producers.simulate import simulate
+from satubus.consumers.tables import TABLES
 from satubus.kafka import read_to_end
+from satubus.producers.simulate import simulate
+from satubus.schemas.topics import unified_topic
 from satubus.settings import Settings
-from schemas.topics import unified_topic
-from streams.mapping import discover_mappings
+from satubus.streams.mapping import discover_mappings
 from tests.integration.conftest import Pipeline
 from tests.integration.test_streams_against_truth import as_rows, latest_records, settled, table
 

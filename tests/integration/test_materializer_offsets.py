@@ -13,13 +13,13 @@ import asyncpg
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from consumers.materializer import Materializer
-from consumers.tables import PERSON, TableSpec
+from satubus.consumers.materializer import Materializer
+from satubus.consumers.tables import PERSON, TableSpec
 from satubus.kafka import ensure_topics, producer_config
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
+from satubus.schemas.topics import TopicContract, TopicName
 from satubus.settings import Settings
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
-from schemas.topics import TopicContract, TopicName
 from tests.samples import unified_person
 
 TOPIC = TopicName("test.materializer.recreated")

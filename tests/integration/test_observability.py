@@ -18,10 +18,10 @@ import httpx
 import pytest
 import yaml
 
-from deploy.local.stack import PROMETHEUS_CONFIG, Stack
-from producers.simulate import simulate
+from satubus.deploy.local.stack import PROMETHEUS_CONFIG, Stack
+from satubus.producers.simulate import simulate
 from satubus.settings import Settings
-from streams.mapping import discover_mappings
+from satubus.streams.mapping import discover_mappings
 from tests.integration.conftest import Pipeline
 from tests.integration.test_streams_against_truth import consumed_so_far
 

@@ -19,11 +19,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from producers.outbox import install
+from satubus.producers.outbox import install
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
+from satubus.schemas.topics import agency_topic
 from satubus.settings import Settings
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
-from schemas.topics import agency_topic
 from tests.integration.conftest import process_env
 from tests.integration.test_dukcapil_end_to_end import read_topic
 
@@ -211,8 +211,8 @@ def test_rejected_rows_keep_the_reason(bus: Settings, agency_db: str) -> None:
             json.dumps(payload(1, random.Random(1)) | {"program": None}),
         )
         await conn.close()
-        from producers.outbox import OutboxRelay
-        from producers.publisher import AgencyPublisher
+        from satubus.producers.outbox import OutboxRelay
+        from satubus.producers.publisher import AgencyPublisher
 
         with (
             AvroSerde(registry_client(bus)) as serde,

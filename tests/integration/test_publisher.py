@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from deploy.local.stack import Stack
-from producers.publisher import AgencyPublisher, Change
+from satubus.deploy.local.stack import Stack
+from satubus.producers.publisher import AgencyPublisher, Change
+from satubus.schemas.record_models import RecordRejected
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
 from satubus.settings import Settings
-from schemas.record_models import RecordRejected
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
 from tests.integration.test_dukcapil_end_to_end import read_topic
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from producers.simulate import simulate
+from satubus.producers.simulate import simulate
+from satubus.schemas.topics import unified_topic
 from satubus.settings import Settings
-from schemas.topics import unified_topic
 from tests.integration.conftest import Pipeline
 from tests.integration.test_streams_against_truth import latest_records
 

@@ -15,11 +15,11 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from satubus.schemas.compatibility import Level
+from satubus.schemas.registry import check_contract, diff_contract, register_contract, registry_client
+from satubus.schemas.serde import AvroSerde
+from satubus.schemas.topics import TopicContract, TopicName
 from satubus.settings import Settings
-from schemas.compatibility import Level
-from schemas.registry import check_contract, diff_contract, register_contract, registry_client
-from schemas.serde import AvroSerde
-from schemas.topics import TopicContract, TopicName
 
 V1: dict[str, Any] = {
     "type": "record",

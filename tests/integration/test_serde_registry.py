@@ -16,11 +16,18 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from satubus.schemas.errors import (
+    DecodeError,
+    MalformedBody,
+    NotWireFormat,
+    Origin,
+    SchemaNotRegistered,
+    UnknownSchemaId,
+)
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde, RecordInvalid
+from satubus.schemas.topics import UNIFIED_PERSON, TopicContract, all_contracts
 from satubus.settings import Settings
-from schemas.errors import DecodeError, MalformedBody, NotWireFormat, Origin, SchemaNotRegistered, UnknownSchemaId
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde, RecordInvalid
-from schemas.topics import UNIFIED_PERSON, TopicContract, all_contracts
 
 PERSON = {
     "person_id": "a" * 64,

@@ -10,11 +10,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
+from satubus.schemas.topics import agency_topic
 from satubus.settings import Settings
-from schemas.catalogue import load_catalogue
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
-from schemas.topics import agency_topic
 from tests.integration.conftest import process_env
 from tests.integration.test_dukcapil_end_to_end import read_topic
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local.stack import Stack, StackError, alive, mvn
+from satubus.deploy.local.stack import Stack, StackError, alive, mvn
 from satubus.settings import Settings
 
 SATUBUS = str(Path(sys.executable).with_name("satubus"))

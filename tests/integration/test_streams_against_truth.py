@@ -14,15 +14,15 @@ from typing import Any
 import asyncpg
 import pytest
 
-from consumers.tables import TABLES
-from producers.publisher import AgencyPublisher
-from producers.simulate import Simulation, simulate
+from satubus.consumers.tables import TABLES
+from satubus.producers.publisher import AgencyPublisher
+from satubus.producers.simulate import Simulation, simulate
+from satubus.schemas.pseudonym import person_id
+from satubus.schemas.registry import registry_client
+from satubus.schemas.serde import AvroSerde
+from satubus.schemas.topics import DLQ, agency_topic, unified_topic
 from satubus.settings import Settings
-from schemas.pseudonym import person_id
-from schemas.registry import registry_client
-from schemas.serde import AvroSerde
-from schemas.topics import DLQ, agency_topic, unified_topic
-from streams.mapping import discover_mappings
+from satubus.streams.mapping import discover_mappings
 from tests.integration.conftest import Pipeline
 from tests.integration.test_dukcapil_end_to_end import read_topic, scrape
 

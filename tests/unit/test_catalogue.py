@@ -1,9 +1,9 @@
 from collections import Counter
 
-from schemas.catalogue import AGENCY_COUNT, agency, load_catalogue
-from schemas.compatibility import undocumented
-from schemas.envelope import AGENCIES_DIR, agency_schema_path
-from schemas.topics import all_contracts
+from satubus.schemas.catalogue import AGENCY_COUNT, agency, load_catalogue
+from satubus.schemas.compatibility import undocumented
+from satubus.schemas.envelope import AGENCIES_DIR, agency_schema_path
+from satubus.schemas.topics import all_contracts
 
 
 def test_fifty_two_agencies_forty_integrated() -> None:

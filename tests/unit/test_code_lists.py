@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from schemas.code_lists import agency_code_lists, code_lists_of
-from schemas.errors import SchemaError
+from satubus.schemas.code_lists import agency_code_lists, code_lists_of
+from satubus.schemas.errors import SchemaError
 
 HEADER = "# an agency's own codes\nagency,field,code,meaning\n*,status,BARU,OPEN\n*,status,SELESAI,CLOSED\n"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from intervaltree import IntervalTree
 
-from streams.commit_guard import _faust_new_offset, _new_offset
+from satubus.streams.commit_guard import _faust_new_offset, _new_offset
 
 TP = ("agency.dukcapil.penduduk.v1", 0)
 

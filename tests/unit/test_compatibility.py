@@ -1,6 +1,6 @@
 from typing import Any
 
-from schemas.compatibility import field_changes, incompatibilities, same, undocumented
+from satubus.schemas.compatibility import field_changes, incompatibilities, same, undocumented
 
 V1: dict[str, Any] = {
     "type": "record",

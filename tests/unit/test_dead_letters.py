@@ -1,5 +1,5 @@
-from schemas.dead_letters import DeadLetter, preview
-from streams.errors import Rejected
+from satubus.schemas.dead_letters import DeadLetter, preview
+from satubus.streams.errors import Rejected
 
 NIK = "3171061508950001"
 

@@ -6,9 +6,9 @@ import datetime as dt
 import itertools
 from typing import Any
 
-from schemas.regions import load_regions
-from streams.joins import JOINS, JoinState, PartChange, merge, track_findings
-from streams.regions import compose_region
+from satubus.schemas.regions import load_regions
+from satubus.streams.joins import JOINS, JoinState, PartChange, merge, track_findings
+from satubus.streams.regions import compose_region
 
 T0 = dt.datetime(2026, 11, 28, 8, 0, tzinfo=dt.UTC)
 PID = "a" * 64

@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
-from producers.simulator.script import plan
-from producers.simulator.truth import Published, compute
-from producers.simulator.world import generate_world
-from schemas.catalogue import load_catalogue
-from schemas.code_lists import agency_code_lists
-from schemas.envelope import AGENCIES_DIR
-from schemas.regions import load_regions
-from streams.errors import Rejected
-from streams.joins import JOINS, JoinState, PartChange, merge, track_findings
-from streams.mapping import MappingError, discover_mappings, load_mapping
-from streams.ordering import KeyState, admit, remember
+from satubus.producers.simulator.script import plan
+from satubus.producers.simulator.truth import Published, compute
+from satubus.producers.simulator.world import generate_world
+from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.code_lists import agency_code_lists
+from satubus.schemas.envelope import AGENCIES_DIR
+from satubus.schemas.regions import load_regions
+from satubus.streams.errors import Rejected
+from satubus.streams.joins import JOINS, JoinState, PartChange, merge, track_findings
+from satubus.streams.mapping import MappingError, discover_mappings, load_mapping
+from satubus.streams.ordering import KeyState, admit, remember
 
 KEY = b"unit-test-key"
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)

@@ -12,8 +12,8 @@ import fastavro
 import pytest
 from pydantic import AwareDatetime, BaseModel
 
-from schemas.envelope import unified_schema
-from schemas.models import UNIFIED_MODELS, BuildingPermit, Finding, Parcel, ParcelTax, ParcelZoning
+from satubus.schemas.envelope import unified_schema
+from satubus.schemas.models import UNIFIED_MODELS, BuildingPermit, Finding, Parcel, ParcelTax, ParcelZoning
 
 PRIMITIVES: dict[str, Any] = {"string": str, "long": int, "int": int, "boolean": bool, "double": float, "float": float}
 

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lokal import parse_nik as reference_parse_nik
 
-from schemas.nik import InvalidNik, mask_nik, parse_nik
+from satubus.schemas.nik import InvalidNik, mask_nik, parse_nik
 
 TODAY = dt.date(2026, 11, 28)
 

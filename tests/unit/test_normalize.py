@@ -4,10 +4,10 @@ from typing import Any
 
 import pytest
 
-from schemas.pseudonym import household_id, person_id
-from schemas.regions import load_regions
-from streams.errors import Rejected
-from streams.mapping import Deletion, load_mapping
+from satubus.schemas.pseudonym import household_id, person_id
+from satubus.schemas.regions import load_regions
+from satubus.streams.errors import Rejected
+from satubus.streams.mapping import Deletion, load_mapping
 from tests.samples import DUKCAPIL_RESIDENT, NIK
 
 KEY = b"unit-test-key"

@@ -1,4 +1,4 @@
-from streams.ordering import RECENT_IDS, KeyState, admit, dead_lettered_before, remember, remember_rejected
+from satubus.streams.ordering import RECENT_IDS, KeyState, admit, dead_lettered_before, remember, remember_rejected
 
 
 def test_first_event_of_a_key_is_new() -> None:

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from schemas.pseudonym import household_id, person_id
+from satubus.schemas.pseudonym import household_id, person_id
 
 NIK = "3171061508950001"
 

@@ -2,8 +2,8 @@ import datetime as dt
 
 import pytest
 
-from schemas.catalogue import load_catalogue
-from schemas.record_models import FieldError, RecordRejected, agency_model, validate
+from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.record_models import FieldError, RecordRejected, agency_model, validate
 from tests.samples import DUKCAPIL_RESIDENT, NIK
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from schemas.regions import dotted, load_regions, name_key
+from satubus.schemas.regions import dotted, load_regions, name_key
 
 
 def test_reference_has_all_of_dki_jakarta() -> None:
@@ -68,7 +68,7 @@ def test_bps_codes_translate_through_the_crosswalk() -> None:
 
 
 def _bps_kelurahan_codes() -> list[str]:
-    from schemas.regions import BPS_CROSSWALK_FILE
+    from satubus.schemas.regions import BPS_CROSSWALK_FILE
 
     with BPS_CROSSWALK_FILE.open() as f:
         return [line.split(",")[0] for line in f if not line.startswith("#") and ",kelurahan," in line]

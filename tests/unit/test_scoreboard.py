@@ -1,8 +1,8 @@
 import datetime as dt
 
-from consumers.activity import per_minute
-from consumers.scoreboard import Activity, Rules, assess, scoreboard
-from schemas.catalogue import load_catalogue
+from satubus.consumers.activity import per_minute
+from satubus.consumers.scoreboard import Activity, Rules, assess, scoreboard
+from satubus.schemas.catalogue import load_catalogue
 
 NOW = dt.datetime(2026, 11, 29, 10, 30, tzinfo=dt.UTC)
 RULES = Rules()

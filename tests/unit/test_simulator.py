@@ -1,13 +1,13 @@
 import datetime as dt
 from collections import Counter
 
-from producers.simulator.script import plan
-from producers.simulator.truth import Published, compute
-from producers.simulator.world import generate_residents, generate_world
-from schemas.catalogue import load_catalogue
-from schemas.nik import parse_nik
-from schemas.record_models import agency_model, validate
-from schemas.regions import load_regions
+from satubus.producers.simulator.script import plan
+from satubus.producers.simulator.truth import Published, compute
+from satubus.producers.simulator.world import generate_residents, generate_world
+from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.nik import parse_nik
+from satubus.schemas.record_models import agency_model, validate
+from satubus.schemas.regions import load_regions
 
 KEY = b"unit-test-key"
 TODAY = dt.date(2026, 11, 28)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local.stack import Kafka, Layout, StackError, find_java
+from satubus.deploy.local.stack import Kafka, Layout, StackError, find_java
 from satubus.settings import Settings
 
 
@@ -31,7 +31,7 @@ def test_a_wrong_java_override_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 
 def test_the_stack_refuses_non_loopback_addresses() -> None:
-    from deploy.local.stack import Stack
+    from satubus.deploy.local.stack import Stack
 
     with pytest.raises(StackError, match="loopback only"):
         Stack.from_settings(Settings(kafka_bootstrap="10.0.0.5:9092"))

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from producers.upload import columns_of, field_key, header_problems, read_rows, to_record
-from schemas.envelope import agency_record_schema
-from schemas.record_models import RecordRejected, agency_model, validate_json
+from satubus.producers.upload import columns_of, field_key, header_problems, read_rows, to_record
+from satubus.schemas.envelope import agency_record_schema
+from satubus.schemas.record_models import RecordRejected, agency_model, validate_json
 
 COLUMNS = columns_of(agency_record_schema("disdik", "peserta_didik"))
 

@@ -21,8 +21,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from satubus.deploy.local.stack import mvn
-from satubus.kafka import ensure_topics
-from satubus.schemas.topics import create_topics
+from satubus.kafka import create_topics, ensure_topics
 from satubus.settings import Settings, get_settings
 from satubus.streams.app import APP_ID
 

@@ -27,9 +27,9 @@ from satubus.consumers.materializer import BATCH_MAX, Materializer
 from satubus.consumers.migrate import recreate
 from satubus.consumers.tables import PERSON, TableSpec
 from satubus.kafka import producer_config
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
+from satubus.registry import registry_client
 from satubus.schemas.topics import TopicContract, TopicName
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.samples import unified_person
 

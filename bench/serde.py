@@ -23,11 +23,11 @@ from bench.common import report
 from bench.publish import _envelope
 from satubus.producers.simulator.render import penerima_bansos
 from satubus.producers.simulator.world import generate_world
+from satubus.registry import registry_client
 from satubus.schemas.envelope import agency_event_schema
 from satubus.schemas.regions import load_regions
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
 from satubus.schemas.topics import agency_topic, value_subject
+from satubus.serde import AvroSerde
 from satubus.settings import Settings, get_settings
 
 RESULTS = Path(__file__).parent / "results" / "serde.json"

@@ -17,10 +17,10 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
+from satubus.registry import registry_client
 from satubus.schemas.errors import DecodeError, Origin
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
 from satubus.schemas.topics import TopicContract
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 
 log = logging.getLogger(__name__)

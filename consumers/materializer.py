@@ -25,12 +25,12 @@ from confluent_kafka import TopicPartition as KafkaPartition
 from satubus.consumers import activity, metrics
 from satubus.consumers.tables import TableSpec
 from satubus.kafka import consumer_config, producer_config, topic_id
-from satubus.schemas.dead_letters import DEAD_LETTERED, DeadLetter
+from satubus.registry import registry_client
+from satubus.schemas.dead_letters import DeadLetter
 from satubus.schemas.errors import DecodeError, Origin
 from satubus.schemas.nik import mask_nik
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
-from satubus.schemas.topics import DLQ
+from satubus.schemas.topics import DEAD_LETTERS
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -227,8 +227,8 @@ class Materializer:
         letter = DeadLetter("materialize", reason, exc, origin.topic, origin.partition, origin.offset, agency="")
         assert self._dead_letters is not None
         headers: Any = letter.headers(received.value)  # confluent-kafka's stubs type header lists invariantly
-        self._dead_letters.produce(DLQ, value=received.value, key=received.key, headers=headers)
-        DEAD_LETTERED.labels("materialize", reason).inc()
+        self._dead_letters.produce(DEAD_LETTERS.name, value=received.value, key=received.key, headers=headers)
+        metrics.DEAD_LETTERED.labels("materialize", reason).inc()
         log.warning("dead-lettered %s/%d@%d: %s", origin.topic, origin.partition, origin.offset, mask_nik(str(exc)))
 
     def _flush_dead_letters(self) -> None:

@@ -28,10 +28,10 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from satubus.metrics import REGISTRY
 from satubus.producers.publisher import AgencyPublisher
+from satubus.registry import registry_client
 from satubus.schemas.catalogue import load_catalogue
 from satubus.schemas.record_models import RecordRejected, validate_json
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 
 UNAUTHENTICATED = "a valid agency token is required"
@@ -185,11 +185,6 @@ async def _publish(publisher: AgencyPublisher, events: list[Event], ack_timeout:
     if queued and not accepted:
         raise HTTPException(503, "the broker acknowledged none of the events; retry later")
     return BatchResult(topic=publisher.topic, accepted=accepted, rejected=sorted(rejected, key=lambda r: r.index))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="listen address (default SATUBUS_GATEWAY_HOST, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="listen port (default SATUBUS_GATEWAY_PORT, 19110)")
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:

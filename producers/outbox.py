@@ -20,9 +20,9 @@ from prometheus_client import Counter
 
 from satubus.metrics import NAMESPACE, REGISTRY
 from satubus.producers.publisher import AgencyPublisher
+from satubus.registry import registry_client
 from satubus.schemas.record_models import RecordRejected, validate_json
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 
 CHANNEL = "satubus_outbox"
@@ -120,14 +120,6 @@ class OutboxRelay:
         for seq, reason in rejected:
             log.warning("outbox row %d rejected: %s", seq, reason)
         return len(rows)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("install", "relay"), help="install: create the outbox table; relay: run")
-    parser.add_argument("--dsn", required=True, help="the agency database, e.g. postgresql://user@host/db")
-    parser.add_argument("--agency", help="catalogue code of the agency (relay)")
-    parser.add_argument("--dataset", help="dataset whose rows to relay; rows' aggregatetype (relay)")
-    parser.add_argument("--system", default="outbox", help="name of the agency system (default outbox)")
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,13 +15,13 @@ from typing import Any, Literal
 from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import Counter
 
-from satubus.errors import SatuBusError
+from satubus.errors import BrokerUnavailable
 from satubus.kafka import producer_config
 from satubus.metrics import NAMESPACE, REGISTRY
 from satubus.schemas.envelope import agency_event_schema
 from satubus.schemas.record_models import FieldError, RecordRejected, agency_model, validate
-from satubus.schemas.serde import AvroSerde, Encoder
 from satubus.schemas.topics import agency_topic, value_subject
+from satubus.serde import AvroSerde, Encoder
 from satubus.settings import Settings
 
 Op = Literal["c", "u", "d", "r"]
@@ -42,7 +42,7 @@ PUBLISH_FAILED = Counter(
 )
 
 
-class DeliveryFailed(SatuBusError):
+class DeliveryFailed(BrokerUnavailable):
     """The broker did not acknowledge some events; they were not published."""
 
 

@@ -13,7 +13,6 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TextIO
 
 from satubus import metrics
@@ -22,10 +21,10 @@ from satubus.producers.publisher import AgencyPublisher
 from satubus.producers.simulator.script import Planned, plan
 from satubus.producers.simulator.truth import Published, Truth, compute
 from satubus.producers.simulator.world import World, generate_world
+from satubus.registry import registry_client
 from satubus.schemas.catalogue import load_catalogue
 from satubus.schemas.regions import load_regions
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,23 +36,6 @@ class Simulation:
     world: World
     published: list[Published]
     truth: Truth
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--residents", type=int, default=10_000, help="size of the city (default 10000 residents)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed; the same seed gives the same data")
-    parser.add_argument("--dirty", type=float, default=0.02, help="share of events followed by a dirty one (0.02)")
-    parser.add_argument("--rate", type=float, default=0, help="events per second; 0 = as fast as possible")
-    parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds; 0 = the whole script")
-    parser.add_argument(
-        "--as-of",
-        type=_instant,
-        help="the simulated city's clock, ISO 8601, UTC unless it names an offset (default: the start of the current "
-        "hour); the same seed and --as-of give the same records",
-    )
-    parser.add_argument("--agencies", help="comma-separated agency codes to simulate (default: all integrated)")
-    parser.add_argument("--truth", type=Path, help="write the ground truth into this folder")
-    parser.add_argument("--metrics", action="store_true", help="serve Prometheus metrics while publishing")
 
 
 def simulate(
@@ -135,14 +117,6 @@ def _now_millis() -> dt.datetime:
     """Avro's timestamp-millis keeps milliseconds: stamp events at that precision so the truth matches."""
     now = dt.datetime.now(dt.UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def _instant(text: str) -> dt.datetime:
-    try:
-        instant = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2026-11-01T08:00:00+07:00") from None
-    return instant.astimezone(dt.UTC) if instant.tzinfo else instant.replace(tzinfo=dt.UTC)
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:

@@ -23,11 +23,11 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 
 from satubus.producers.publisher import AgencyPublisher
+from satubus.registry import registry_client
 from satubus.schemas.envelope import agency_record_schema
 from satubus.schemas.nik import mask_nik
 from satubus.schemas.record_models import FieldError, RecordRejected, validate_json
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 
 _TRUE = {"true", "ya", "y", "yes", "1"}
@@ -195,20 +195,6 @@ class Progress:
             file=sys.stderr,
             flush=True,
         )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="a .csv (UTF-8) or .xlsx file with a header row")
-    parser.add_argument("--agency", required=True, help="catalogue code of the agency")
-    parser.add_argument("--dataset", required=True, help="the dataset the rows belong to")
-    parser.add_argument("--key", required=True, help="the column (or field) holding each row's natural key")
-    parser.add_argument(
-        "--map", action="append", default=[], metavar="COLUMN=FIELD", help="map a column to a schema field"
-    )
-    parser.add_argument("--report", type=Path, help="where to write rejected rows (default FILE.errors.csv)")
-    parser.add_argument(
-        "--timeout", type=float, default=60, help="seconds to wait for the broker's acknowledgements (default 60)"
-    )
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:

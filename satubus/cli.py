@@ -1,21 +1,24 @@
 """``satubus``: one command line for every part of the bus. Sub-commands import their module only when run.
 
 Configuration comes from ``SATUBUS_*`` environment variables (see satubus/settings.py) or the dotenv file named
-by ``SATUBUS_ENV_FILE``. Exit codes: 0 success, 1 a failure the message explains, 2 bad usage, 3 not ready.
+by ``SATUBUS_ENV_FILE``. Exit codes: 0 success, 1 a failure the message explains, 2 bad usage or configuration,
+3 a service the command needs is unavailable (see satubus/errors.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import os
 import sys
 from collections.abc import Callable
 from importlib import import_module
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from satubus.errors import ConfigurationError, SatuBusError
+from satubus.errors import SatuBusError, exit_code
 from satubus.settings import Settings, get_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -36,7 +39,7 @@ def _stack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
-    from satubus.schemas.topics import create_topics
+    from satubus.kafka import create_topics
 
     created = create_topics(settings)
     print(f"created {len(created)} topic(s): {', '.join(created) or 'all existed'}")
@@ -46,7 +49,7 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 def _schemas(args: argparse.Namespace, settings: Settings) -> int:
     from fnmatch import fnmatch
 
-    from satubus.schemas.registry import (
+    from satubus.registry import (
         check_contract,
         diff_contract,
         register_contract,
@@ -71,6 +74,14 @@ def _schemas(args: argparse.Namespace, settings: Settings) -> int:
         counts[report.status] = counts.get(report.status, 0) + 1
     print(f"{len(reports)} subjects: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     return 0 if all(r.ok for r in reports) else 1
+
+
+def _instant(text: str) -> dt.datetime:
+    try:
+        instant = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2026-11-01T08:00:00+07:00") from None
+    return instant.astimezone(dt.UTC) if instant.tzinfo else instant.replace(tzinfo=dt.UTC)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,28 +122,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.set_defaults(handler=_lazy("satubus.consumers.run", "run_migrations"))
 
-    from satubus.producers.simulate import add_arguments as simulate_arguments
-
     simulate = commands.add_parser(
         "simulate",
         help="publish simulated agency events",
         description="The 40 integrated agencies publish a simulated city, deterministically for a seed and --as-of; "
         "the 12 others stay silent. --truth writes the expected unified view, dead letters and counts.",
     )
-    simulate_arguments(simulate)
+    simulate.add_argument("--residents", type=int, default=10_000, help="size of the city (default 10000 residents)")
+    simulate.add_argument("--seed", type=int, default=1, help="random seed; the same seed gives the same data")
+    simulate.add_argument("--dirty", type=float, default=0.02, help="share of events followed by a dirty one (0.02)")
+    simulate.add_argument("--rate", type=float, default=0, help="events per second; 0 = as fast as possible")
+    simulate.add_argument(
+        "--duration", type=float, default=0, help="stop after this many seconds; 0 = the whole script"
+    )
+    simulate.add_argument(
+        "--as-of",
+        type=_instant,
+        help="the simulated city's clock, ISO 8601, UTC unless it names an offset (default: the start of the current "
+        "hour); the same seed and --as-of give the same records",
+    )
+    simulate.add_argument("--agencies", help="comma-separated agency codes to simulate (default: all integrated)")
+    simulate.add_argument("--truth", type=Path, help="write the ground truth into this folder")
+    simulate.add_argument("--metrics", action="store_true", help="serve Prometheus metrics while publishing")
     simulate.set_defaults(handler=_lazy("satubus.producers.simulate", "main"))
-
-    from satubus.producers.outbox import add_arguments as outbox_arguments
 
     outbox = commands.add_parser(
         "outbox",
         help="relay an agency database's outbox to Kafka",
         description="install: add the outbox table to an agency database; relay: publish its rows as they come.",
     )
-    outbox_arguments(outbox)
+    outbox.add_argument("action", choices=("install", "relay"), help="install: create the outbox table; relay: run")
+    outbox.add_argument("--dsn", required=True, help="the agency database, e.g. postgresql://user@host/db")
+    outbox.add_argument("--agency", help="catalogue code of the agency (relay)")
+    outbox.add_argument("--dataset", help="dataset whose rows to relay; rows' aggregatetype (relay)")
+    outbox.add_argument("--system", default="outbox", help="name of the agency system (default outbox)")
     outbox.set_defaults(handler=_lazy("satubus.producers.outbox", "main"))
-
-    from satubus.producers.gateway import add_arguments as gateway_arguments
 
     gateway = commands.add_parser(
         "gateway",
@@ -140,10 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve POST /v1/agencies/{agency}/datasets/{dataset}/events for agencies without a Kafka client "
         "(OpenAPI at /docs). Tokens: SATUBUS_GATEWAY_TOKENS.",
     )
-    gateway_arguments(gateway)
+    gateway.add_argument("--host", help="listen address (default SATUBUS_GATEWAY_HOST, 127.0.0.1)")
+    gateway.add_argument("--port", type=int, help="listen port (default SATUBUS_GATEWAY_PORT, 19110)")
     gateway.set_defaults(handler=_lazy("satubus.producers.gateway", "main"))
-
-    from satubus.producers.upload import add_arguments as upload_arguments
 
     upload = commands.add_parser(
         "upload",
@@ -151,7 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Publish each row of a spreadsheet, or report it (row, field, reason) in an error report. "
         "Exit 1 when any row was rejected.",
     )
-    upload_arguments(upload)
+    upload.add_argument("file", type=Path, help="a .csv (UTF-8) or .xlsx file with a header row")
+    upload.add_argument("--agency", required=True, help="catalogue code of the agency")
+    upload.add_argument("--dataset", required=True, help="the dataset the rows belong to")
+    upload.add_argument("--key", required=True, help="the column (or field) holding each row's natural key")
+    upload.add_argument(
+        "--map", action="append", default=[], metavar="COLUMN=FIELD", help="map a column to a schema field"
+    )
+    upload.add_argument("--report", type=Path, help="where to write rejected rows (default FILE.errors.csv)")
+    upload.add_argument(
+        "--timeout", type=float, default=60, help="seconds to wait for the broker's acknowledgements (default 60)"
+    )
     upload.set_defaults(handler=_lazy("satubus.producers.upload", "main"))
 
     stream = commands.add_parser(
@@ -160,15 +193,20 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--loglevel", default="info", help="log level of the worker (default info)")
     stream.set_defaults(handler=_lazy("satubus.streams.run", "main"))
 
-    from satubus.streams.dlq import add_arguments as dlq_arguments
-
     dlq = commands.add_parser(
         "dlq",
         help="inspect or replay dead letters",
         description="inspect: list dead letters (NIKs masked) with counts by agency and reason; "
         "replay: send the selected letters back to their original topics after the cause is fixed.",
     )
-    dlq_arguments(dlq)
+    dlq.add_argument("action", choices=("inspect", "replay"))
+    dlq.add_argument("--reason", help="only letters with this reason (e.g. unknown_region)")
+    dlq.add_argument("--agency", help="only letters of this agency")
+    dlq.add_argument("--stage", choices=("decode", "normalize", "materialize"), help="only letters of this stage")
+    dlq.add_argument("--topic", help="only letters from this original topic")
+    dlq.add_argument("--limit", type=int, default=50, help="inspect: letters to print (default 50; 0 = all)")
+    dlq.add_argument("--json", action="store_true", help="inspect: one JSON object per line")
+    dlq.add_argument("--dry-run", action="store_true", help="replay: say what would be replayed, send nothing")
     dlq.set_defaults(handler=_lazy("satubus.streams.dlq", "main"))
 
     materialize = commands.add_parser(
@@ -222,12 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args, settings)  # type: ignore[no-any-return]
-    except ConfigurationError as exc:
-        print(f"satubus {args.command}: {exc}", file=sys.stderr)
-        return 2
     except SatuBusError as exc:
         print(f"satubus {args.command}: {exc}", file=sys.stderr)
-        return 1
+        return exit_code(exc)
     except KeyboardInterrupt:
         return 130
 

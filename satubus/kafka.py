@@ -18,6 +18,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from satubus.schemas.topics import all_contracts
 from satubus.settings import Settings
 
 
@@ -41,6 +42,11 @@ def consumer_config(settings: Settings, group_id: str) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
     }
+
+
+def create_topics(settings: Settings) -> list[str]:
+    """Create every contract topic that is missing; returns the names created."""
+    return ensure_topics(settings, [(c.name, c.compacted) for c in all_contracts()])
 
 
 def ensure_topics(settings: Settings, topics: Iterable[tuple[str, bool]]) -> list[str]:

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     stream_batch_size: int = 500
     stream_batch_seconds: float = 0.1
 
+    # Prefixes every topic, consumer group and stream application id of this bus ("<namespace>.<name>"), so that
+    # two buses share one Kafka cluster without touching each other's data (the test suite runs in "test").
+    namespace: str = ""
+
     topic_partitions: int = 4
     topic_replication_factor: int = 1
 
@@ -73,6 +77,10 @@ class Settings(BaseSettings):
     simulator_metrics_port: int = 19101
     stream_metrics_port: int = 19102
     materializer_metrics_port: int = 19103
+
+    def topic(self, name: str) -> str:
+        """The Kafka name of a contract topic (or a consumer group, or an application id) in this namespace."""
+        return f"{self.namespace}.{name}" if self.namespace else name
 
     @property
     def kafka_port(self) -> int:

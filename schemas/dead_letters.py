@@ -8,21 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import Counter
-
-from satubus.metrics import NAMESPACE, REGISTRY
 from satubus.schemas.nik import mask_nik
-
-DEAD_LETTERED = Counter(
-    "dead_letters",
-    "Records sent to the dead-letter topic",
-    ["stage", "reason"],
-    namespace=NAMESPACE,
-    registry=REGISTRY,
-)
 
 PREVIEW_CHARS = 256
 HEADER_PREFIX = "satubus.error."
+# Set by ``satubus dlq replay`` on a letter sent back to its topic: normalize it again, do not drop it as seen.
+REPLAY_HEADER = "satubus.replay.of"
 
 
 @dataclass(frozen=True, slots=True)

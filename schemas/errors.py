@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from satubus.errors import SatuBusError
+from satubus.errors import DataError, SatuBusError
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class SchemaNotRegistered(SchemaError):
     """Producing with a schema the registry does not hold for the subject (automatic registration is off)."""
 
 
-class DecodeError(SatuBusError):
+class DecodeError(DataError):
     """Bytes that are not a valid Confluent-framed Avro value."""
 
     def __init__(self, message: str, raw: bytes, origin: Origin | None = None) -> None:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from satubus.errors import SatuBusError
+from satubus.errors import DataError
 from satubus.schemas.envelope import agency_record_schema
 from satubus.schemas.nik import mask_nik
 
@@ -31,7 +31,7 @@ class FieldError:
         return f"{self.field}: {self.reason}"
 
 
-class RecordRejected(SatuBusError):
+class RecordRejected(DataError):
     """A record that does not fit its dataset's schema; ``errors`` names each bad field and why."""
 
     def __init__(self, dataset: str, errors: list[FieldError]) -> None:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, NewType
 
-from satubus.kafka import ensure_topics
 from satubus.schemas.catalogue import load_catalogue
 from satubus.schemas.compatibility import Level
 from satubus.schemas.envelope import (
@@ -21,12 +20,8 @@ from satubus.schemas.envelope import (
     unified_schema,
 )
 from satubus.schemas.errors import SchemaError
-from satubus.settings import Settings
 
 TopicName = NewType("TopicName", str)
-
-DLQ = TopicName("bus.dlq")
-ACTIVITY_TOPIC = TopicName("bus.activity")
 
 
 def agency_topic(agency: str, dataset: str, major: int = 1) -> TopicName:
@@ -88,8 +83,10 @@ DUKCAPIL_PENDUDUK = agency_contract("dukcapil", "penduduk")
 UNIFIED_PERSON = unified_contract("person")
 UNIFIED_ENTITIES = ("person", "parcel", "region", "incident", "finding")
 JOINED_ENTITIES = ("person", "parcel", "region")
-DEAD_LETTERS = TopicContract(DLQ, None)
-ACTIVITY = TopicContract(ACTIVITY_TOPIC, activity_schema)  # counts of each processed batch, for the scoreboard
+DEAD_LETTERS = TopicContract(TopicName("bus.dlq"), None)
+ACTIVITY = TopicContract(
+    TopicName("bus.activity"), activity_schema
+)  # counts of each processed batch, for the scoreboard
 # Clear NIKs by person_id: personal data, restricted like the agency topics (never a unified topic).
 PERSON_NIK = TopicContract(
     TopicName("restricted.person_nik.v1"), person_nik_schema, compacted=True, compatibility="FULL_TRANSITIVE"
@@ -102,8 +99,3 @@ def all_contracts() -> tuple[TopicContract, ...]:
     agencies = tuple(agency_contract(a.code, d) for a in load_catalogue() for d in a.datasets)
     canonical = tuple(canonical_contract(e) for e in JOINED_ENTITIES)
     return (*agencies, *canonical, *(unified_contract(e) for e in UNIFIED_ENTITIES), DEAD_LETTERS, ACTIVITY, PERSON_NIK)
-
-
-def create_topics(settings: Settings) -> list[str]:
-    """Create every contract topic that is missing; returns the names created."""
-    return ensure_topics(settings, [(c.name, c.compacted) for c in all_contracts()])

@@ -34,14 +34,13 @@ import faust
 from faust.streams import _current_event
 
 from satubus.errors import ConfigurationError
-from satubus.schemas.dead_letters import DEAD_LETTERED, DeadLetter
+from satubus.registry import registry_client
+from satubus.schemas.dead_letters import REPLAY_HEADER, DeadLetter
 from satubus.schemas.envelope import AGENCIES_DIR
 from satubus.schemas.errors import DecodeError, Origin
 from satubus.schemas.nik import mask_nik
 from satubus.schemas.pseudonym import pseudonymize
 from satubus.schemas.regions import Regions, load_regions
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
 from satubus.schemas.topics import (
     ACTIVITY,
     DEAD_LETTERS,
@@ -51,10 +50,10 @@ from satubus.schemas.topics import (
     canonical_contract,
     unified_contract,
 )
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from satubus.streams import commit_guard, metrics
 from satubus.streams.codec import AvroCodec
-from satubus.streams.dlq import REPLAY_HEADER
 from satubus.streams.errors import Rejected
 from satubus.streams.findings import finding, unknown_region
 from satubus.streams.joins import JOINS, Join, JoinState, PartChange, merge, track_findings
@@ -395,7 +394,7 @@ class _Pipeline:
         letter = DeadLetter(stage, reason, error, message.topic, message.partition, message.offset, agency)
         await self.dead_letters.send(key=message.key, value=message.value, headers=letter.headers(message.value))
         metrics.EVENTS_INVALID.labels(agency, dataset, stage, reason).inc()
-        DEAD_LETTERED.labels(stage, reason).inc()
+        metrics.DEAD_LETTERED.labels(stage, reason).inc()
         log.warning(
             "dead-lettered %s/%d@%d at %s: %s",
             message.topic,

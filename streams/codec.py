@@ -10,7 +10,7 @@ from typing import Any
 
 import faust
 
-from satubus.schemas.serde import AvroSerde
+from satubus.serde import AvroSerde
 
 
 class AvroCodec(faust.Codec):

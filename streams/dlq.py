@@ -18,11 +18,9 @@ from confluent_kafka import KafkaException, Producer
 
 from satubus.errors import SatuBusError
 from satubus.kafka import producer_config, read_to_end
-from satubus.schemas.dead_letters import HEADER_PREFIX
-from satubus.schemas.topics import DLQ
+from satubus.schemas.dead_letters import HEADER_PREFIX, REPLAY_HEADER
+from satubus.schemas.topics import DEAD_LETTERS
 from satubus.settings import Settings
-
-REPLAY_HEADER = "satubus.replay.of"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +49,7 @@ class Letter:
 def read_letters(settings: Settings) -> list[Letter]:
     """Every dead letter, from the beginning of ``bus.dlq`` to its current end."""
     try:
-        messages = read_to_end(settings, DLQ)
+        messages = read_to_end(settings, DEAD_LETTERS.name)
     except KafkaException as exc:
         raise SatuBusError(f"{exc.args[0].str()}; is Kafka up?") from exc
     return [Letter(m.partition() or 0, m.offset() or 0, m.key(), m.value(), _facts(m.headers())) for m in messages]
@@ -65,17 +63,6 @@ def _facts(headers: Any) -> dict[str, str]:
                 value.decode(errors="replace") if isinstance(value, bytes) else value
             )
     return facts
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("inspect", "replay"))
-    parser.add_argument("--reason", help="only letters with this reason (e.g. unknown_region)")
-    parser.add_argument("--agency", help="only letters of this agency")
-    parser.add_argument("--stage", choices=("decode", "normalize", "materialize"), help="only letters of this stage")
-    parser.add_argument("--topic", help="only letters from this original topic")
-    parser.add_argument("--limit", type=int, default=50, help="inspect: letters to print (default 50; 0 = all)")
-    parser.add_argument("--json", action="store_true", help="inspect: one JSON object per line")
-    parser.add_argument("--dry-run", action="store_true", help="replay: say what would be replayed, send nothing")
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
@@ -123,7 +110,7 @@ def _replay(settings: Settings, letters: list[Letter], *, dry_run: bool) -> int:
             letter.facts["topic"],
             key=letter.key,
             value=letter.value,
-            headers=[(REPLAY_HEADER, f"{DLQ}:{letter.partition}@{letter.offset}".encode())],
+            headers=[(REPLAY_HEADER, f"{DEAD_LETTERS.name}:{letter.partition}@{letter.offset}".encode())],
         )
         producer.poll(0)
     if producer.flush(60):

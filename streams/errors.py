@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from satubus.errors import SatuBusError
+from satubus.errors import DataError
 
 
-class Rejected(SatuBusError):
+class Rejected(DataError):
     """A record that cannot be normalized. ``reason`` is a short code (a metric label); the message is for people
     and never contains a clear NIK. ``value`` keeps the offending value where it is not personal data (an unknown
     region as written), for the finding it raises."""

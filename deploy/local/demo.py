@@ -20,9 +20,9 @@ import asyncpg
 from satubus import metrics
 from satubus.consumers.migrate import migrate
 from satubus.deploy.local.stack import Stack, StackError
+from satubus.kafka import create_topics
 from satubus.producers.simulate import simulate
-from satubus.schemas.registry import register_contracts, registry_client
-from satubus.schemas.topics import create_topics
+from satubus.registry import register_contracts, registry_client
 from satubus.settings import Settings
 
 
@@ -41,7 +41,7 @@ async def _follow_view(
     person_ids: list[str],
     children: list[subprocess.Popen[bytes]],
     logs: Path,
-    timeout: float = 600,
+    patience: float = 600,
 ) -> bool:
     """Wait until every person is in the view; True when they all were at the first look."""
     conn = await asyncpg.connect(settings.database_url)
@@ -60,8 +60,8 @@ async def _follow_view(
             for child in children:
                 if child.poll() is not None:
                     raise StackError(f"a pipeline process exited with {child.returncode}; see the logs in {logs}")
-            if time.monotonic() - started > timeout:
-                raise StackError(f"the view was incomplete after {timeout:.0f}s; see the logs in {logs}")
+            if time.monotonic() - started > patience:
+                raise StackError(f"the view was incomplete after {patience:.0f}s; see the logs in {logs}")
             await asyncio.sleep(0.5)
     finally:
         await conn.close()

@@ -27,8 +27,9 @@ from satubus.consumers.materializer import GROUP_ID
 from satubus.consumers.migrate import recreate
 from satubus.consumers.tables import MATERIALIZED
 from satubus.deploy.local.stack import Stack
-from satubus.schemas.registry import register_contracts, registry_client
-from satubus.schemas.topics import all_contracts, create_topics
+from satubus.kafka import create_topics
+from satubus.registry import register_contracts, registry_client
+from satubus.schemas.topics import all_contracts
 from satubus.settings import Settings
 from satubus.streams.app import APP_ID
 

@@ -18,10 +18,10 @@ import pytest
 from satubus.consumers.scoreboard import Rules
 from satubus.producers.publisher import AgencyPublisher
 from satubus.producers.simulate import Simulation, simulate
+from satubus.registry import registry_client
 from satubus.schemas.models import Person
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
 from satubus.schemas.topics import agency_topic
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from satubus.streams.mapping import discover_mappings
 from tests.integration.conftest import Pipeline

@@ -21,10 +21,10 @@ from satubus.consumers.tables import PERSON
 from satubus.kafka import producer_config, read_to_end
 from satubus.producers.publisher import AgencyPublisher
 from satubus.producers.simulate import simulate
+from satubus.registry import registry_client
 from satubus.schemas.pseudonym import person_id
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
-from satubus.schemas.topics import DLQ, DUKCAPIL_PENDUDUK, UNIFIED_PERSON
+from satubus.schemas.topics import DEAD_LETTERS, DUKCAPIL_PENDUDUK, UNIFIED_PERSON
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.integration.conftest import PSEUDONYM_KEY, Pipeline
 
@@ -64,18 +64,18 @@ def publish_malformed(settings: Settings) -> dict[tuple[int, int], str]:
 
 
 async def wait_for_rows(
-    settings: Settings, expected: int, pipeline: Pipeline, timeout: float = 300, *, at_most: bool = False
+    settings: Settings, expected: int, pipeline: Pipeline, patience: float = 300, *, at_most: bool = False
 ) -> None:
     """Until the view holds at least ``expected`` rows (with ``at_most``: at most)."""
     conn = await asyncpg.connect(settings.database_url)
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience
         while True:
             count = await conn.fetchval("SELECT count(*) FROM unified.person")
             if (count <= expected) if at_most else (count >= expected):
                 return
             pipeline.assert_running()
-            assert time.monotonic() < deadline, f"{count} rows, not {expected}, after {timeout}s"
+            assert time.monotonic() < deadline, f"{count} rows, not {expected}, after {patience}s"
             await asyncio.sleep(0.25)
     finally:
         await conn.close()
@@ -156,7 +156,7 @@ def test_an_independent_client_reads_the_unified_topic(bus: Settings, run: dict[
 
 
 def test_malformed_messages_are_dead_lettered_and_counted(bus: Settings, run: dict[str, Any]) -> None:
-    letters = read_topic(bus, DLQ)
+    letters = read_topic(bus, DEAD_LETTERS.name)
     assert len(letters) == len(run["malformed"])
     seen = {}
     for letter in letters:
@@ -224,7 +224,7 @@ def test_a_row_the_database_refuses_is_dead_lettered_and_the_rest_is_written(
         assert time.monotonic() < deadline, "the materializer did not write the good row"
         time.sleep(0.25)
     assert poisoned.person_id not in {r["person_id"] for r in asyncio.run(fetch_rows(bus))}
-    letters = [dict((k, v.decode()) for k, v in m.headers()) for m in read_topic(bus, DLQ)]
+    letters = [dict((k, v.decode()) for k, v in m.headers()) for m in read_topic(bus, DEAD_LETTERS.name)]
     refused = [h for h in letters if h["satubus.error.stage"] == "materialize"]
     assert len(refused) == 1
     assert refused[0]["satubus.error.reason"] == "CharacterNotInRepertoireError"

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
+from satubus.registry import registry_client
 from satubus.schemas.topics import agency_topic
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.integration.conftest import process_env, unanswered_address
 from tests.integration.test_dukcapil_end_to_end import read_topic

@@ -16,9 +16,9 @@ from confluent_kafka.admin import AdminClient
 from satubus.consumers.materializer import Materializer
 from satubus.consumers.tables import PERSON, TableSpec
 from satubus.kafka import ensure_topics, producer_config
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
+from satubus.registry import registry_client
 from satubus.schemas.topics import TopicContract, TopicName
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.samples import unified_person
 

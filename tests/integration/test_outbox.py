@@ -20,9 +20,9 @@ import asyncpg
 import pytest
 
 from satubus.producers.outbox import install
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
+from satubus.registry import registry_client
 from satubus.schemas.topics import agency_topic
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.integration.conftest import process_env
 from tests.integration.test_dukcapil_end_to_end import read_topic

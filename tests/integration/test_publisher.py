@@ -14,9 +14,9 @@ import pytest
 
 from satubus.deploy.local.stack import Stack
 from satubus.producers.publisher import AgencyPublisher, Change
+from satubus.registry import registry_client
 from satubus.schemas.record_models import RecordRejected
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.integration.test_dukcapil_end_to_end import read_topic
 

@@ -15,10 +15,10 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from satubus.registry import check_contract, diff_contract, register_contract, registry_client
 from satubus.schemas.compatibility import Level
-from satubus.schemas.registry import check_contract, diff_contract, register_contract, registry_client
-from satubus.schemas.serde import AvroSerde
 from satubus.schemas.topics import TopicContract, TopicName
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 
 V1: dict[str, Any] = {

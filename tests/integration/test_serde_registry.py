@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from satubus.registry import registry_client
 from satubus.schemas.errors import (
     DecodeError,
     MalformedBody,
@@ -24,9 +25,8 @@ from satubus.schemas.errors import (
     SchemaNotRegistered,
     UnknownSchemaId,
 )
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde, RecordInvalid
 from satubus.schemas.topics import UNIFIED_PERSON, TopicContract, all_contracts
+from satubus.serde import AvroSerde, RecordInvalid
 from satubus.settings import Settings
 
 PERSON = {

@@ -10,10 +10,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from satubus.registry import registry_client
 from satubus.schemas.catalogue import load_catalogue
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
 from satubus.schemas.topics import agency_topic
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.integration.conftest import process_env
 from tests.integration.test_dukcapil_end_to_end import read_topic

@@ -17,10 +17,10 @@ import pytest
 from satubus.consumers.tables import TABLES
 from satubus.producers.publisher import AgencyPublisher
 from satubus.producers.simulate import Simulation, simulate
+from satubus.registry import registry_client
 from satubus.schemas.pseudonym import person_id
-from satubus.schemas.registry import registry_client
-from satubus.schemas.serde import AvroSerde
-from satubus.schemas.topics import DLQ, agency_topic, unified_topic
+from satubus.schemas.topics import DEAD_LETTERS, agency_topic, unified_topic
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from satubus.streams.mapping import discover_mappings
 from tests.integration.conftest import Pipeline
@@ -207,7 +207,7 @@ def test_every_dirty_record_is_dead_lettered_with_the_right_reason(bus: Settings
     expected = {(d["event_id"], d["reason"]) for d in simulation.truth.dead_letters if d["topic"] in MAPPED}
     with AvroSerde(registry_client(bus)) as serde:
         got = set()
-        for letter in read_topic(bus, DLQ):
+        for letter in read_topic(bus, DEAD_LETTERS.name):
             headers = {k: v.decode() for k, v in letter.headers()}
             assert headers["satubus.error.stage"] == "normalize"
             got.add((str(serde.decode(letter.value())["event_id"]), headers["satubus.error.reason"]))

@@ -16,6 +16,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.validation import ValidationError, validate
 
+from satubus.errors import DataError
 from satubus.schemas.errors import (
     MalformedBody,
     NotWireFormat,
@@ -30,7 +31,7 @@ MAGIC = 0
 _HEADER = struct.Struct(">bI")
 
 
-class RecordInvalid(SchemaError):
+class RecordInvalid(SchemaError, DataError):
     """The record does not fit the schema; the message names the field."""
 
 

@@ -45,8 +45,8 @@ def consumer_config(settings: Settings, group_id: str) -> dict[str, Any]:
 
 
 def create_topics(settings: Settings) -> list[str]:
-    """Create every contract topic that is missing; returns the names created."""
-    return ensure_topics(settings, [(c.name, c.compacted) for c in all_contracts()])
+    """Create every contract topic of the bus's namespace that is missing; returns the names created."""
+    return ensure_topics(settings, [(c.name, c.compacted) for c in all_contracts(settings.namespace)])
 
 
 def ensure_topics(settings: Settings, topics: Iterable[tuple[str, bool]]) -> list[str]:

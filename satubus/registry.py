@@ -22,7 +22,7 @@ from fastavro.schema import SchemaParseException
 
 from satubus.schemas.compatibility import field_changes, incompatibilities, same, undocumented
 from satubus.schemas.errors import SchemaError
-from satubus.schemas.topics import TopicContract, all_contracts
+from satubus.schemas.topics import TopicContract
 from satubus.settings import Settings
 
 Status = Literal["new", "unchanged", "compatible", "incompatible", "invalid", "registered", "refused"]
@@ -143,19 +143,14 @@ def diff_contract(client: SchemaRegistryClient, contract: TopicContract) -> Subj
     return SubjectReport(contract.subject, "unchanged" if not changes else "compatible", changes)
 
 
-def register_contracts(
-    client: SchemaRegistryClient, contracts: Iterable[TopicContract] | None = None
-) -> dict[str, int]:
-    """Register every contract; raises ``SchemaError`` listing each subject the registry refused."""
-    reports = [register_contract(client, c) for c in _with_schema(contracts)]
+def register_contracts(client: SchemaRegistryClient, contracts: Iterable[TopicContract]) -> dict[str, int]:
+    """Register every contract that has a schema; raises ``SchemaError`` listing each subject the registry
+    refused."""
+    reports = [register_contract(client, c) for c in contracts if c.schema is not None]
     refused = [r for r in reports if not r.ok]
     if refused:
         raise SchemaError("the registry refused:\n" + "\n".join(str(r) for r in refused))
     return {r.subject: r.schema_id for r in reports if r.schema_id is not None}
-
-
-def _with_schema(contracts: Iterable[TopicContract] | None) -> list[TopicContract]:
-    return [c for c in (all_contracts() if contracts is None else contracts) if c.schema is not None]
 
 
 def _config(level: str) -> ServerConfig:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import io
 import json
 import struct
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.common._httpx_compat import httpx  # httpx2 or httpx, as the client uses
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.validation import ValidationError, validate
 
-from satubus.errors import DataError
+from satubus.errors import DataError, RegistryUnavailable
 from satubus.schemas.errors import (
     MalformedBody,
     NotWireFormat,
@@ -26,6 +28,8 @@ from satubus.schemas.errors import (
     UnknownSchemaId,
 )
 from satubus.schemas.nik import mask_nik
+
+T = TypeVar("T")
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
@@ -80,7 +84,7 @@ class AvroSerde:
         encoder = self._encoders.get(cache_key)
         if encoder is None:
             try:
-                registered = self._registry.lookup_schema(subject, Schema(json.dumps(schema), "AVRO"))
+                registered = _ask(lambda: self._registry.lookup_schema(subject, Schema(json.dumps(schema), "AVRO")))
             except SchemaRegistryError as exc:
                 if exc.http_status_code == 404:
                     raise SchemaNotRegistered(
@@ -141,15 +145,28 @@ class AvroSerde:
         parsed = self._writer_schemas.get(schema_id)
         if parsed is None:
             try:
-                schema = self._registry.get_schema(schema_id)
+                schema = _ask(lambda: self._registry.get_schema(schema_id))
             except SchemaRegistryError as exc:
                 if exc.http_status_code == 404:
                     raise UnknownSchemaId(f"schema id {schema_id} is not in the registry", data, origin) from exc
-                raise
+                raise RegistryUnavailable(f"schema id {schema_id}: {exc.error_message}") from exc
             if schema.schema_str is None:
                 raise UnknownSchemaId(f"schema id {schema_id} has no schema text in the registry", data, origin)
             parsed = self._writer_schemas[schema_id] = fastavro.parse_schema(json.loads(schema.schema_str))
         return parsed
+
+
+def _ask(request: Callable[[], T]) -> T:
+    """A registry request; a registry that does not answer, or answers with a server error, is
+    ``RegistryUnavailable`` (retriable): the record is not at fault."""
+    try:
+        return request()
+    except SchemaRegistryError as exc:
+        if exc.http_status_code >= 500 or exc.http_status_code < 0:
+            raise RegistryUnavailable(f"the schema registry failed: {exc.error_message}") from exc
+        raise
+    except (httpx.HTTPError, OSError) as exc:
+        raise RegistryUnavailable(f"the schema registry does not answer: {exc!r}") from exc
 
 
 def _explain(parsed: Any, record: dict[str, Any], exc: Exception) -> str:

@@ -6,7 +6,7 @@ Subjects follow the TopicNameStrategy (``<topic>-value``), so any Confluent-comp
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, NewType
 
@@ -58,6 +58,10 @@ class TopicContract:
     def subject(self) -> str:
         return value_subject(self.name)
 
+    def within(self, namespace: str) -> TopicContract:
+        """This contract on a bus running in ``namespace``: the topic (and so the subject) is prefixed."""
+        return replace(self, name=TopicName(f"{namespace}.{self.name}")) if namespace else self
+
     def value_schema(self) -> dict[str, Any]:
         if self.schema is None:
             raise SchemaError(f"topic {self.name} has no Avro contract")
@@ -93,9 +97,10 @@ PERSON_NIK = TopicContract(
 )
 
 
-def all_contracts() -> tuple[TopicContract, ...]:
-    """Every topic of the bus: each catalogue agency's datasets, the canonical parts of the joined entities, the
-    unified entities, the dead letters, the activity counts and the restricted NIKs."""
+def all_contracts(namespace: str = "") -> tuple[TopicContract, ...]:
+    """Every topic of the bus (in ``namespace``): each catalogue agency's datasets, the canonical parts of the joined
+    entities, the unified entities, the dead letters, the activity counts and the restricted NIKs."""
     agencies = tuple(agency_contract(a.code, d) for a in load_catalogue() for d in a.datasets)
     canonical = tuple(canonical_contract(e) for e in JOINED_ENTITIES)
-    return (*agencies, *canonical, *(unified_contract(e) for e in UNIFIED_ENTITIES), DEAD_LETTERS, ACTIVITY, PERSON_NIK)
+    unified = tuple(unified_contract(e) for e in UNIFIED_ENTITIES)
+    return tuple(c.within(namespace) for c in (*agencies, *canonical, *unified, DEAD_LETTERS, ACTIVITY, PERSON_NIK))

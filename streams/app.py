@@ -28,6 +28,7 @@ import re
 import time
 import weakref
 from collections import Counter
+from functools import partial
 from typing import Any, Literal, cast
 
 import faust
@@ -35,6 +36,7 @@ from faust.streams import _current_event
 
 from satubus.errors import ConfigurationError
 from satubus.registry import registry_client
+from satubus.retry import Backoff, retry_async
 from satubus.schemas.dead_letters import REPLAY_HEADER, DeadLetter
 from satubus.schemas.envelope import AGENCIES_DIR
 from satubus.schemas.errors import DecodeError, Origin
@@ -63,6 +65,10 @@ from satubus.streams.regions import COUNTED, contribution, region_join
 
 log = logging.getLogger(__name__)
 
+# The stream processor waits for the registry as long as it takes (a dead letter would blame the agency, and a
+# worker that exits only restarts into the same wait); the log shows every retry.
+UNTIL_IT_ANSWERS = Backoff(first=0.5, longest=10.0, attempts=None)
+
 APP_ID = "satubus-streams"
 
 Outcome = Literal["accepted", "invalid", "dropped"]  # what became of one agency event
@@ -77,7 +83,7 @@ def build_app(settings: Settings) -> faust.App:
             "into person_id values (set it in the environment or in the file named by SATUBUS_ENV_FILE)"
         )
     app = faust.App(
-        APP_ID,
+        settings.topic(APP_ID),
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         datadir=str(settings.state_dir / "streams"),
@@ -107,13 +113,14 @@ class _Pipeline:
         self.serde = serde
         self.regions = regions
         self.key = settings.pseudonym_key.get_secret_value().encode()
-        self.dead_letters = app.topic(DEAD_LETTERS.name, key_type=bytes, value_type=bytes)
+        self.dead_letters = app.topic(settings.topic(DEAD_LETTERS.name), key_type=bytes, value_type=bytes)
         self.findings = self._avro_topic(unified_contract("finding"))
         self.region_parts = self._avro_topic(canonical_contract("region"))
         self.activity = self._avro_topic(ACTIVITY)
         self.person_niks = self._avro_topic(PERSON_NIK)
 
     def _avro_topic(self, contract: TopicContract) -> Any:
+        contract = contract.within(self.settings.namespace)
         codec = AvroCodec(serde=self.serde, subject=contract.subject, schema=contract.value_schema())
         return self.app.topic(contract.name, key_type=bytes, value_serializer=codec)
 
@@ -131,7 +138,7 @@ class _Pipeline:
     def normalize(self, mapping: DatasetMapping) -> None:
         agency, dataset, entity = mapping.agency, mapping.dataset, mapping.spec.entity
         contract = unified_contract(entity) if mapping.spec.part is None else canonical_contract(entity)
-        source = self.app.topic(agency_topic(agency, dataset), key_type=bytes, value_type=bytes)
+        source = self.app.topic(self.settings.topic(agency_topic(agency, dataset)), key_type=bytes, value_type=bytes)
         out = self._avro_topic(contract)
         # Keyed by a keyed hash of the agency's key: the changelog topic must not carry clear NIKs either.
         states = self._table(f"keys-{agency}-{dataset}")
@@ -146,10 +153,12 @@ class _Pipeline:
                 await self._report_activity(mapping, outcomes)
 
         self.app.agent(source, name=f"normalize-{agency}-{dataset}", concurrency=1)(normalize)
-        log.info("normalizing %s into %s", source.get_topic_name(), contract.name)
+        log.info("normalizing %s into %s", source.get_topic_name(), out.get_topic_name())
 
     def join(self, join: Join) -> None:
-        source = self.app.topic(canonical_contract(join.entity).name, key_type=bytes, value_type=bytes)
+        source = self.app.topic(
+            self.settings.topic(canonical_contract(join.entity).name), key_type=bytes, value_type=bytes
+        )
         unified = self._avro_topic(unified_contract(join.entity))
         states = self._table(f"join-{join.entity}")
 
@@ -162,13 +171,18 @@ class _Pipeline:
                         await _ack(stream, event)
 
         self.app.agent(source, name=f"join-{join.entity}", concurrency=1)(joiner)
-        log.info("joining %s into %s", source.get_topic_name(), unified_contract(join.entity).name)
+        log.info("joining %s into %s", source.get_topic_name(), unified.get_topic_name())
 
     async def _process(self, message: Any, mapping: DatasetMapping, out: Any, states: Any) -> Outcome:
         metrics.EVENTS_IN.labels(mapping.agency, mapping.dataset).inc()
         try:
-            return await self._normalize(message, mapping, out, states)
-        except Exception as exc:  # anything unforeseen: keep the event, say why, go on
+            # An unavailable registry fails the decoding, before anything is sent: the event waits, it is not at fault.
+            return await retry_async(
+                lambda: self._normalize(message, mapping, out, states),
+                backoff=UNTIL_IT_ANSWERS,
+                what=f"normalizing {message.topic}",
+            )
+        except Exception as exc:  # a data error is handled inside; anything unforeseen: keep the event, say why
             await self._dead_letter(message, mapping.agency, mapping.dataset, "normalize", "internal_error", exc)
             return "invalid"
 
@@ -298,16 +312,22 @@ class _Pipeline:
         for event in events:
             message = event.message
             metrics.PARTS_IN.labels(join.entity).inc()
+            origin = Origin(message.topic, message.partition, message.offset)
             try:
-                part = PartChange.from_avro(
-                    self.serde.decode(message.value, Origin(message.topic, message.partition, message.offset))
+                decoded = await retry_async(
+                    partial(self._decode, message.value, origin), backoff=UNTIL_IT_ANSWERS, what="decoding a part"
                 )
+                part = PartChange.from_avro(decoded)
             except Exception as exc:
-                await self._dead_letter(message, "bus", join.entity, "join", "internal_error", exc)
+                reason = type(exc).__name__ if isinstance(exc, DecodeError) else "internal_error"
+                await self._dead_letter(message, "bus", join.entity, "join", reason, exc)
                 await _ack(stream, event)
                 continue
             groups.setdefault(part.entity_key, []).append((event, part))
         return groups
+
+    async def _decode(self, value: bytes, origin: Origin) -> dict[str, Any]:
+        return self.serde.decode(value, origin)
 
     async def _join(self, parts: list[tuple[Any, PartChange]], join: Join, unified: Any, states: Any) -> None:
         """Fold one entity's parts of a batch into its state, then publish the entity once."""

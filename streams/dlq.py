@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from satubus.errors import SatuBusError
+from satubus.errors import BrokerUnavailable
 from satubus.kafka import producer_config, read_to_end
 from satubus.schemas.dead_letters import HEADER_PREFIX, REPLAY_HEADER
 from satubus.schemas.topics import DEAD_LETTERS
@@ -49,9 +49,9 @@ class Letter:
 def read_letters(settings: Settings) -> list[Letter]:
     """Every dead letter, from the beginning of ``bus.dlq`` to its current end."""
     try:
-        messages = read_to_end(settings, DEAD_LETTERS.name)
+        messages = read_to_end(settings, settings.topic(DEAD_LETTERS.name))
     except KafkaException as exc:
-        raise SatuBusError(f"{exc.args[0].str()}; is Kafka up?") from exc
+        raise BrokerUnavailable(f"{exc.args[0].str()}; is Kafka up?") from exc
     return [Letter(m.partition() or 0, m.offset() or 0, m.key(), m.value(), _facts(m.headers())) for m in messages]
 
 
@@ -110,11 +110,12 @@ def _replay(settings: Settings, letters: list[Letter], *, dry_run: bool) -> int:
             letter.facts["topic"],
             key=letter.key,
             value=letter.value,
-            headers=[(REPLAY_HEADER, f"{DEAD_LETTERS.name}:{letter.partition}@{letter.offset}".encode())],
+            headers=[
+                (REPLAY_HEADER, f"{settings.topic(DEAD_LETTERS.name)}:{letter.partition}@{letter.offset}".encode())
+            ],
         )
         producer.poll(0)
     if producer.flush(60):
-        print("satubus dlq replay: the broker did not acknowledge every replayed letter; run it again", file=sys.stderr)
-        return 1
+        raise BrokerUnavailable("the broker did not acknowledge every replayed letter within 60s; run it again")
     print(f"replayed {len(replayable)} dead letters to their original topics")
     return 0

@@ -23,6 +23,7 @@ from satubus.deploy.local.stack import Stack, StackError
 from satubus.kafka import create_topics
 from satubus.producers.simulate import simulate
 from satubus.registry import register_contracts, registry_client
+from satubus.schemas.topics import all_contracts
 from satubus.settings import Settings
 
 
@@ -81,7 +82,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     print("2/5 topics, schemas and tables")
     create_topics(settings)
     with registry_client(settings) as registry:
-        register_contracts(registry)
+        register_contracts(registry, all_contracts(settings.namespace))
     asyncio.run(migrate(settings.database_url))
 
     logs = settings.state_dir.resolve() / "logs"

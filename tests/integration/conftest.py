@@ -1,9 +1,11 @@
 """The integration suite runs against the real local stack (Kafka, Apicurio Registry, PostgreSQL).
 
-The ``stack`` fixture starts it if it is not running (``satubus stack up`` is idempotent). The ``bus`` fixture
-gives the suite a clean bus: contract topics recreated empty, schemas registered, and a fresh ``satubus_test``
-database, so results can be compared exactly; each module that runs the ``pipeline`` starts from a clean bus again.
-The demo's own database is left alone.
+The ``stack`` fixture starts it if it is not running (``satubus stack up`` is idempotent). The suite runs its bus
+in its own namespace (``SATUBUS_TEST_NAMESPACE``, default ``test``): its topics, schema subjects, consumer groups and
+stream application are prefixed ``test.``, and its database is ``satubus_test``, so a demo running on the same stack
+is never touched. The ``bus`` fixture gives the suite a clean bus: the namespace's topics recreated empty, schemas
+registered and a fresh database, so results can be compared exactly; each module that runs the ``pipeline`` starts
+from a clean bus again.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import KafkaException
@@ -33,17 +37,29 @@ from satubus.schemas.topics import all_contracts
 from satubus.settings import Settings
 from satubus.streams.app import APP_ID
 
-TEST_DATABASE = "satubus_test"
+NAMESPACE = os.environ.get("SATUBUS_TEST_NAMESPACE", "test")
 PSEUDONYM_KEY = "integration-test-key"
+# The suite's processes listen on their own ports, so that they run beside a demo's: the defaults shifted by 100
+# (by more for another namespace, so that two suites can run side by side).
+PORT_SHIFT = 100 if NAMESPACE == "test" else 200 + zlib.crc32(NAMESPACE.encode()) % 40 * 10
+PORTS = ("simulator_metrics_port", "stream_metrics_port", "materializer_metrics_port", "api_port", "gateway_port")
+
+
+def suite_settings(**overrides: Any) -> Settings:
+    """The settings of the suite's bus: its namespace and database on the local stack."""
+    base = Settings()
+    defaults: dict[str, Any] = {
+        "namespace": NAMESPACE,
+        "database_url": base.database_url.rsplit("/", 1)[0] + f"/satubus_{NAMESPACE}",
+        "pseudonym_key": SecretStr(PSEUDONYM_KEY),
+        **{port: getattr(base, port) + PORT_SHIFT for port in PORTS},
+    }
+    return Settings(**(defaults | overrides))
 
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    base = Settings()
-    return Settings(
-        database_url=base.database_url.rsplit("/", 1)[0] + f"/{TEST_DATABASE}",
-        pseudonym_key=SecretStr(PSEUDONYM_KEY),
-    )
+    return suite_settings()
 
 
 @pytest.fixture(scope="session")
@@ -56,12 +72,13 @@ def stack(settings: Settings) -> Stack:
 def _reset_topics(settings: Settings) -> None:
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     existing = admin.list_topics(timeout=15).topics
-    ours = [c.name for c in all_contracts()] + [t for t in existing if t.startswith(f"{APP_ID}-")]
+    app_id = settings.topic(APP_ID)
+    ours = [c.name for c in all_contracts(settings.namespace)] + [t for t in existing if t.startswith(f"{app_id}-")]
     doomed = [t for t in ours if t in existing]
     if doomed:
         for future in admin.delete_topics(doomed, operation_timeout=30).values():
             future.result()
-    groups = [APP_ID, *(f"{GROUP_ID}-{entity}" for entity in MATERIALIZED)]
+    groups = [app_id, *(settings.topic(f"{GROUP_ID}-{entity}") for entity in MATERIALIZED)]
     for future in admin.delete_consumer_groups(groups).values():
         with contextlib.suppress(KafkaException):  # the group did not exist
             future.result()
@@ -83,7 +100,7 @@ def _reset_topics(settings: Settings) -> None:
 def bus(stack: Stack, settings: Settings) -> Settings:
     _reset_topics(settings)
     with registry_client(settings) as registry:
-        register_contracts(registry)
+        register_contracts(registry, all_contracts(settings.namespace))
     asyncio.run(recreate(settings.database_url))
     return settings
 
@@ -99,7 +116,9 @@ def process_env(settings: Settings) -> dict[str, str]:
     assert settings.pseudonym_key is not None
     return {
         **os.environ,
+        "SATUBUS_NAMESPACE": settings.namespace,
         "SATUBUS_DATABASE_URL": settings.database_url,
+        **{f"SATUBUS_{port.upper()}": str(getattr(settings, port)) for port in PORTS},
         "SATUBUS_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value(),
     }
 
@@ -114,13 +133,16 @@ class Pipeline:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> None:
-        with (self.logs / f"test-{name}.log").open("ab") as log:
+        with self.log(name).open("ab") as log:
             self.processes[name] = subprocess.Popen(
                 [str(Path(sys.executable).with_name("satubus")), name],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,
             )
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{self.settings.namespace}-{name}.log"
 
     def assert_running(self) -> None:
         for name, process in self.processes.items():
@@ -131,7 +153,7 @@ class Pipeline:
         process = self.processes[name]
         process.terminate()
         assert process.wait(timeout=60) == 0, f"{name} did not stop cleanly; see {self.logs}"
-        log = self.logs / f"test-{name}.log"
+        log = self.log(name)
         offset = log.stat().st_size
         self.start(name)
         deadline = time.monotonic() + 120

@@ -33,8 +33,9 @@ PARTITIONS = range(4)
 
 
 def read_topic(settings: Settings, topic: str) -> list[Any]:
-    """Every message of ``topic`` from the beginning to the current end, with a plain consumer."""
-    return read_to_end(settings, topic)
+    """Every message of the contract topic ``topic`` in the suite's namespace, from the beginning to the current
+    end, with a plain consumer."""
+    return read_to_end(settings, settings.topic(topic))
 
 
 def publish_malformed(settings: Settings) -> dict[tuple[int, int], str]:
@@ -53,7 +54,7 @@ def publish_malformed(settings: Settings) -> dict[tuple[int, int], str]:
                 offsets[(message.partition(), message.offset())] = kind
 
             producer.produce(
-                DUKCAPIL_PENDUDUK.name,
+                settings.topic(DUKCAPIL_PENDUDUK.name),
                 value=value,
                 key=b"malformed",
                 partition=partition,
@@ -162,7 +163,7 @@ def test_malformed_messages_are_dead_lettered_and_counted(bus: Settings, run: di
     for letter in letters:
         headers = {k: v.decode() for k, v in letter.headers()}
         assert headers["satubus.error.stage"] == "decode"
-        assert headers["satubus.error.topic"] == DUKCAPIL_PENDUDUK.name
+        assert headers["satubus.error.topic"] == bus.topic(DUKCAPIL_PENDUDUK.name)
         assert headers["satubus.error.agency"] == "dukcapil"
         assert headers["satubus.error.message"]
         seen[(int(headers["satubus.error.partition"]), int(headers["satubus.error.offset"]))] = headers[
@@ -214,9 +215,10 @@ def test_a_row_the_database_refuses_is_dead_lettered_and_the_rest_is_written(
     poisoned = poisoned.model_copy(update={"full_name": "Nama\x00Rusak"})
     producer = Producer(producer_config(bus, client_id="test-poison"))
     with AvroSerde(registry_client(bus)) as serde:
-        encoder = serde.encoder(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema())
+        unified_person = UNIFIED_PERSON.within(bus.namespace)
+        encoder = serde.encoder(unified_person.subject, unified_person.value_schema())
         for person in (poisoned, good):
-            producer.produce(UNIFIED_PERSON.name, key=person.person_id.encode(), value=encoder.encode(person.to_avro()))
+            producer.produce(unified_person.name, key=person.person_id.encode(), value=encoder.encode(person.to_avro()))
     assert producer.flush(30) == 0
     deadline = time.monotonic() + 120
     while good.person_id not in {r["person_id"] for r in asyncio.run(fetch_rows(bus))}:

@@ -22,7 +22,7 @@ from satubus.deploy.local.stack import PROMETHEUS_CONFIG, Stack
 from satubus.producers.simulate import simulate
 from satubus.settings import Settings
 from satubus.streams.mapping import discover_mappings
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import PORTS, Pipeline
 from tests.integration.test_streams_against_truth import consumed_so_far
 
 DEPLOY = PROMETHEUS_CONFIG.parent.parent
@@ -51,10 +51,16 @@ def running(bus: Settings, pipeline: Pipeline) -> Pipeline:
 
 
 @pytest.fixture(scope="module")
-def prometheus(stack: Stack, running: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prometheus(
+    stack: Stack, bus: Settings, running: Pipeline, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     config["rule_files"] = [str(RULES)]
+    defaults, ours = Settings(), bus
+    for job in config["scrape_configs"]:  # the suite's processes listen on its own ports
+        for targets in job["static_configs"]:
+            targets["targets"] = [_our_port(target, defaults, ours) for target in targets["targets"]]
     directory = tmp_path_factory.mktemp("prometheus")
     (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
     log = (directory / "prometheus.log").open("wb")
@@ -147,6 +153,14 @@ def _empty_after_waiting(url: str, queries: dict[str, str], timeout: float = 90)
         if not empty or time.monotonic() > deadline:
             return empty
         time.sleep(2)
+
+
+def _our_port(target: str, defaults: Settings, ours: Settings) -> str:
+    host, port = target.rsplit(":", 1)
+    for name in PORTS:
+        if int(port) == getattr(defaults, name):
+            return f"{host}:{getattr(ours, name)}"
+    return target
 
 
 def _targets_up(url: str) -> bool:

@@ -28,6 +28,7 @@ from satubus.schemas.errors import (
 from satubus.schemas.topics import UNIFIED_PERSON, TopicContract, all_contracts
 from satubus.serde import AvroSerde, RecordInvalid
 from satubus.settings import Settings
+from tests.integration.conftest import NAMESPACE
 
 PERSON = {
     "person_id": "a" * 64,
@@ -60,6 +61,8 @@ PERSON = {
     "immunisations": [],
 }
 
+PERSON_CONTRACT = UNIFIED_PERSON.within(NAMESPACE)  # registered by the suite, in its namespace
+
 
 @pytest.fixture
 def serde(bus: Settings) -> Iterator[AvroSerde]:
@@ -68,30 +71,30 @@ def serde(bus: Settings) -> Iterator[AvroSerde]:
 
 
 def test_round_trip_and_the_frame(serde: AvroSerde) -> None:
-    encoder = serde.encoder(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema())
+    encoder = serde.encoder(PERSON_CONTRACT.subject, PERSON_CONTRACT.value_schema())
     data = encoder.encode(PERSON)
     assert data[0] == 0 and struct.unpack(">I", data[1:5])[0] == encoder.schema_id
     assert serde.decode(data) == PERSON
 
 
 def test_confluents_own_deserializer_reads_our_bytes(bus: Settings, serde: AvroSerde) -> None:
-    data = serde.encode(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema(), PERSON)
+    data = serde.encode(PERSON_CONTRACT.subject, PERSON_CONTRACT.value_schema(), PERSON)
     with registry_client(bus) as client:
         # Apicurio has no subject associations, the client's default lookup: consumers name the strategy.
         deserializer = AvroDeserializer(client, conf={"subject.name.strategy.type": "TOPIC"})
-        decoded = deserializer(data, SerializationContext(UNIFIED_PERSON.name, MessageField.VALUE))
+        decoded = deserializer(data, SerializationContext(PERSON_CONTRACT.name, MessageField.VALUE))
     assert decoded == PERSON
 
 
 def test_producing_with_an_unregistered_schema_fails_clearly(serde: AvroSerde) -> None:
-    schema = UNIFIED_PERSON.value_schema()
+    schema = PERSON_CONTRACT.value_schema()
     schema["fields"] = [*schema["fields"], {"name": "invented", "type": "string", "doc": "not in the registry"}]
     with pytest.raises(SchemaNotRegistered, match="producers do not register schemas"):
-        serde.encoder(UNIFIED_PERSON.subject, schema)
+        serde.encoder(PERSON_CONTRACT.subject, schema)
 
 
 def test_a_record_that_misfits_names_the_field_and_masks_niks(serde: AvroSerde) -> None:
-    encoder = serde.encoder(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema())
+    encoder = serde.encoder(PERSON_CONTRACT.subject, PERSON_CONTRACT.value_schema())
     with pytest.raises(RecordInvalid, match="version") as caught:
         encoder.encode(PERSON | {"version": "3171061508950001"})
     assert "3171061508950001" not in str(caught.value)
@@ -117,8 +120,8 @@ def test_malformed_input_raises_typed_errors_keeping_bytes_and_origin(
 
 
 def test_truncated_and_overlong_bodies_are_malformed(serde: AvroSerde) -> None:
-    data = serde.encode(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema(), PERSON)
-    origin = Origin(UNIFIED_PERSON.name, 2, 77)
+    data = serde.encode(PERSON_CONTRACT.subject, PERSON_CONTRACT.value_schema(), PERSON)
+    origin = Origin(PERSON_CONTRACT.name, 2, 77)
     for damaged, message in ((data[:-7], None), (data + b"\x00\x01", "left after")):
         with pytest.raises(MalformedBody, match=message) as caught:
             serde.decode(damaged, origin)
@@ -127,9 +130,9 @@ def test_truncated_and_overlong_bodies_are_malformed(serde: AvroSerde) -> None:
 
 def test_registering_again_is_idempotent(bus: Settings) -> None:
     with registry_client(bus) as client:
-        schema = Schema(__import__("json").dumps(UNIFIED_PERSON.value_schema()), "AVRO")
-        assert client.register_schema(UNIFIED_PERSON.subject, schema) == client.register_schema(
-            UNIFIED_PERSON.subject, schema
+        schema = Schema(__import__("json").dumps(PERSON_CONTRACT.value_schema()), "AVRO")
+        assert client.register_schema(PERSON_CONTRACT.subject, schema) == client.register_schema(
+            PERSON_CONTRACT.subject, schema
         )
 
 
@@ -164,7 +167,7 @@ people = st.fixed_dictionaries(
 @hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(person=people)
 def test_property_every_person_round_trips(serde: AvroSerde, person: dict[str, object]) -> None:
-    assert serde.decode(serde.encode(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema(), person)) == person
+    assert serde.decode(serde.encode(PERSON_CONTRACT.subject, PERSON_CONTRACT.value_schema(), person)) == person
 
 
 @hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -182,7 +185,7 @@ def test_property_random_bytes_raise_only_typed_decode_errors(
 @hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(person=people, cut=st.integers(min_value=1, max_value=40))
 def test_property_truncated_frames_are_refused(serde: AvroSerde, person: dict[str, object], cut: int) -> None:
-    data = serde.encode(UNIFIED_PERSON.subject, UNIFIED_PERSON.value_schema(), person)
+    data = serde.encode(PERSON_CONTRACT.subject, PERSON_CONTRACT.value_schema(), person)
     with pytest.raises(DecodeError):
         serde.decode(data[: max(len(data) - cut, 0)])
 
@@ -242,7 +245,7 @@ def distinct_shapes() -> list[TopicContract]:
     canonical and unified entity."""
     seen: set[str] = set()
     shapes = []
-    for contract in all_contracts():
+    for contract in all_contracts(NAMESPACE):
         if contract.schema is not None and (shape := contract.value_schema()["name"]) not in seen:
             seen.add(shape)
             shapes.append(contract)

@@ -143,17 +143,21 @@ class Incident(_Canonical):
     updated_at: AwareDatetime
 
 
+# The one list of finding kinds (the FindingKind enum of schemas/unified/finding.avsc; a test compares them).
+FindingKind = Literal[
+    "AID_TO_DECEASED",
+    "NO_CIVIL_REGISTRY_RECORD",
+    "PERMIT_FORBIDDEN_BY_ZONING",
+    "UNKNOWN_REGION_CODE",
+    "NIK_REGION_UNKNOWN",
+]
+
+
 class Finding(_Canonical):
     """See schemas/unified/finding.avsc."""
 
     finding_id: str
-    kind: Literal[
-        "AID_TO_DECEASED",
-        "NO_CIVIL_REGISTRY_RECORD",
-        "PERMIT_FORBIDDEN_BY_ZONING",
-        "UNKNOWN_REGION_CODE",
-        "NIK_REGION_UNKNOWN",
-    ]
+    kind: FindingKind
     severity: Literal["INFO", "WARNING", "CRITICAL"]
     subject_type: str
     subject_id: str

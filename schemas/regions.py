@@ -20,7 +20,7 @@ _NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
 
 
 @dataclass(frozen=True, slots=True)
-class Region:
+class ReferenceRegion:
     code: RegionCode
     level: str
     name: str
@@ -30,7 +30,7 @@ class Region:
 class Regions:
     """Lookups over the region reference: by code (dotted or not) and by kelurahan name variant."""
 
-    def __init__(self, regions: list[Region], bps_crosswalk: dict[str, RegionCode] | None = None) -> None:
+    def __init__(self, regions: list[ReferenceRegion], bps_crosswalk: dict[str, RegionCode] | None = None) -> None:
         self._by_code = {r.code: r for r in regions}
         self._by_bps = bps_crosswalk or {}
         self._to_bps = {code: bps for bps, code in self._by_bps.items()}
@@ -39,26 +39,26 @@ class Regions:
     def __len__(self) -> int:
         return len(self._by_code)
 
-    def get(self, code: str) -> Region | None:
+    def get(self, code: str) -> ReferenceRegion | None:
         return self._by_code.get(RegionCode(dotted(code)))
 
-    def kelurahan(self, code: str) -> Region | None:
+    def kelurahan(self, code: str) -> ReferenceRegion | None:
         region = self.get(code)
         return region if region is not None and region.level in ("kelurahan", "desa") else None
 
-    def kelurahan_named(self, name: str) -> Region | None:
+    def kelurahan_named(self, name: str) -> ReferenceRegion | None:
         return self._kelurahan_by_name.get(name_key(name))
 
     def bps_code(self, code: str) -> str | None:
         """The BPS statistical code of a Kemendagri region, when the crosswalk has one."""
         return self._to_bps.get(RegionCode(dotted(code)))
 
-    def from_bps(self, bps_code: str) -> Region | None:
+    def from_bps(self, bps_code: str) -> ReferenceRegion | None:
         """The region a BPS statistical code (e.g. 3173020001, Menteng) stands for."""
         code = self._by_bps.get(bps_code.strip())
         return self._by_code.get(code) if code else None
 
-    def of_level(self, *levels: str) -> list[Region]:
+    def of_level(self, *levels: str) -> list[ReferenceRegion]:
         return [r for r in self._by_code.values() if r.level in levels]
 
 
@@ -85,7 +85,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 @lru_cache(maxsize=1)
 def load_regions() -> Regions:
     regions = [
-        Region(RegionCode(r["code"]), r["level"], r["name"], RegionCode(r["parent_code"]))
+        ReferenceRegion(RegionCode(r["code"]), r["level"], r["name"], RegionCode(r["parent_code"]))
         for r in _rows(REFERENCE_FILE)
     ]
     crosswalk = {r["bps_code"]: RegionCode(r["kemendagri_code"]) for r in _rows(BPS_CROSSWALK_FILE)}

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from satubus.schemas.models import Finding
+from satubus.schemas.models import Finding, FindingKind
 
-KINDS: dict[str, tuple[str, str, str]] = {  # kind -> severity, subject type, description
+KINDS: dict[FindingKind, tuple[str, str, str]] = {  # kind -> severity, subject type, description
     "AID_TO_DECEASED": ("CRITICAL", "person", "Social aid was paid after the date of death that Dukcapil records."),
     "NO_CIVIL_REGISTRY_RECORD": (
         "WARNING",
@@ -35,7 +35,7 @@ def finding_id(kind: str, subject_id: str) -> str:
 
 
 def finding(
-    kind: str,
+    kind: FindingKind,
     subject_id: str,
     *,
     status: str,
@@ -48,7 +48,7 @@ def finding(
     severity, subject_type, description = KINDS[kind]
     return Finding(
         finding_id=finding_id(kind, subject_id),
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         severity=severity,  # type: ignore[arg-type]
         subject_type=subject_type,
         subject_id=subject_id,

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from satubus.schemas.models import (
     AidPayment,
     BuildingPermit,
+    FindingKind,
     Parcel,
     ParcelTax,
     ParcelZoning,
@@ -76,7 +77,7 @@ class OpenFinding:
 @dataclass
 class JoinState:
     slots: dict[str, Slot] = field(default_factory=dict)  # "<part>:<part_key>" -> the latest version of that record
-    open_findings: dict[str, OpenFinding] = field(default_factory=dict)  # kind -> when and why it was raised
+    open_findings: dict[FindingKind, OpenFinding] = field(default_factory=dict)  # kind -> when and why it was raised
     published: bool = False  # a unified record of this key was sent (so an empty state sends a tombstone)
     region: str | None = None  # the kelurahan this entity last contributed to (streams/regions.py)
 
@@ -202,7 +203,7 @@ def _parcel_tax(tax: dict[str, Any]) -> ParcelTax:
 
 # --- findings: cross-agency inconsistencies of one entity, each (kind -> evidence, agencies) or absent ----------
 
-Detected = dict[str, tuple[dict[str, str], tuple[str, ...]]]
+Detected = dict[FindingKind, tuple[dict[str, str], tuple[str, ...]]]
 
 
 def person_findings(state: JoinState) -> Detected:
@@ -250,7 +251,7 @@ def parcel_findings(state: JoinState) -> Detected:
 
 @dataclass(frozen=True, slots=True)
 class FindingChange:
-    kind: str
+    kind: FindingKind
     status: str  # OPEN or RESOLVED
     detected_at: dt.datetime
     evidence: dict[str, str]

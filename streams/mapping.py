@@ -35,7 +35,7 @@ from satubus.schemas.models import UNIFIED_MODELS
 from satubus.schemas.nik import InvalidNik, parse_nik
 from satubus.schemas.parts import PART_MODELS
 from satubus.schemas.pseudonym import pseudonymize
-from satubus.schemas.regions import Region, Regions
+from satubus.schemas.regions import ReferenceRegion, Regions
 from satubus.streams.errors import Rejected
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -259,7 +259,7 @@ class _Context:
         shown = " / ".join(repr(str(v)[:40]) for v in values)
         raise Rejected(name, "unknown_region", f"{shown} is not a kelurahan of DKI Jakarta", str(values[0])[:40])
 
-    def _bps_kelurahan(self, code: str) -> Region | None:
+    def _bps_kelurahan(self, code: str) -> ReferenceRegion | None:
         region = self.regions.from_bps(code)
         return region if region is not None and region.level in ("kelurahan", "desa") else None
 

@@ -20,15 +20,19 @@ def _unanswered_url() -> str:
 
 def test_decoding_while_the_registry_is_down_is_retriable_not_a_data_error() -> None:
     framed = b"\x00" + struct.pack(">I", 42) + b"\x02"
-    with AvroSerde(SchemaRegistryClient({"url": _unanswered_url(), "timeout": 2})) as serde:
-        with pytest.raises(RegistryUnavailable) as caught:
-            serde.decode(framed)
+    with (
+        AvroSerde(SchemaRegistryClient({"url": _unanswered_url(), "timeout": 2})) as serde,
+        pytest.raises(RegistryUnavailable) as caught,
+    ):
+        serde.decode(framed)
     assert caught.value.retriable
     assert not isinstance(caught.value, DataError)
 
 
 def test_encoding_while_the_registry_is_down_is_retriable() -> None:
     schema = {"type": "record", "name": "R", "fields": [{"name": "a", "type": "int"}]}
-    with AvroSerde(SchemaRegistryClient({"url": _unanswered_url(), "timeout": 2})) as serde:
-        with pytest.raises(RegistryUnavailable):
-            serde.encoder("r-value", schema)
+    with (
+        AvroSerde(SchemaRegistryClient({"url": _unanswered_url(), "timeout": 2})) as serde,
+        pytest.raises(RegistryUnavailable),
+    ):
+        serde.encoder("r-value", schema)

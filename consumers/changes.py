@@ -39,7 +39,9 @@ class Change:
 class Changes:
     def __init__(self, settings: Settings, contracts: Sequence[TopicContract]) -> None:
         self._settings = settings
-        self._readers = {c.name: c.value_schema() for c in contracts}  # readers of this version, parsed once
+        # Kafka topic (in the bus's namespace) -> its entity and the reader of this version, parsed once.
+        self._entities = {settings.topic(c.name): c.name.split(".")[1] for c in contracts}
+        self._readers = {settings.topic(c.name): c.value_schema() for c in contracts}
         self._subscribers: set[asyncio.Queue[Change]] = set()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -76,7 +78,8 @@ class Changes:
         consumer = Consumer(
             {
                 "bootstrap.servers": self._settings.kafka_bootstrap,
-                "group.id": "satubus-api-changes",  # required by the client; offsets are never committed
+                # Required by the client; offsets are never committed.
+                "group.id": self._settings.topic("satubus-api-changes"),
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
             }
@@ -113,5 +116,5 @@ class Changes:
         except DecodeError as exc:  # the materializer dead-letters it; here it is only not shown
             log.warning("not shown live: %s", exc)
             return None
-        entity = topic.split(".")[1]
+        entity = self._entities[topic]
         return Change(entity, (message.key() or b"").decode(), record, f"{topic}:{partition}:{offset}")

@@ -66,7 +66,8 @@ class Materializer:
     def __init__(self, settings: Settings, spec: TableSpec, *, group_id: str | None = None) -> None:
         self.settings = settings
         self.spec = spec
-        self.group_id = group_id or f"{GROUP_ID}-{spec.entity}"
+        self.group_id = settings.topic(group_id or f"{GROUP_ID}-{spec.entity}")
+        self.topic = settings.topic(spec.contract.name)
         self._reader = spec.contract.value_schema()  # records of older versions get this version's defaults
         self._serde = AvroSerde(registry_client(settings))
         self._positions: dict[int, int | None] = {}  # partition -> next offset stored in PostgreSQL
@@ -83,15 +84,15 @@ class Materializer:
             self.settings.database_url, min_size=1, max_size=2, init=self._init_connection
         )
         self._dead_letters = Producer(producer_config(self.settings, client_id=self.group_id))
-        self._topic_id = await self._loop.run_in_executor(None, topic_id, self.settings, self.spec.contract.name)
+        self._topic_id = await self._loop.run_in_executor(None, topic_id, self.settings, self.topic)
         consumer = self._consumer = Consumer(
             consumer_config(self.settings, self.group_id)
             # Static membership: a restarted instance takes its partitions back at once instead of waiting out the
             # dead one's session, and a second process with the same id fences the first.
             | {"group.instance.id": f"{self.group_id}-{self.settings.instance_id}"}
         )
-        consumer.subscribe([self.spec.contract.name], on_assign=self._on_assign, on_revoke=self._on_revoke)
-        log.info("materializing %s into %s", self.spec.contract.name, self.spec.table)
+        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        log.info("materializing %s into %s", self.topic, self.spec.table)
         try:
             while not stop.is_set():
                 messages = await self._loop.run_in_executor(None, consumer.consume, BATCH_MAX, BATCH_WAIT)
@@ -128,7 +129,7 @@ class Materializer:
 
     async def _stored_offsets(self) -> dict[int, int]:
         """The offsets stored for this topic; those of an earlier topic of the same name are dropped."""
-        topic = self.spec.contract.name
+        topic = self.topic
         rows = await self._pool.fetch(
             "SELECT partition, next_offset, topic_id FROM bus.consumer_offsets WHERE group_id = $1 AND topic = $2",
             self.group_id,
@@ -227,7 +228,9 @@ class Materializer:
         letter = DeadLetter("materialize", reason, exc, origin.topic, origin.partition, origin.offset, agency="")
         assert self._dead_letters is not None
         headers: Any = letter.headers(received.value)  # confluent-kafka's stubs type header lists invariantly
-        self._dead_letters.produce(DEAD_LETTERS.name, value=received.value, key=received.key, headers=headers)
+        self._dead_letters.produce(
+            self.settings.topic(DEAD_LETTERS.name), value=received.value, key=received.key, headers=headers
+        )
         metrics.DEAD_LETTERED.labels("materialize", reason).inc()
         log.warning("dead-lettered %s/%d@%d: %s", origin.topic, origin.partition, origin.offset, mask_nik(str(exc)))
 
@@ -238,7 +241,7 @@ class Materializer:
 
     async def _advance_offset(self, conn: Any, partition: int, next_offset: int) -> None:
         expected = self._positions[partition]
-        topic = self.spec.contract.name
+        topic = self.topic
         if expected is None:
             status = await conn.execute(
                 "INSERT INTO bus.consumer_offsets (group_id, topic, partition, next_offset, topic_id) "
@@ -310,14 +313,14 @@ class Materializer:
             self._positions[partition] = stored.get(partition)
             offset = stored.get(partition, OFFSET_BEGINNING)
             try:
-                self._consumer.seek(KafkaPartition(self.spec.contract.name, partition, offset))
+                self._consumer.seek(KafkaPartition(self.topic, partition, offset))
             except KafkaException as exc:  # no longer ours: the next assignment reads the stored offset
                 log.info("could not seek partition %d: %s", partition, exc)
 
     def _record_lag(self) -> None:
         """From the watermarks of the last fetch: no request to the broker."""
         assert self._consumer is not None
-        topic, lag = self.spec.contract.name, 0
+        topic, lag = self.topic, 0
         for position in self._consumer.position([KafkaPartition(topic, p) for p in self._positions]):
             _, high = self._consumer.get_watermark_offsets(position, cached=True)
             if high >= 0 and position.offset >= 0:
@@ -329,7 +332,7 @@ class Materializer:
     def _commit_to_kafka(self, ranges: dict[int, tuple[int, int]]) -> None:
         """Only so that lag tools see progress; PostgreSQL holds the offsets that count."""
         assert self._consumer is not None
-        offsets = [KafkaPartition(self.spec.contract.name, p, last + 1) for p, (_, last) in ranges.items()]
+        offsets = [KafkaPartition(self.topic, p, last + 1) for p, (_, last) in ranges.items()]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:

@@ -25,6 +25,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 from satubus.consumers import activity, metrics
 from satubus.consumers.tables import TableSpec
 from satubus.kafka import consumer_config, producer_config, topic_id
+from satubus.metrics import DEAD_LETTERED
 from satubus.registry import registry_client
 from satubus.schemas.dead_letters import DeadLetter
 from satubus.schemas.errors import DecodeError, Origin
@@ -231,7 +232,7 @@ class Materializer:
         self._dead_letters.produce(
             self.settings.topic(DEAD_LETTERS.name), value=received.value, key=received.key, headers=headers
         )
-        metrics.DEAD_LETTERED.labels("materialize", reason).inc()
+        DEAD_LETTERED.labels("materialize", reason).inc()
         log.warning("dead-lettered %s/%d@%d: %s", origin.topic, origin.partition, origin.offset, mask_nik(str(exc)))
 
     def _flush_dead_letters(self) -> None:

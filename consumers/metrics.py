@@ -62,10 +62,3 @@ CONSUMER_LAG = Gauge(
     namespace=NAMESPACE,
     registry=REGISTRY,
 )
-DEAD_LETTERED = Counter(
-    "dead_letters",
-    "Records sent to the dead-letter topic",
-    ["stage", "reason"],
-    namespace=NAMESPACE,
-    registry=REGISTRY,
-)

@@ -35,6 +35,7 @@ import faust
 from faust.streams import _current_event
 
 from satubus.errors import ConfigurationError
+from satubus.metrics import DEAD_LETTERED
 from satubus.registry import registry_client
 from satubus.retry import Backoff, retry_async
 from satubus.schemas.dead_letters import REPLAY_HEADER, DeadLetter
@@ -414,7 +415,7 @@ class _Pipeline:
         letter = DeadLetter(stage, reason, error, message.topic, message.partition, message.offset, agency)
         await self.dead_letters.send(key=message.key, value=message.value, headers=letter.headers(message.value))
         metrics.EVENTS_INVALID.labels(agency, dataset, stage, reason).inc()
-        metrics.DEAD_LETTERED.labels(stage, reason).inc()
+        DEAD_LETTERED.labels(stage, reason).inc()
         log.warning(
             "dead-lettered %s/%d@%d at %s: %s",
             message.topic,

@@ -66,10 +66,3 @@ LAST_VALID_EVENT = Gauge(
     namespace=NAMESPACE,
     registry=REGISTRY,
 )
-DEAD_LETTERED = Counter(
-    "dead_letters",
-    "Records sent to the dead-letter topic",
-    ["stage", "reason"],
-    namespace=NAMESPACE,
-    registry=REGISTRY,
-)

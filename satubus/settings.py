@@ -1,28 +1,75 @@
 """One settings model for every process; each field has an env var (``SATUBUS_<FIELD>``).
 
-Values may also come from a file named by ``SATUBUS_ENV_FILE`` (dotenv format).
+Values may also come from a file named by ``SATUBUS_ENV_FILE`` (dotenv format), read when the settings are made
+(``Settings()``, the first ``get_settings()``), not at import; the environment wins over the file. A ``SATUBUS_*``
+name that is not a setting, in the environment or in the file, is refused with the closest valid name, unless it is
+one of ``NOT_SETTINGS``; so is an invalid value. Both raise ``ConfigurationError``.
 The defaults point at the local stack that ``satubus stack up`` starts.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import socket
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from dotenv import dotenv_values
+from pydantic import SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from satubus.errors import ConfigurationError
+
+PREFIX = "SATUBUS_"
+
+# SATUBUS_* variables that are not settings, read from the environment only (never from the env file): the env
+# file's own path (here), the local stack's binaries (deploy/local/stack.py) and the integration suite's namespace
+# (tests/integration/conftest.py).
+NOT_SETTINGS = frozenset(
+    {"SATUBUS_ENV_FILE", "SATUBUS_PG_BIN", "SATUBUS_KAFKA_JAVA", "SATUBUS_REGISTRY_JAVA", "SATUBUS_TEST_NAMESPACE"}
+)
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+_FROM_ENVIRONMENT: Any = object()  # the default of Settings(_env_file=...): the file SATUBUS_ENV_FILE names
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="SATUBUS_",
-        env_file=os.environ.get("SATUBUS_ENV_FILE"),
-        frozen=True,
-        extra="forbid",
-    )
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="forbid")
+
+    def __init__(self, _env_file: str | Path | None = _FROM_ENVIRONMENT, **values: Any) -> None:
+        """Read the environment and ``_env_file`` (default: the file ``SATUBUS_ENV_FILE`` names now, if any).
+
+        Raises ``ConfigurationError`` naming each unknown ``SATUBUS_*`` name or invalid value, and what to do."""
+        if _env_file is _FROM_ENVIRONMENT:
+            _env_file = os.environ.get("SATUBUS_ENV_FILE") or None
+        file_names: list[str] = []
+        if _env_file is not None:
+            if not Path(_env_file).is_file():
+                raise ConfigurationError(
+                    f"SATUBUS_ENV_FILE names {_env_file}, which does not exist (relative paths are from the current "
+                    f"directory, {Path.cwd()}): give the path of an existing dotenv file, or unset SATUBUS_ENV_FILE"
+                )
+            file_names = list(dotenv_values(_env_file))
+        problems = _unknown_names(os.environ, "environment", set(type(self).model_fields))
+        problems += _unknown_names(file_names, str(_env_file), set(type(self).model_fields), in_file=True)
+        if problems:
+            raise ConfigurationError(
+                "unknown configuration variable(s):\n  "
+                + "\n  ".join(problems)
+                + "\nRename or remove each one; every setting is a field of Settings in satubus/settings.py."
+            )
+        try:
+            super().__init__(_env_file=_env_file, **values)
+        except ValidationError as exc:
+            raise ConfigurationError(_invalid(exc, _env_file)) from exc
+        except SettingsError as exc:  # a value that should be JSON (e.g. SATUBUS_GATEWAY_TOKENS) is not
+            raise ConfigurationError(_invalid(exc, _env_file)) from exc
 
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_controller_port: int = 19093
@@ -48,6 +95,17 @@ class Settings(BaseSettings):
     # The stream processor takes up to this many events at a time, waiting at most stream_batch_seconds for them.
     stream_batch_size: int = 500
     stream_batch_seconds: float = 0.1
+    # Where the stream processor keeps its tables: "memory://" or "rocksdb://" (on disk under state_dir, with small
+    # caches: see streams/app.py). Either way a table is rebuilt from its changelog topic when its state is lost.
+    stream_store: str = "memory://"
+
+    # Of every satubus process's log; `satubus -v` forces DEBUG. Case-insensitive.
+    log_level: LogLevel = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     # Prefixes every topic, consumer group and stream application id of this bus ("<namespace>.<name>"), so that
     # two buses share one Kafka cluster without touching each other's data (the test suite runs in "test").
@@ -97,4 +155,45 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """This process's settings, made at the first call (a ``ConfigurationError`` is not cached)."""
     return Settings()
+
+
+def _unknown_names(names: Iterable[str], where: str, fields: set[str], *, in_file: bool = False) -> list[str]:
+    """What is wrong with each name that is not a setting: ``SATUBUS_*`` names, or in a file every name (pydantic
+    refuses the others there too). Names are case-insensitive."""
+    settings = {PREFIX + field.upper() for field in fields}
+    problems = []
+    for name in sorted(names):
+        upper = name.upper()
+        if upper in settings or not (in_file or upper.startswith(PREFIX)):
+            continue
+        if upper in NOT_SETTINGS:
+            if in_file:
+                problems.append(
+                    f"{name} ({where}) is read from the environment only, not from the env file: set it there"
+                )
+            continue
+        prefixed = upper if upper.startswith(PREFIX) else PREFIX + upper
+        close = difflib.get_close_matches(prefixed, sorted(settings | (set() if in_file else NOT_SETTINGS)), n=1)
+        hint = f"did you mean {close[0]}?" if close else "no setting has a similar name"
+        problems.append(f"{name} ({where}) is not a setting: {hint}")
+    return problems
+
+
+def _invalid(error: ValidationError | SettingsError, env_file: str | Path | None) -> str:
+    """Each invalid setting by its variable, without the values of secrets."""
+    source = "in the environment" + (f" or in {env_file}" if env_file is not None else "")
+    if isinstance(error, SettingsError):
+        # 'error parsing value for field "gateway_tokens" from source "EnvSettingsSource"'
+        found = re.search(r'field "(\w+)"', str(error))
+        if found is None:
+            return f"invalid configuration ({error}); fix it {source}"
+        return f"invalid setting {PREFIX}{found[1].upper()}: its value must be JSON; fix it {source}"
+    lines = []
+    for detail in error.errors():
+        field = str(detail["loc"][0]) if detail["loc"] else ""
+        annotation = str(Settings.model_fields[field].annotation) if field in Settings.model_fields else ""
+        shown = "" if "Secret" in annotation else f" (got {detail['input']!r})"
+        lines.append(f"{PREFIX}{field.upper()}: {detail['msg']}{shown}")
+    return f"invalid setting(s); fix them {source}:\n  " + "\n  ".join(lines)

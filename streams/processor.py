@@ -1,0 +1,408 @@
+"""The stream processor's decisions, as pure functions over a batch: no faust, no Kafka, no database.
+
+``Normalizer.process(batch, state, now)`` takes agency events and returns a ``Result``: the records to send (to
+``canonical.<entity>``, ``unified.<entity>.v1``, ``restricted.person_nik.v1``, ``bus.dlq``, ``bus.activity``), the
+per-key state to keep (merged: the last write of each key in the batch) and what became of each event. For each
+event, in order: decode (a failure is dead-lettered with its reason), drop it if it was dead-lettered before (unless
+``satubus dlq replay`` sent it back), normalize it through its dataset's mapping (a rejection is dead-lettered, and an
+unknown kelurahan raises a finding), drop it if it is a redelivery or older than what its key already had, then send
+a whole entity to its unified topic, or a part of a joined entity to the entity's key on ``canonical.<entity>``
+(and its removal to the key it left, when a corrected NIK moved it); the civil registry's identity also sends the
+clear NIK to the restricted topic; persons and incidents contribute to their kelurahan. Each batch also reports its
+counts per dataset to ``bus.activity`` for the integration scoreboard.
+
+``Joiner.process(batch, state)`` takes parts of ``canonical.<entity>`` and folds each entity's parts of the batch
+into its join state (streams/joins.py), then sends the unified record (or a tombstone) once per entity, its
+contribution to its kelurahan and the findings that opened or resolved.
+
+Errors: an error in the data is dead-lettered here. A retriable error (``SatuBusError.retriable``: the registry did
+not answer while decoding) propagates: nothing of the batch was decided, and the caller runs it again later. Any
+other exception is a fault of ours; the records it touched are dead-lettered (reason ``internal_error``) so that
+nothing is lost, and ``satubus dlq replay`` re-drives them once it is fixed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from satubus.errors import SatuBusError
+from satubus.schemas.dead_letters import REPLAY_HEADER, DeadLetter
+from satubus.schemas.errors import DecodeError, Origin
+from satubus.schemas.models import Finding
+from satubus.schemas.pseudonym import pseudonymize
+from satubus.schemas.regions import Regions
+from satubus.schemas.topics import ACTIVITY, DEAD_LETTERS, PERSON_NIK, TopicName, canonical_topic, unified_topic
+from satubus.streams.errors import Rejected
+from satubus.streams.findings import finding, unknown_region
+from satubus.streams.joins import Join, JoinState, PartChange, merge, track_findings
+from satubus.streams.mapping import DatasetMapping, Deletion
+from satubus.streams.ordering import KeyState, admit, dead_lettered_before, remember, remember_rejected
+from satubus.streams.regions import COUNTED, contribution
+
+Status = Literal["accepted", "invalid", "dropped"]
+STATUSES: tuple[Status, ...] = ("accepted", "invalid", "dropped")
+
+# Decodes a Confluent-framed Avro value (resolved to ``reader`` when given); raises DecodeError for bad bytes and a
+# retriable error when the registry does not answer.
+Decode = Callable[[bytes, Origin, dict[str, Any] | None], dict[str, Any]]
+StateView = Callable[[str], bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One message read from Kafka (``topic``: its Kafka name, in the bus's namespace)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def origin(self) -> Origin:
+        return Origin(self.topic, self.partition, self.offset)
+
+    def is_replay(self) -> bool:
+        """Sent back by ``satubus dlq replay`` after a fix: normalized again, not dropped as seen before."""
+        return any(name == REPLAY_HEADER for name, _ in self.headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One record to send to a contract topic (the caller puts it in the bus's namespace). ``value``: a record of
+    the topic's Avro contract, the original bytes (a dead letter), or None (a tombstone)."""
+
+    topic: TopicName
+    key: bytes | None
+    value: dict[str, Any] | bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    """The new state of ``key``, kept in the state partition of the input that changed it last."""
+
+    partition: int
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one input: ``source`` is ``<agency>.<dataset>`` for agency events, the entity for parts."""
+
+    source: str
+    status: Status
+    reason: str | None = None  # why it was dropped or dead-lettered
+    stage: str | None = None  # where it was dead-lettered
+
+
+@dataclass
+class Result:
+    outputs: list[Output] = field(default_factory=list)
+    state: dict[str, StateWrite] = field(default_factory=dict)
+    outcomes: list[Outcome] = field(default_factory=list)  # one per input, in order
+
+    def send(self, topic: TopicName, key: str | bytes | None, value: dict[str, Any] | bytes | None) -> None:
+        self.outputs.append(Output(topic, key.encode() if isinstance(key, str) else key, value))
+
+    def dead_letter(self, message: Input, agency: str, stage: str, reason: str, error: Exception) -> None:
+        letter = DeadLetter(stage, reason, error, message.topic, message.partition, message.offset, agency)
+        headers = tuple(letter.headers(message.value))
+        self.outputs.append(Output(DEAD_LETTERS.name, message.key, message.value, headers))
+
+    def send_finding(self, record: Finding) -> None:
+        self.send(unified_topic("finding"), record.finding_id, record.model_dump())
+
+
+def _retriable(error: Exception) -> bool:
+    return isinstance(error, SatuBusError) and error.retriable
+
+
+class _Overlay:
+    """The state as the batch has changed it so far, over the state kept before the batch."""
+
+    def __init__(self, before: StateView, result: Result) -> None:
+        self._before = before
+        self._writes = result.state
+
+    def get(self, key: str) -> bytes | None:
+        write = self._writes.get(key)
+        return write.value if write is not None else self._before(key)
+
+    def put(self, key: str, partition: int, value: bytes) -> None:
+        self._writes[key] = StateWrite(partition, value)
+
+
+@dataclass
+class Normalizer:
+    mappings: Mapping[str, DatasetMapping]  # by the Kafka name of the agency topic
+    regions: Regions
+    pseudonym_key: bytes
+    decode: Decode
+
+    def process(self, batch: Sequence[Input], state: StateView, now: dt.datetime) -> Result:
+        result = Result()
+        overlay = _Overlay(state, result)
+        counts: dict[tuple[str, str], Counter[Status]] = {}
+        for message in batch:
+            mapping = self.mappings[message.topic]
+            try:
+                status, reason = self._event(message, mapping, overlay, result, now)
+                stage = "decode" if reason in _DECODE_REASONS else "normalize"
+            except Exception as exc:
+                if _retriable(exc):
+                    raise
+                result.dead_letter(message, mapping.agency, "normalize", "internal_error", exc)
+                status, reason, stage = "invalid", "internal_error", "normalize"
+            source = f"{mapping.agency}.{mapping.dataset}"
+            result.outcomes.append(Outcome(source, status, reason, stage if status == "invalid" else None))
+            counts.setdefault((mapping.agency, mapping.dataset), Counter())[status] += 1
+        for (agency, dataset), outcomes in counts.items():
+            activity = {"agency": agency, "dataset": dataset, "processed_at": now, "events_in": outcomes.total()}
+            result.send(ACTIVITY.name, f"{agency}.{dataset}", activity | {s: outcomes[s] for s in STATUSES})
+        return result
+
+    def _event(
+        self, message: Input, mapping: DatasetMapping, state: _Overlay, result: Result, now: dt.datetime
+    ) -> tuple[Status, str | None]:
+        agency = mapping.agency
+        if message.value is None:
+            error = DecodeError("an agency event has no value (a tombstone is not a change event)", b"")
+            result.dead_letter(message, agency, "decode", "NotWireFormat", error)
+            return "invalid", "NotWireFormat"
+        try:
+            envelope = self.decode(message.value, message.origin, mapping.envelope)
+        except DecodeError as exc:
+            result.dead_letter(message, agency, "decode", type(exc).__name__, exc)
+            return "invalid", type(exc).__name__
+        # Keyed by a keyed hash of the agency's key: the state's changelog must not carry clear NIKs either.
+        state_key = f"{agency}.{mapping.dataset}:{pseudonymize(self.pseudonym_key, 'state', str(envelope['key']))}"
+        before = KeyState.decode(state.get(state_key))
+        event_id = str(envelope["event_id"])
+        if dead_lettered_before(before, event_id) and not message.is_replay():
+            return "dropped", "duplicate"
+        try:
+            record = mapping.apply(envelope, regions=self.regions, pseudonym_key=self.pseudonym_key, now=now)
+        except Rejected as exc:
+            result.dead_letter(message, agency, "normalize", exc.reason, exc)
+            if exc.reason == "unknown_region" and exc.value is not None:
+                result.send_finding(unknown_region(agency, mapping.dataset, exc.value, envelope["occurred_at"]))
+            state.put(state_key, message.partition, remember_rejected(before, event_id).encode())
+            return "invalid", exc.reason
+        verdict = admit(before, event_id, envelope["version"])
+        if verdict != "new":
+            return "dropped", verdict
+        previous = before.routed_to if before else None
+        if mapping.spec.part is not None:
+            routed_to = self._part(mapping, envelope, record, state_key, previous, result)
+            status: Status = "accepted" if routed_to is not None or previous is not None else "dropped"
+        else:
+            routed_to = self._entity(mapping, envelope, record, previous, result)
+            status = "accepted"
+        state.put(state_key, message.partition, remember(before, event_id, envelope["version"], routed_to).encode())
+        return status, None if status == "accepted" else "unlinked"
+
+    def _part(
+        self,
+        mapping: DatasetMapping,
+        envelope: dict[str, Any],
+        record: BaseModel | Deletion,
+        state_key: str,
+        previous: str | None,
+        result: Result,
+    ) -> str | None:
+        """Send the part to its entity key; if the record moved to another key (a corrected NIK), the entity it
+        left gets the part's removal. Returns the key the record now belongs to (None: a part of no entity, e.g. an
+        enrolment without NIK)."""
+        entity = mapping.spec.entity
+        key = None if isinstance(record, Deletion) else getattr(record, mapping.spec.key)
+
+        def part(entity_key: str, data: dict[str, Any] | None) -> dict[str, Any]:
+            return PartChange(
+                entity,
+                entity_key,
+                str(mapping.spec.part),
+                f"{mapping.agency}.{mapping.dataset}:{state_key.rsplit(':', 1)[1][:32]}",
+                mapping.agency,
+                mapping.dataset,
+                str(envelope["event_id"]),
+                envelope["version"],
+                envelope["occurred_at"],
+                data,
+            ).to_avro()
+
+        topic = canonical_topic(entity)
+        if previous is not None and previous != key:
+            result.send(topic, previous, part(previous, None))
+        if key is not None and not isinstance(record, Deletion):
+            result.send(topic, key, part(key, record.model_dump(mode="json")))
+        if mapping.spec.restricted_nik is not None:
+            _send_nik(result, mapping.spec.restricted_nik, envelope, key, previous)
+        return key
+
+    def _entity(
+        self,
+        mapping: DatasetMapping,
+        envelope: dict[str, Any],
+        record: BaseModel | Deletion,
+        previous: str | None,
+        result: Result,
+    ) -> str | None:
+        """Send a whole entity (or its tombstone); a counted one also contributes to its kelurahan, whose code
+        this returns."""
+        entity = mapping.spec.entity
+        whole = None if isinstance(record, Deletion) else record
+        entity_key = str(record.key if isinstance(record, Deletion) else getattr(record, mapping.spec.key))
+        result.send(unified_topic(entity), entity_key, None if whole is None else whole.model_dump())
+        if entity not in COUNTED:
+            return None
+        return _contribute(
+            result,
+            entity,
+            entity_key,
+            mapping.agency,
+            envelope["version"],
+            envelope["occurred_at"],
+            contribution(whole),
+            previous,
+        )
+
+
+_DECODE_REASONS = frozenset({"NotWireFormat", "UnknownSchemaId", "MalformedBody"})
+
+
+def _send_nik(
+    result: Result, field_name: str, envelope: dict[str, Any], person_id: str | None, previous: str | None
+) -> None:
+    """The clear NIK behind ``person_id`` to the restricted topic; the person the record left loses it."""
+    if previous is not None and previous != person_id:
+        result.send(PERSON_NIK.name, previous, None)
+    if person_id is not None:
+        nik = re.sub(r"\D", "", str(envelope["after"][field_name]))
+        value = {
+            "person_id": person_id,
+            "nik": nik,
+            "version": envelope["version"],
+            "updated_at": envelope["occurred_at"],
+        }
+        result.send(PERSON_NIK.name, person_id, value)
+
+
+def _contribute(
+    result: Result,
+    part: str,
+    contributor: str,
+    agency: str,
+    version: int,
+    occurred_at: dt.datetime,
+    now: tuple[str, dict[str, Any]] | None,
+    before: str | None,
+) -> str | None:
+    """Send a person's or incident's current counts to its kelurahan (and their removal to the kelurahan it left);
+    returns the kelurahan it now contributes to."""
+
+    def change(code: str, data: dict[str, Any] | None) -> dict[str, Any]:
+        event_id = f"{contributor}@{version}"
+        return PartChange(
+            "region", code, part, contributor, agency, part, event_id, version, occurred_at, data
+        ).to_avro()
+
+    region = None if now is None else now[0]
+    if before is not None and before != region:
+        result.send(canonical_topic("region"), before, change(before, None))
+    if now is not None:
+        result.send(canonical_topic("region"), now[0], change(now[0], now[1]))
+    return region
+
+
+@dataclass
+class Joiner:
+    join: Join
+    decode: Decode
+
+    def process(self, batch: Sequence[Input], state: StateView) -> Result:
+        result = Result()
+        entity = self.join.entity
+        outcomes: dict[int, Outcome] = {}
+        by_entity: dict[str, list[tuple[int, Input, PartChange]]] = {}
+        for n, message in enumerate(batch):
+            try:
+                if message.value is None:
+                    raise DecodeError("a part has no value", b"")
+                part = PartChange.from_avro(self.decode(message.value, message.origin, None))
+            except Exception as exc:
+                if _retriable(exc):
+                    raise
+                reason = type(exc).__name__ if isinstance(exc, DecodeError) else "internal_error"
+                result.dead_letter(message, "bus", "join", reason, exc)
+                outcomes[n] = Outcome(entity, "invalid", reason, "join")
+                continue
+            by_entity.setdefault(part.entity_key, []).append((n, message, part))
+        for entity_key, parts in by_entity.items():
+            try:
+                verdicts = self._join(entity_key, parts, state, result)
+                outcomes |= {n: Outcome(entity, *verdict) for n, verdict in verdicts.items()}
+            except Exception as exc:
+                if _retriable(exc):
+                    raise
+                for n, message, _ in parts:
+                    result.dead_letter(message, "bus", "join", "internal_error", exc)
+                    outcomes[n] = Outcome(entity, "invalid", "internal_error", "join")
+        result.outcomes = [outcomes[n] for n in range(len(batch))]
+        return result
+
+    def _join(
+        self,
+        entity_key: str,
+        parts: list[tuple[int, Input, PartChange]],
+        state: StateView,
+        result: Result,
+    ) -> dict[int, tuple[Status, str | None]]:
+        """Fold one entity's parts of the batch into its state, then publish the entity once."""
+        join = self.join
+        joined = JoinState.decode(state(entity_key))
+        verdicts: dict[int, tuple[Status, str | None]] = {}
+        for n, _, part in parts:
+            verdict = merge(joined, part)
+            verdicts[n] = ("accepted", None) if verdict == "new" else ("dropped", verdict)
+        if all(status == "dropped" for status, _ in verdicts.values()):
+            return verdicts
+        record = join.compose(entity_key, joined)
+        if record is not None or joined.published:
+            result.send(unified_topic(join.entity), entity_key, None if record is None else record.model_dump())
+            joined.published = record is not None
+        version, latest = joined.version, joined.latest  # each a pass over the parts: once per entity
+        if join.entity in COUNTED:
+            joined.region = _contribute(
+                result,
+                join.entity,
+                entity_key,
+                latest.agency,
+                version,
+                latest.occurred_at,
+                contribution(record),
+                joined.region,
+            )
+        for found in track_findings(joined, join.findings(joined), now=latest.occurred_at):
+            result.send_finding(
+                finding(
+                    found.kind,
+                    entity_key,
+                    status=found.status,
+                    detected_at=found.detected_at,
+                    evidence=found.evidence,
+                    agencies=found.agencies,
+                    version=version,
+                    updated_at=latest.occurred_at,
+                )
+            )
+        result.state[entity_key] = StateWrite(parts[-1][1].partition, joined.encode())
+        return verdicts

@@ -1,8 +1,10 @@
 """``satubus``: one command line for every part of the bus. Sub-commands import their module only when run.
 
 Configuration comes from ``SATUBUS_*`` environment variables (see satubus/settings.py) or the dotenv file named
-by ``SATUBUS_ENV_FILE``. Exit codes: 0 success, 1 a failure the message explains, 2 bad usage or configuration,
-3 a service the command needs is unavailable (see satubus/errors.py).
+by ``SATUBUS_ENV_FILE``, read before the sub-command runs; an unknown ``SATUBUS_*`` name or an invalid value ends
+the command with exit code 2. The log level is ``SATUBUS_LOG_LEVEL`` (default INFO); ``-v`` forces DEBUG.
+Exit codes: 0 success, 1 a failure the message explains, 2 bad usage or configuration, 3 a service the command
+needs is unavailable (see satubus/errors.py).
 """
 
 from __future__ import annotations
@@ -10,26 +12,34 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
+from typing import get_args
 
-from pydantic import ValidationError
-
-from satubus.errors import SatuBusError, exit_code
-from satubus.settings import Settings, get_settings
+from satubus.errors import ConfigurationError, SatuBusError, exit_code
+from satubus.settings import LogLevel, Settings, get_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
-def _lazy(module: str, function: str) -> Handler:
-    def handler(args: argparse.Namespace, settings: Settings) -> int:
-        result: int = getattr(import_module(module), function)(args, settings)
+@dataclass(frozen=True)
+class Lazy:
+    """A sub-command's handler ``module.function(args, settings)``, imported only when run; the names say which
+    without importing it (tests/unit/test_cli.py checks that each one exists)."""
+
+    module: str
+    function: str
+
+    def __call__(self, args: argparse.Namespace, settings: Settings) -> int:
+        result: int = getattr(import_module(self.module), self.function)(args, settings)
         return result
 
-    return handler
+
+def _lazy(module: str, function: str) -> Handler:
+    return Lazy(module, function)
 
 
 def _stack(args: argparse.Namespace, settings: Settings) -> int:
@@ -59,7 +69,9 @@ def _schemas(args: argparse.Namespace, settings: Settings) -> int:
     from satubus.schemas.topics import all_contracts
 
     action = {"check": check_contract, "register": register_contract, "diff": diff_contract}[args.action]
-    contracts = [c for c in all_contracts() if c.schema is not None and fnmatch(c.subject, args.subject)]
+    contracts = [
+        c for c in all_contracts(settings.namespace) if c.schema is not None and fnmatch(c.subject, args.subject)
+    ]
     if not contracts:
         print(f"no subject matches {args.subject!r}", file=sys.stderr)
         return 2
@@ -190,7 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     stream = commands.add_parser(
         "stream", help="run the stream processor", description="Run the faust worker that normalizes events."
     )
-    stream.add_argument("--loglevel", default="info", help="log level of the worker (default info)")
+    stream.add_argument(
+        "--loglevel",
+        type=str.upper,
+        choices=get_args(LogLevel),
+        help="log level of this process (default SATUBUS_LOG_LEVEL, INFO)",
+    )
     stream.set_defaults(handler=_lazy("satubus.streams.run", "main"))
 
     dlq = commands.add_parser(
@@ -249,15 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.DEBUG if args.verbose else os.environ.get("SATUBUS_LOG_LEVEL", "INFO").upper()
+    try:
+        settings = get_settings()
+    except ConfigurationError as exc:
+        print(f"satubus: {exc}", file=sys.stderr)
+        return exit_code(exc)
+    level = logging.DEBUG if args.verbose else settings.log_level
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("httpx", "httpx2"):  # one line per registry request otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        print(f"satubus: invalid configuration (SATUBUS_* variables):\n{exc}", file=sys.stderr)
-        return 2
     try:
         return args.handler(args, settings)  # type: ignore[no-any-return]
     except SatuBusError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
 
 import faust
 
@@ -13,7 +15,11 @@ from satubus.streams.app import build_app
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     app = build_app(settings)
+    # The worker makes its data directory (under SATUBUS_STATE_DIR) but not the parents: a fresh clone has none.
+    Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)
     metrics.serve(settings.metrics_host, settings.stream_metrics_port, "SATUBUS_STREAM_METRICS_PORT")
-    worker = faust.Worker(app, loglevel=args.loglevel, override_logging=False)
+    if args.loglevel:  # instead of SATUBUS_LOG_LEVEL; the worker leaves the logging that satubus set up alone
+        logging.getLogger().setLevel(args.loglevel)
+    worker = faust.Worker(app, override_logging=False)
     worker.execute_from_commandline()  # exits the process (SystemExit) when the worker stops
     return 0

@@ -2,9 +2,11 @@
 
 ``POST /v1/agencies/{agency}/datasets/{dataset}/events`` with a JSON batch and the agency's bearer token. Each record
 is validated against the dataset's registered schema; the answer lists the accepted events (with their event_id)
-and the rejected ones (with every bad field and why). An event counts as accepted only once the broker has
-acknowledged it. 400 malformed JSON, 401 no or wrong token, 403 another agency's dataset, 404 unknown dataset,
-413 too large, 422 a batch of the wrong shape.
+and the rejected ones (with every bad field and why, or the broker's reason under ``<broker>``). An event counts as
+accepted only once the broker has acknowledged it. 400 malformed JSON, 401 no or wrong token, 403 another agency's
+dataset, 404 unknown dataset, 413 too large, 422 a batch of the wrong shape or one whose every event was rejected
+(a data error: sending it again changes nothing), 503 with ``Retry-After`` when the broker or the schema registry is
+unavailable or acknowledged none of the events (an infrastructure error: retry later).
 
 No ``from __future__ import annotations`` here: FastAPI reads the dependency annotations at run time.
 """
@@ -13,12 +15,12 @@ import argparse
 import asyncio
 import hmac
 import json
+import logging
 import sys
 import uuid
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from confluent_kafka import KafkaError
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,16 +28,20 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import make_asgi_app
 from pydantic import AwareDatetime, BaseModel, Field
 
+from satubus.errors import BrokerUnavailable, DataError, InfrastructureError, RegistryUnavailable
 from satubus.metrics import REGISTRY
-from satubus.producers.publisher import AgencyPublisher
+from satubus.producers.publisher import AgencyPublisher, Change, Outcome
 from satubus.registry import registry_client
 from satubus.schemas.catalogue import load_catalogue
-from satubus.schemas.record_models import RecordRejected, validate_json
+from satubus.schemas.nik import mask_nik
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
 
 UNAUTHENTICATED = "a valid agency token is required"
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
+RETRY_AFTER = {"Retry-After": "10"}  # seconds: a 503 is an infrastructure error, worth another try later
+
+log = logging.getLogger(__name__)
 
 
 class Event(BaseModel):
@@ -56,26 +62,27 @@ class FieldProblem(BaseModel):
     reason: str
 
 
-class Accepted(BaseModel):
+class AcceptedEvent(BaseModel):
     index: int
     event_id: uuid.UUID
 
 
-class Rejected(BaseModel):
+class RejectedEvent(BaseModel):
     index: int
     errors: list[FieldProblem]
 
 
-class BatchResult(BaseModel):
+class BatchResponse(BaseModel):
     topic: str
-    accepted: list[Accepted]
-    rejected: list[Rejected]
+    accepted: list[AcceptedEvent]
+    rejected: list[RejectedEvent]
 
 
 def create_app(settings: Settings) -> FastAPI:
     datasets: dict[str, set[str]] = {a.code: set(a.datasets) for a in load_catalogue()}
     tokens = {agency: token.get_secret_value().encode() for agency, token in settings.gateway_tokens.items()}
     publishers: dict[tuple[str, str], AgencyPublisher] = {}
+    creating = asyncio.Lock()
     serde = AvroSerde(registry_client(settings))
 
     @asynccontextmanager
@@ -117,9 +124,36 @@ def create_app(settings: Settings) -> FastAPI:
         problems = [{"field": ".".join(map(str, e["loc"][1:])), "reason": e["msg"]} for e in exc.errors()]
         return JSONResponse({"detail": "the batch does not have the expected shape", "errors": problems}, 422)
 
+    @app.exception_handler(InfrastructureError)
+    async def unavailable(request: Request, exc: InfrastructureError) -> JSONResponse:
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": f"{_service(exc)} is unavailable; retry later"}, 503, headers=RETRY_AFTER)
+
+    @app.exception_handler(DataError)
+    async def bad_data(request: Request, exc: DataError) -> JSONResponse:
+        return JSONResponse({"detail": mask_nik(str(exc))}, 422)
+
+    async def publisher_for(agency: str, dataset: str) -> AgencyPublisher:
+        """The dataset's publisher, made on first use (in a thread: it asks the registry for the schema)."""
+        if (publisher := publishers.get((agency, dataset))) is not None:
+            return publisher
+        async with creating:
+            publisher = publishers.get((agency, dataset))
+            if publisher is None:
+                publisher = publishers[(agency, dataset)] = await asyncio.to_thread(
+                    AgencyPublisher,
+                    settings,
+                    serde,
+                    agency=agency,
+                    dataset=dataset,
+                    system="http-gateway",
+                    delivery_timeout=settings.gateway_ack_timeout,  # every event has its answer by then
+                )
+            return publisher
+
     @app.post(
         "/v1/agencies/{agency}/datasets/{dataset}/events",
-        response_model=BatchResult,
+        response_model=BatchResponse,
         responses={400: {}, 401: {}, 403: {}, 404: {}, 413: {}, 422: {}, 503: {}},
     )
     async def publish(
@@ -131,60 +165,52 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, f"agency {agency!r} has no dataset {dataset!r} in the catalogue")
         if len(batch.events) > settings.gateway_max_events:
             raise HTTPException(413, f"at most {settings.gateway_max_events} events per batch")
-        publisher = publishers.get((agency, dataset))
-        if publisher is None:
-            publisher = publishers[(agency, dataset)] = AgencyPublisher(
-                settings,
-                serde,
-                agency=agency,
-                dataset=dataset,
-                system="http-gateway",
-                delivery_timeout=settings.gateway_ack_timeout,
+        publisher = await publisher_for(agency, dataset)
+        changes = [
+            Change(
+                event.key,
+                None if event.record is None else json.dumps(event.record),  # validated as JSON: ISO dates
+                event.version,
+                event.op,
+                event.occurred_at,
+                event.event_id,
             )
-        return await _publish(publisher, batch.events, settings.gateway_ack_timeout)
+            for event in batch.events
+        ]
+        # In a thread: publish_batch waits for the broker (at most the ack timeout plus a margin).
+        outcomes = await asyncio.to_thread(publisher.publish_batch, changes)
+        return batch_response(publisher.topic, outcomes)
 
     return app
 
 
-async def _publish(publisher: AgencyPublisher, events: list[Event], ack_timeout: float) -> BatchResult:
-    """Publish the valid events; each is accepted once the broker acknowledged it. By ``ack_timeout`` (plus a margin)
-    every event has a definite answer, because the publisher fails what is unacknowledged by then."""
-    outcomes: dict[uuid.UUID, KafkaError | None] = {}
-    queued: list[tuple[int, uuid.UUID]] = []
-    rejected: list[Rejected] = []
-    for index, event in enumerate(events):
-        try:
-            record = (
-                None
-                if event.record is None
-                else validate_json(publisher.model, json.dumps(event.record), publisher.dataset)
-            )
-            event_id = publisher.publish(
-                event.key,
-                record,
-                version=event.version,
-                op=event.op,
-                occurred_at=event.occurred_at,
-                event_id=event.event_id,
-                on_delivery=outcomes.__setitem__,
-            )
-            queued.append((index, event_id))
-        except RecordRejected as exc:
-            rejected.append(
-                Rejected(index=index, errors=[FieldProblem(field=e.field, reason=e.reason) for e in exc.errors])
-            )
-    await asyncio.to_thread(publisher.wait, ack_timeout + 5)
-    accepted = []
-    for index, event_id in queued:
-        if event_id in outcomes and outcomes[event_id] is None:
-            accepted.append(Accepted(index=index, event_id=event_id))
-        else:
-            error = outcomes.get(event_id)
-            reason = error.str() if error is not None else "no answer from the broker; retry"
-            rejected.append(Rejected(index=index, errors=[FieldProblem(field="<broker>", reason=reason)]))
-    if queued and not accepted:
-        raise HTTPException(503, "the broker acknowledged none of the events; retry later")
-    return BatchResult(topic=publisher.topic, accepted=accepted, rejected=sorted(rejected, key=lambda r: r.index))
+def batch_response(topic: str, outcomes: list[Outcome]) -> BatchResponse | JSONResponse:
+    """The answer to a batch: 200 listing each event once it had anything published; when nothing was, 503 (with
+    ``Retry-After``) if the broker failed any event, else 422 (every event's record is wrong)."""
+    response = BatchResponse(
+        topic=topic,
+        accepted=[AcceptedEvent(index=o.index, event_id=o.event_id) for o in outcomes if o.status == "published"],
+        rejected=[
+            RejectedEvent(index=o.index, errors=[FieldProblem(field=e.field, reason=e.reason) for e in o.errors])
+            for o in outcomes
+            if o.status != "published"
+        ],
+    )
+    if response.accepted or not response.rejected:
+        return response
+    body = response.model_dump(mode="json")
+    if any(o.status == "failed" for o in outcomes):
+        detail = "the broker acknowledged none of the events; retry later"
+        return JSONResponse({"detail": detail, **body}, 503, headers=RETRY_AFTER)
+    return JSONResponse({"detail": "every event was rejected; fix the records (see rejected)", **body}, 422)
+
+
+def _service(error: InfrastructureError) -> str:
+    if isinstance(error, BrokerUnavailable):
+        return "the broker"
+    if isinstance(error, RegistryUnavailable):
+        return "the schema registry"
+    return "a service of the bus"
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:

@@ -14,21 +14,23 @@ import json
 import re
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from pydantic import BaseModel
 
-from satubus.producers.publisher import AgencyPublisher
+from satubus.producers.publisher import AgencyPublisher, Change, Outcome
 from satubus.registry import registry_client
 from satubus.schemas.envelope import agency_record_schema
 from satubus.schemas.nik import mask_nik
 from satubus.schemas.record_models import FieldError, RecordRejected, validate_json
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
+
+CHUNK = 1000  # rows per publish_batch: the progress bar moves after each one's acknowledgements
+Report = list[tuple[int, str, str]]  # (spreadsheet row number, field, reason) of each rejected row
 
 _TRUE = {"true", "ya", "y", "yes", "1"}
 _FALSE = {"false", "tidak", "t", "no", "n", "0"}
@@ -136,6 +138,39 @@ def to_record(row: dict[str, Any], columns: dict[str, Column], mapping: dict[str
     return record
 
 
+def row_change(
+    row: dict[str, Any],
+    columns: dict[str, Column],
+    mapping: dict[str, str],
+    key: Column,
+    model: type[BaseModel],
+    *,
+    version: int,
+) -> Change:
+    """The row as a snapshot change, its record as JSON for the publisher to validate (once, when it publishes it);
+    ``RecordRejected`` for a cell that cannot fit, or an empty key (the record's own errors first when it has any:
+    they name the key field too)."""
+    record = to_record(row, columns, mapping)
+    value = record.get(key.field)
+    if value in (None, ""):
+        validate_json(model, json.dumps(record), "row")  # never sent: the publisher will not validate it again
+        raise RecordRejected("row", [FieldError(key.field, "the key is empty")])
+    return Change(str(value), json.dumps(record), version, op="r")
+
+
+def report_outcomes(numbers: list[int], outcomes: list[Outcome], rejected: Report) -> int:
+    """Add the rows the publisher did not publish to ``rejected``; returns how many it published."""
+    for number, outcome in zip(numbers, outcomes, strict=True):
+        if outcome.status == "rejected":
+            rejected.extend((number, e.field, e.reason) for e in outcome.errors)
+        elif outcome.status == "failed":
+            rejected.extend(
+                (number, e.field, f"not published ({e.reason}); is Kafka up? Upload the row again")
+                for e in outcome.errors
+            )
+    return sum(outcome.status == "published" for outcome in outcomes)
+
+
 def _cell(cell: Any, types: tuple[str, ...]) -> Any:
     if cell is None or (isinstance(cell, str) and not cell.strip()):
         return None
@@ -213,11 +248,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     report_path = args.report or args.file.with_name(args.file.name + ".errors.csv")
     # A later upload of a key wins, and so does a later row of the same key within this file.
     version = time.time_ns() // 1_000_000 * 1_000_000
-    rejected: list[tuple[int, str, str]] = []
-    sent: dict[uuid.UUID, int] = {}  # event id -> row number
-    answers: dict[uuid.UUID, KafkaError | None] = {}  # the broker's answer per event id (None: acknowledged)
+    rejected: Report = []
     progress = Progress(len(rows), args.file.name)
-    read, interrupted = 0, False
+    published, read, interrupted = 0, 0, False  # read: rows published or in the report
     with AvroSerde(registry_client(settings)) as serde:
         publisher = AgencyPublisher(
             settings,
@@ -225,43 +258,43 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             agency=args.agency,
             dataset=args.dataset,
             system="upload",
-            delivery_timeout=args.timeout,
+            delivery_timeout=args.timeout,  # by the end of the wait, the broker answered or failed each row
         )
-        try:
-            for read, (number, row) in enumerate(rows, start=1):
-                event_id = uuid.uuid4()
-                try:
-                    record = validate_json(publisher.model, json.dumps(to_record(row, columns, mapping)), "row")
-                    key = record.get(key_field.field)
-                    if key in (None, ""):
-                        raise RecordRejected("row", [FieldError(key_field.field, "the key is empty")])
-                    sent[event_id] = number  # before publish: the broker may answer within the call
-                    publisher.publish(
-                        str(key),
-                        record,
-                        version=version + number,
-                        op="r",
-                        event_id=event_id,
-                        on_delivery=answers.__setitem__,
-                    )
-                except RecordRejected as exc:
-                    sent.pop(event_id, None)
-                    rejected.extend((number, e.field, e.reason) for e in exc.errors)
-                except KafkaException as exc:  # the client refused this row (e.g. too large); go on
-                    sent.pop(event_id, None)
-                    rejected.append((number, "<broker>", f"not sent: {exc.args[0].str()}"))
-                progress.update(read, len({n for n, _, _ in rejected}))
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            publisher.wait(args.timeout + 5)  # by then the broker answered or delivery_timeout failed each event
-    for event_id, number in sent.items():
-        error = answers.get(event_id, "no answer")
-        if error is not None:
-            reason = error if isinstance(error, str) else error.str()
-            rejected.append((number, "<broker>", f"not published ({reason}); is Kafka up? Upload the row again"))
+        model = publisher.model
+        for start in range(0, len(rows), CHUNK):
+            chunk, reported = rows[start : start + CHUNK], len(rejected)
+            numbers: list[int] = []  # of the rows handed to the publisher, in order
+            changes: list[Change] = []
+            try:
+                for number, row in chunk:
+                    try:
+                        changes.append(row_change(row, columns, mapping, key_field, model, version=version + number))
+                    except RecordRejected as exc:
+                        rejected.extend((number, e.field, e.reason) for e in exc.errors)
+                        continue
+                    numbers.append(number)
+            except KeyboardInterrupt:  # nothing of this chunk was sent
+                del rejected[reported:]
+                interrupted = True
+                break
+            try:
+                outcomes = publisher.publish_batch(changes, timeout=args.timeout + 5)
+            except KeyboardInterrupt:  # sent, perhaps published: their answers are lost
+                publisher.wait(args.timeout + 5)
+                reason = "interrupted before the broker answered; it may be published: upload the row again"
+                rejected.extend((number, "<broker>", reason) for number in numbers)
+                read, interrupted = start + len(chunk), True
+                break
+            acknowledged = report_outcomes(numbers, outcomes, rejected)
+            published += acknowledged
+            read = start + len(chunk)
+            progress.update(read, len({n for n, _, _ in rejected}))
+            if not acknowledged and any(o.status == "failed" for o in outcomes):  # the broker is down: stop
+                reason = "not sent: the broker acknowledged none of the rows before; is Kafka up? Upload the row again"
+                rejected.extend((number, "<broker>", reason) for number, _ in rows[read:])
+                read = len(rows)
+                break
     rejected.sort(key=lambda r: r[0])
-    published = sum(answers.get(event_id, "") is None for event_id in sent)
     progress.update(read, len({n for n, _, _ in rejected}), force=True)
     print(f"{published} rows published to {publisher.topic}, {len({n for n, _, _ in rejected})} rejected")
     if interrupted:

@@ -9,7 +9,7 @@ only), ``case``, ``nik`` (must be a valid NIK), ``pattern``, ``codes`` (a code l
 code where ``region_by`` says so → Kemendagri code), ``pseudonym`` (keyed HMAC) and ``prefix``. ``pad`` zero-pads
 digit strings. Lists go through the steps element by element. A failure rejects the record with the agency's field and a
 short reason code: missing_value, invalid_nik, invalid_format, unknown_code, invalid_date, future_date, unknown_region,
-nik_mismatch, future_event, invalid_value.
+nik_mismatch, future_event, invalid_version, invalid_value.
 """
 
 from __future__ import annotations
@@ -138,6 +138,10 @@ class DatasetMapping:
     def apply(
         self, event: MappingType[str, Any], *, regions: Regions, pseudonym_key: bytes, now: dt.datetime
     ) -> BaseModel | Deletion:
+        if event["version"] < 1:
+            raise Rejected(
+                "version", "invalid_version", f"version {event['version']} is below 1: it counts changes from 1"
+            )
         occurred_at: dt.datetime = event["occurred_at"]
         if occurred_at > now + CLOCK_SKEW:
             raise Rejected("occurred_at", "future_event", f"event time {occurred_at.isoformat()} is in the future")

@@ -58,14 +58,18 @@ async def _follow_view(
                 print()
                 return first
             first = False
-            for child in children:
-                if child.poll() is not None:
-                    raise StackError(f"a pipeline process exited with {child.returncode}; see the logs in {logs}")
+            if (code := _exit_code(children)) is not None:
+                raise StackError(f"a pipeline process exited with {code}; see the logs in {logs}")
             if time.monotonic() - started > patience:
                 raise StackError(f"the view was incomplete after {patience:.0f}s; see the logs in {logs}")
             await asyncio.sleep(0.5)
     finally:
         await conn.close()
+
+
+def _exit_code(children: list[subprocess.Popen[bytes]]) -> int | None:
+    """The exit code of the first child that has exited (``Popen.poll`` does not wait), or None."""
+    return next((child.returncode for child in children if child.poll() is not None), None)
 
 
 async def _people(settings: Settings) -> int:

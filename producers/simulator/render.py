@@ -20,7 +20,7 @@ from satubus.producers.simulator.world import (
     Visit,
 )
 from satubus.schemas.code_lists import code_lists_of
-from satubus.schemas.regions import Region, Regions
+from satubus.schemas.regions import ReferenceRegion, Regions
 
 WIB = dt.timezone(dt.timedelta(hours=7))
 BPBD_KINDS = {
@@ -44,7 +44,7 @@ DPMPTSP_STATUS = {"SUBMITTED": "DIAJUKAN", "UNDER_REVIEW": "VERIFIKASI", "ISSUED
 BAPENDA_PAYMENT = {"PAID": "LUNAS", "PARTLY_PAID": "KURANG BAYAR", "UNPAID": "BELUM BAYAR"}
 
 
-def kelurahan_as_written(place: Region, rng: random.Random) -> str:
+def kelurahan_as_written(place: ReferenceRegion, rng: random.Random) -> str:
     """How a clerk types a kelurahan name: 'Kel. Menteng', 'MENTENG' or 'Menteng'."""
     return rng.choice((f"Kel. {place.name}", place.name.upper(), place.name))
 
@@ -101,7 +101,7 @@ def peserta_didik(e: Enrolment, regions: Regions) -> dict[str, Any]:
     }
 
 
-def bps_code(place: Region, regions: Regions) -> str:
+def bps_code(place: ReferenceRegion, regions: Regions) -> str:
     """Disdik reports BPS statistical codes, not Kemendagri ones."""
     code = regions.bps_code(place.code)
     assert code is not None, f"no BPS code for {place.code}"

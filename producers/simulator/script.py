@@ -130,7 +130,9 @@ def _with_dirt(
         if kind == "duplicate":
             later.append((index + rng.randint(1, 50), replace(clean, fact=None, expect="duplicate")))
         elif kind == "stale":
-            older = replace(clean, event_id=fresh, version=clean.version - 1, op="u", fact=None, expect="stale")
+            # Versions count from 1: an "older" version 0 is no version at all, and is dead-lettered as such.
+            expect = "stale" if clean.version > 1 else "dlq:invalid_version"
+            older = replace(clean, event_id=fresh, version=clean.version - 1, op="u", fact=None, expect=expect)
             later.append((index + rng.randint(1, 50), older))
         elif kind == "dlq:future_event":
             yield replace(clean, event_id=fresh, fact=None, expect=kind, future=True)

@@ -32,6 +32,8 @@ class Published:
 
     @property
     def topic(self) -> str:
+        """The contract topic: the truth names topics whatever the bus's namespace (``Settings.topic`` of it is the
+        Kafka topic the event went to)."""
         return agency_topic(self.planned.agency, self.planned.dataset)
 
     def envelope(self) -> dict[str, Any]:

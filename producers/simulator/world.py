@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 
 from satubus.schemas.catalogue import load_catalogue
-from satubus.schemas.regions import Region, Regions
+from satubus.schemas.regions import ReferenceRegion, Regions
 
 FIRST_NAMES_MALE = (
     "Agus",
@@ -109,7 +109,7 @@ class Resident:
     street: str
     rt: int
     rw: int
-    kelurahan: Region
+    kelurahan: ReferenceRegion
     deceased_on: dt.date | None
 
 
@@ -171,7 +171,7 @@ class Enrolment:
     level: str
     grade: int
     kjp: bool
-    school_kelurahan: Region
+    school_kelurahan: ReferenceRegion
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +191,7 @@ class Parcel:
     """A land parcel with its tax, zoning and permits (Bapenda, Citata, DPMPTSP)."""
 
     nop: str  # 18 digits
-    kelurahan: Region
+    kelurahan: ReferenceRegion
     address: str
     owner: str
     land_m2: int
@@ -232,7 +232,7 @@ class Incident:
 
     id: str
     kind: str  # canonical: FLOOD, WATERLOGGING, FIRE, WINDSTORM, LANDSLIDE
-    kelurahan: Region
+    kelurahan: ReferenceRegion
     started_at: dt.datetime
     statuses: tuple[str, ...]  # ONGOING, RECEDING, OVER
     affected_rw: tuple[str, ...]
@@ -251,7 +251,7 @@ class ServiceRequest:
     channel: str
     category: int  # the agency's category number; its code list names it
     text: str
-    kelurahan: Region
+    kelurahan: ReferenceRegion
     filed_at: dt.datetime
     closed_at: dt.datetime | None
 
@@ -324,7 +324,7 @@ def _aid(world: World, rng: random.Random, today: dt.date) -> None:
             )
 
 
-def _schools(world: World, rng: random.Random, today: dt.date, kelurahan: list[Region]) -> None:
+def _schools(world: World, rng: random.Random, today: dt.date, kelurahan: list[ReferenceRegion]) -> None:
     schools = {k.code: (f"{20100000 + i:08d}", f"SDN {k.name} 0{1 + i % 3}") for i, k in enumerate(kelurahan)}
     children = [r for r in world.residents if 6 <= age(r, today) <= 17 and r.deceased_on is None]
     nisn = 100_000
@@ -388,7 +388,7 @@ def _visits(world: World, rng: random.Random, now: dt.datetime) -> None:
         )
 
 
-def _parcels(world: World, rng: random.Random, today: dt.date, kelurahan: list[Region], count: int) -> None:
+def _parcels(world: World, rng: random.Random, today: dt.date, kelurahan: list[ReferenceRegion], count: int) -> None:
     serial: dict[str, int] = {}
     for _ in range(count):
         place = rng.choice(kelurahan)
@@ -441,7 +441,9 @@ def _parcels(world: World, rng: random.Random, today: dt.date, kelurahan: list[R
         )
 
 
-def _incidents(world: World, rng: random.Random, now: dt.datetime, kelurahan: list[Region], count: int) -> None:
+def _incidents(
+    world: World, rng: random.Random, now: dt.datetime, kelurahan: list[ReferenceRegion], count: int
+) -> None:
     for n in range(count):
         kind = rng.choice(INCIDENT_KINDS)
         statuses = (
@@ -465,7 +467,7 @@ def _incidents(world: World, rng: random.Random, now: dt.datetime, kelurahan: li
         )
 
 
-def _requests(world: World, rng: random.Random, now: dt.datetime, kelurahan: list[Region], count: int) -> None:
+def _requests(world: World, rng: random.Random, now: dt.datetime, kelurahan: list[ReferenceRegion], count: int) -> None:
     agencies = [a.code for a in load_catalogue() if a.integrated and "layanan" in a.datasets]
     for n in range(max(count, 2 * len(agencies))):  # every integrated agency files some
         agency = agencies[n % len(agencies)] if n < 2 * len(agencies) else rng.choice(agencies)

@@ -25,6 +25,7 @@ from tests.integration.test_dukcapil_end_to_end import read_topic
 
 TOKENS = {"bpbd": "token-of-bpbd", "dinsos": "token-of-dinsos"}
 URL = "/v1/agencies/bpbd/datasets/kejadian/events"
+TOPIC = agency_topic("bpbd", "kejadian")
 MAX_BODY = 100_000
 
 
@@ -85,7 +86,7 @@ def test_a_batch_is_acknowledged_after_the_broker_and_lists_rejections(bus: Sett
     response = gateway.post(URL, json={"events": events}, headers=auth())
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["topic"] == agency_topic("bpbd", "kejadian")
+    assert body["topic"] == bus.topic(TOPIC)  # the Kafka name: the contract topic in the bus's namespace
     assert [r["index"] for r in body["rejected"]] == [3, 11]
     assert {(e["field"], e["reason"]) for e in body["rejected"][0]["errors"]} == {
         ("pengungsi", "Input should be a valid integer"),
@@ -94,7 +95,7 @@ def test_a_batch_is_acknowledged_after_the_broker_and_lists_rejections(bus: Sett
     assert len(body["accepted"]) == 18
     assert {"index": 5, "event_id": fixed_id} in body["accepted"]
     with AvroSerde(registry_client(bus)) as serde:
-        in_topic = {str(serde.decode(m.value())["event_id"]) for m in read_topic(bus, body["topic"])}
+        in_topic = {str(serde.decode(m.value())["event_id"]) for m in read_topic(bus, TOPIC)}
     assert {a["event_id"] for a in body["accepted"]} <= in_topic
     scraped = gateway.get("/metrics/").text  # the publishing process's own Prometheus endpoint
     assert 'satubus_events_published_total{agency="bpbd",dataset="kejadian"} 18.0' in scraped
@@ -155,7 +156,7 @@ def test_a_stranger_gets_401_before_the_body_is_judged(gateway: httpx.Client) ->
         assert response.status_code == 401, body
 
 
-def test_rejections_never_echo_a_nik(gateway: httpx.Client) -> None:
+def test_a_batch_of_only_bad_records_is_422_and_never_echoes_a_nik(gateway: httpx.Client) -> None:
     nik = "3171069935850001"  # day 99: impossible
     record = {
         "id_penyaluran": "PKH-1",
@@ -174,7 +175,8 @@ def test_rejections_never_echo_a_nik(gateway: httpx.Client) -> None:
         json={"events": [{"key": "PKH-1", "version": 1, "record": record}]},
         headers=auth("dinsos"),
     )
-    assert response.status_code == 200 and response.json()["rejected"][0]["errors"]
+    assert response.status_code == 422  # a data error: sending it again changes nothing
+    assert response.json()["accepted"] == [] and response.json()["rejected"][0]["errors"]
     assert nik[:10] not in response.text
 
 
@@ -193,4 +195,17 @@ def test_a_broker_that_does_not_answer_gives_503_within_the_ack_timeout(bus: Set
     ) as gateway:
         response = gateway.post(URL, json={"events": events}, headers=auth())
     assert response.status_code == 503
+    assert response.headers["retry-after"] == "10"
     assert "acknowledged none" in response.json()["detail"]
+    assert {e["field"] for r in response.json()["rejected"] for e in r["errors"]} == {"<broker>"}
+
+
+def test_a_registry_that_does_not_answer_gives_503_with_retry_after(bus: Settings) -> None:
+    down = f"http://{unanswered_address()}/apis/ccompat/v7"
+    events = [{"key": "G-1", "version": 1, "record": incident(1)}]
+    with running_gateway(bus, bus.gateway_port + 2, SATUBUS_REGISTRY_URL=down, SATUBUS_REGISTRY_TIMEOUT="2") as gateway:
+        response = gateway.post(URL, json={"events": events}, headers=auth())
+        assert gateway.get("/openapi.json").status_code == 200  # the gateway itself is still up
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "10"
+    assert response.json()["detail"] == "the schema registry is unavailable; retry later"

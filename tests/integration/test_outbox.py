@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -25,6 +27,7 @@ from satubus.schemas.topics import agency_topic
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.integration.conftest import process_env
+from tests.integration.proxy import CuttableProxy
 from tests.integration.test_dukcapil_end_to_end import read_topic
 
 KILLS = 6
@@ -48,13 +51,14 @@ def payload(i: int, rng: random.Random) -> dict[str, Any]:
 
 @pytest.fixture
 def agency_db(bus: Settings) -> Iterator[str]:
+    name = "agency_dinsos_" + re.sub(r"\W", "_", bus.namespace)  # one per suite's namespace
     admin = bus.database_url.rsplit("/", 1)[0] + "/postgres"
-    dsn = bus.database_url.rsplit("/", 1)[0] + "/agency_dinsos"
+    dsn = bus.database_url.rsplit("/", 1)[0] + f"/{name}"
 
     async def fresh() -> None:
         conn = await asyncpg.connect(admin)
-        await conn.execute("DROP DATABASE IF EXISTS agency_dinsos WITH (FORCE)")
-        await conn.execute("CREATE DATABASE agency_dinsos")
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {name}")
         await conn.close()
         await install(dsn)
 
@@ -131,7 +135,7 @@ async def pending(dsn: str) -> int:
 
 def test_every_row_reaches_the_topic_through_repeated_kill_9(bus: Settings, agency_db: str) -> None:
     rng = random.Random(606)
-    log = bus.state_dir.resolve() / "logs" / "test-outbox-relay.log"
+    log = bus.state_dir.resolve() / "logs" / f"{bus.namespace}-outbox-relay.log"
     log.unlink(missing_ok=True)
     relay = start_relay(bus, agency_db, log)
     kills = last_start = 0
@@ -200,6 +204,61 @@ def test_every_row_reaches_the_topic_through_repeated_kill_9(bus: Settings, agen
         f"\noutbox relay: {len(valid)} rows through {kills} kill -9 in {elapsed:.1f}s (rows waiting after each kill: "
         f"{waiting}), {len(seen) - len(valid)} republished duplicates, {len(invalid)} rejected"
     )
+
+
+async def insert_rows(dsn: str, numbers: range) -> set[str]:
+    """Outbox rows written straight to the agency's database; returns their event ids."""
+    rng = random.Random(numbers.start)
+    conn = await asyncpg.connect(dsn)
+    ids = [str(uuid.uuid4()) for _ in numbers]
+    for event_id, i in zip(ids, numbers, strict=True):
+        await conn.execute(
+            "INSERT INTO satubus_outbox (id, aggregatetype, aggregateid, type, payload) "
+            "VALUES ($1, 'penerima_bansos', $2, 'c', $3)",
+            uuid.UUID(event_id),
+            f"OUT-{i}",
+            json.dumps(payload(i, rng)),
+        )
+    await conn.close()
+    return set(ids)
+
+
+def test_the_relay_outlives_a_database_outage(bus: Settings, agency_db: str) -> None:
+    """Before, the first error of the agency's database ended the relay; now it waits with bounded backoff."""
+    proxy = CuttableProxy(urlsplit(agency_db).port or 5432)
+    through_proxy = urlsplit(agency_db)._replace(netloc=f"{urlsplit(agency_db).username}@127.0.0.1:{proxy.port}")
+    log = bus.state_dir.resolve() / "logs" / f"{bus.namespace}-outbox-outage.log"
+    log.unlink(missing_ok=True)
+    relay = start_relay(bus, through_proxy.geturl(), log)
+
+    def wait_until_relayed() -> None:
+        deadline = time.monotonic() + 90
+        while asyncio.run(pending(agency_db)):
+            assert relay.poll() is None, f"the relay exited; see {log}"
+            assert time.monotonic() < deadline, f"rows still pending after 90s; see {log}"
+            time.sleep(0.2)
+
+    try:
+        before = asyncio.run(insert_rows(agency_db, range(0, 50)))
+        wait_until_relayed()
+        proxy.cut()
+        during = asyncio.run(insert_rows(agency_db, range(50, 100)))
+        time.sleep(6)  # the relay finds its connection gone and fails to make another, several times
+        assert relay.poll() is None, f"the relay exited during the outage; see {log}"
+        assert asyncio.run(pending(agency_db)) == 50
+        proxy.restore()
+        wait_until_relayed()
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(timeout=60) == 0
+    finally:
+        if relay.poll() is None:
+            relay.kill()
+            relay.wait()
+        proxy.close()
+    assert "the agency database is unavailable" in log.read_text()
+    with AvroSerde(registry_client(bus)) as serde:
+        in_topic = {str(serde.decode(m.value())["event_id"]) for m in read_topic(bus, TOPIC)}
+    assert before | during <= in_topic
 
 
 def test_rejected_rows_keep_the_reason(bus: Settings, agency_db: str) -> None:

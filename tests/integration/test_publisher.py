@@ -16,9 +16,13 @@ from satubus.deploy.local.stack import Stack
 from satubus.producers.publisher import AgencyPublisher, Change
 from satubus.registry import registry_client
 from satubus.schemas.record_models import RecordRejected
+from satubus.schemas.topics import agency_topic
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
+from tests.integration.conftest import unanswered_address
 from tests.integration.test_dukcapil_end_to_end import read_topic
+
+TOPIC = agency_topic("bpbd", "kejadian")
 
 
 def incident(i: int) -> dict[str, Any]:
@@ -41,10 +45,10 @@ def publisher(bus: Settings) -> Iterator[AgencyPublisher]:
         yield publisher
 
 
-def event_ids(settings: Settings, topic: str, system: str = "pusdatin") -> Counter[str]:
-    """The event ids in ``topic`` sent by ``system`` (other tests publish simulated events to the same topic)."""
+def event_ids(settings: Settings, system: str = "pusdatin") -> Counter[str]:
+    """The event ids in the topic sent by ``system`` (other tests publish simulated events to the same topic)."""
     with AvroSerde(registry_client(settings)) as serde:
-        events = [serde.decode(m.value()) for m in read_topic(settings, topic)]
+        events = [serde.decode(m.value()) for m in read_topic(settings, TOPIC)]
     return Counter(str(e["event_id"]) for e in events if e["source"]["system"] == system)
 
 
@@ -57,15 +61,35 @@ def test_an_invalid_record_is_refused_before_anything_is_sent(publisher: AgencyP
 
 
 def test_the_batch_path_publishes_the_valid_and_returns_the_rest(bus: Settings, publisher: AgencyPublisher) -> None:
+    assert publisher.topic == bus.topic(TOPIC)  # the contract topic in the suite's namespace
     changes = [Change(f"B-{i}", incident(i), version=1) for i in range(100)]
     changes[7] = Change("B-7", incident(7) | {"jenis": None}, version=1)
     changes[42] = Change("B-42", None, version=2, op="u")
-    result = publisher.publish_batch(changes)
-    assert [index for index, _ in result.rejected] == [7, 42]
-    assert "jenis: Input should be a valid string" in str(result.rejected[0][1])
-    assert len(result.accepted) == 98
-    in_topic = event_ids(bus, publisher.topic)
-    assert all(in_topic[str(event_id)] == 1 for event_id in result.accepted)
+    outcomes = publisher.publish_batch(changes)
+    assert [o.index for o in outcomes] == list(range(100))
+    assert [o.index for o in outcomes if o.status == "rejected"] == [7, 42]
+    assert "jenis: Input should be a valid string" in outcomes[7].reason
+    published = [o.event_id for o in outcomes if o.status == "published"]
+    assert len(published) == 98
+    in_topic = event_ids(bus)
+    assert all(in_topic[str(event_id)] == 1 for event_id in published)
+
+
+def test_a_batch_the_broker_never_answers_fails_each_event_within_the_timeout(bus: Settings) -> None:
+    down = bus.model_copy(update={"kafka_bootstrap": unanswered_address()})
+    changes = [Change(f"D-{i}", incident(i), version=1) for i in range(5)]
+    changes[2] = Change("D-2", incident(2) | {"tinggi_air_cm": "tinggi"}, version=1)
+    with AvroSerde(registry_client(bus)) as serde:
+        publisher = AgencyPublisher(
+            down, serde, agency="bpbd", dataset="kejadian", system="pusdatin", delivery_timeout=2
+        )
+        started = time.monotonic()
+        outcomes = publisher.publish_batch(changes)
+        elapsed = time.monotonic() - started
+        publisher.flush(timeout=5)  # the batch's failures are in its outcomes, not raised again
+    assert elapsed < 2 + 5
+    assert [o.status for o in outcomes] == ["failed", "failed", "rejected", "failed", "failed"]
+    assert {o.reason for o in outcomes if o.status == "failed"} == {"<broker>: Local: Message timed out"}
 
 
 def test_a_broker_restart_mid_stream_loses_and_duplicates_nothing(
@@ -97,7 +121,7 @@ def test_a_broker_restart_mid_stream_loses_and_duplicates_nothing(
 
     assert failed == []
     assert len(acknowledged) == 20_000
-    in_topic = event_ids(bus, publisher.topic)
+    in_topic = event_ids(bus)
     duplicates = {event_id for event_id, n in in_topic.items() if n > 1}
     assert duplicates == set()
     assert {str(e) for e in acknowledged} <= set(in_topic)

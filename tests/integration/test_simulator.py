@@ -32,13 +32,15 @@ def simulate(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]
 
 
 def message_counts(settings: Settings, topics: list[str]) -> dict[str, int]:
+    """Messages in each contract topic (in the suite's namespace), by the contract topic's name."""
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "test-counter"})
     try:
         counts = {}
         for topic in topics:
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            name = settings.topic(topic)
+            partitions = consumer.list_topics(name, timeout=10).topics[name].partitions
             counts[topic] = sum(
-                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+                consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1] for p in partitions
             )
         return counts
     finally:

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 class Event(BaseModel):
     key: str = Field(min_length=1, description="The record's natural key at the agency.")
-    version: int = Field(ge=0, le=2**63 - 1, description="Monotonic per key at the agency; higher wins.")
+    version: int = Field(ge=1, le=2**63 - 1, description="Counts the record's changes, from 1; higher wins.")
     op: Literal["c", "u", "d", "r"] = Field("c", description="c create, u update, d delete, r snapshot.")
     occurred_at: AwareDatetime | None = Field(None, description="When it happened (ISO 8601 with offset).")
     event_id: uuid.UUID | None = Field(None, description="Idempotency id; generated when absent.")

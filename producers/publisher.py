@@ -228,6 +228,8 @@ class AgencyPublisher:
         """The change's envelope in the wire format; the record is validated here, and only here."""
         if (change.op == "d") != (change.record is None):
             raise RecordRejected(self.dataset, [FieldError("after", "a delete has no record; other ops need one")])
+        if change.version < 1:
+            raise RecordRejected(self.dataset, [FieldError("version", "versions count the record's changes from 1")])
         if change.record is None:
             after = None
         elif isinstance(change.record, dict):

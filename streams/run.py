@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from pathlib import Path
 
 import faust
+import uvloop
 
 from satubus import metrics
 from satubus.settings import Settings
@@ -14,6 +16,8 @@ from satubus.streams.app import build_app
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
+    # uvloop: faust's per-message machinery (tasks, futures, callbacks) costs about a third less on it.
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     app = build_app(settings)
     # The worker makes its data directory (under SATUBUS_STATE_DIR) but not the parents: a fresh clone has none.
     Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)

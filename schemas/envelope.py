@@ -114,6 +114,20 @@ def part_schema() -> dict[str, Any]:
     return dict(json.loads((CANONICAL_DIR / "part.avsc").read_text(encoding="utf-8")))
 
 
+def part_batch_schema() -> dict[str, Any]:
+    """Parts for one partition of ``canonical.<entity>.v2``: the normalizer (and the person joiner, for regions)
+    sends the parts of a batch in one record per partition, so that the joiner pays Kafka's and faust's per-message
+    costs once per batch rather than once per part."""
+    return {
+        "type": "record",
+        "name": "PartBatch",
+        "namespace": "id.go.jakarta.satubus.canonical",
+        "doc": "Parts of joined entities that share one partition of canonical.<entity>.v2, in the order they were "
+        "decided; every part of an entity key goes to the same partition (crc32 of the key).",
+        "fields": [{"name": "parts", "type": {"type": "array", "items": part_schema()}, "doc": "The parts, in order."}],
+    }
+
+
 def activity_schema() -> dict[str, Any]:
     return dict(json.loads((BUS_DIR / "activity.avsc").read_text(encoding="utf-8")))
 

@@ -5,6 +5,7 @@ Subjects follow the TopicNameStrategy (``<topic>-value``), so any Confluent-comp
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -15,7 +16,7 @@ from satubus.schemas.compatibility import Level
 from satubus.schemas.envelope import (
     activity_schema,
     agency_event_schema,
-    part_schema,
+    part_batch_schema,
     person_nik_schema,
     unified_schema,
 )
@@ -29,7 +30,8 @@ def agency_topic(agency: str, dataset: str, major: int = 1) -> TopicName:
 
 
 def canonical_topic(entity: str) -> TopicName:
-    return TopicName(f"canonical.{entity}")
+    """v2: records are batches of parts (v1 carried one part per record)."""
+    return TopicName(f"canonical.{entity}.v2")
 
 
 def unified_topic(entity: str, major: int = 1) -> TopicName:
@@ -53,6 +55,9 @@ class TopicContract:
     schema: Callable[[], dict[str, Any]] | None
     compacted: bool = False
     compatibility: Level = "BACKWARD_TRANSITIVE"
+    # Each record holds a batch of items (``{"parts": [...]}``) for one partition, chosen by ``partition_of`` the
+    # items' keys, instead of one keyed item.
+    batched: bool = False
 
     @property
     def subject(self) -> str:
@@ -79,8 +84,13 @@ def unified_contract(entity: str, major: int = 1) -> TopicContract:
 
 
 def canonical_contract(entity: str) -> TopicContract:
-    """The internal topic of an entity's parts, keyed by entity key so that one joiner sees all of them."""
-    return TopicContract(canonical_topic(entity), part_schema)
+    """The internal topic of an entity's parts, partitioned by entity key so that one joiner sees all of them."""
+    return TopicContract(canonical_topic(entity), part_batch_schema, batched=True)
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition of a batched topic that holds ``key``'s items: the same for a key whatever the producer."""
+    return zlib.crc32(key) % partitions
 
 
 DUKCAPIL_PENDUDUK = agency_contract("dukcapil", "penduduk")

@@ -7,11 +7,13 @@ table; and one joiner per joined entity (person, parcel, region) over ``canonica
 that entity's table. Tables are faust Tables (changelog topics, recovery and rebalancing are faust's), stored in
 RocksDB when ``SATUBUS_STREAM_STORE`` says so.
 
-For each batch: the processor decides; the outputs go out through one confluent-kafka producer (streams/delivery.py)
-and are confirmed by the broker; only then are the state writes applied (the last write of each key, once) and the
-events acknowledged, so that their offsets may be committed (at-least-once; the guards per key and per part make it
-effectively-once). A retriable error (the registry or the broker unavailable) runs the batch again after a backoff;
-nothing is dead-lettered for it.
+For each batch: the processor decides; its outputs and the changelog records of its state writes (the last write of
+each key, once) go out through one confluent-kafka producer (streams/delivery.py) and are confirmed by the broker;
+only then are the writes applied to the tables' stores and the events acknowledged, so that their offsets may be
+committed (at-least-once; the guards per key and per part make it effectively-once). The changelog records are
+serialized by the table's own changelog topic, so faust recovers the tables from them as from its own.
+A retriable error (the registry or the broker unavailable) runs the batch again after a backoff; nothing is
+dead-lettered for it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, cast
 
 import faust
 from faust.streams import _current_event
+from faust.types import TP
 
 from satubus.errors import ConfigurationError
 from satubus.registry import registry_client
@@ -58,6 +61,15 @@ APP_ID = "satubus-streams"
 # The stream processor waits for the registry and the broker as long as it takes (a dead letter would blame the
 # agency, and a worker that exits only restarts into the same wait); the log shows every retry.
 UNTIL_IT_ANSWERS = Backoff(first=0.5, longest=10.0, attempts=None)
+
+# Every contract topic the processor writes to.
+OUTPUTS = [
+    *(unified_contract(e) for e in ("person", "parcel", "region", "incident", "finding")),
+    *(canonical_contract(e) for e in JOINED_ENTITIES),
+    DEAD_LETTERS,
+    ACTIVITY,
+    PERSON_NIK,
+]
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -104,14 +116,6 @@ class Adapter:
 
     def install(self, mappings: list[DatasetMapping]) -> None:
         regions = load_regions()
-        contracts = [
-            *(unified_contract(e) for e in ("person", "parcel", "region", "incident", "finding")),
-            *(canonical_contract(e) for e in JOINED_ENTITIES),
-            DEAD_LETTERS,
-            ACTIVITY,
-            PERSON_NIK,
-        ]
-        delivery = Delivery(self.settings, self.serde, contracts, client_id=self.app.conf.id)
         topic = self.settings.topic  # the Kafka name of a contract topic, in the bus's namespace
         by_topic: dict[str, DatasetMapping] = {topic(agency_topic(m.agency, m.dataset)): m for m in mappings}
         normalizer = Normalizer(by_topic, regions, self.key, self._decode)
@@ -120,13 +124,12 @@ class Adapter:
             list(by_topic),
             self._table("keys"),
             lambda batch, state: normalizer.process(batch, state, dt.datetime.now(dt.UTC)),
-            delivery,
         )
         joined = {m.spec.entity for m in mappings if m.spec.part is not None} - {"region"}
         for join in [*(JOINS[entity] for entity in sorted(joined)), region_join(regions)]:
             joiner = Joiner(join, self._decode)
             parts = topic(canonical_contract(join.entity).name)
-            self._agent(f"join-{join.entity}", [parts], self._table(f"join-{join.entity}"), joiner.process, delivery)
+            self._agent(f"join-{join.entity}", [parts], self._table(f"join-{join.entity}"), joiner.process)
         log.info("normalizing %d agency datasets; joining %s", len(by_topic), ", ".join(sorted(joined | {"region"})))
 
     def _decode(self, value: bytes, origin: Any, reader: dict[str, Any] | None) -> dict[str, Any]:
@@ -141,10 +144,11 @@ class Adapter:
         topics: list[str],
         table: Any,
         process: Callable[[Sequence[Input], Callable[[str], bytes | None]], Result],
-        delivery: Delivery,
     ) -> None:
         source = self.app.topic(*topics, key_type=bytes, value_type=bytes)
         stage = "normalize" if name == "normalize" else "join"
+        # A producer of its own: an agent confirms its own batch's deliveries, not another agent's.
+        delivery = Delivery(self.settings, self.serde, OUTPUTS, client_id=f"{self.app.conf.id}-{name}")
 
         async def agent(stream: faust.StreamT[bytes]) -> None:
             # Not ``take_events``: a worker stopping in the middle of a batch would acknowledge the whole batch, and
@@ -159,7 +163,7 @@ class Adapter:
                 result = await retry_async(
                     partial(self._run, process, batch, table, delivery), backoff=UNTIL_IT_ANSWERS, what=name
                 )
-                self._write_state(result, events, table)
+                self._apply_state(result, events, table, delivery)
                 for event in events:
                     await cast(faust.Stream[bytes], stream).ack(event)
                 self.meter.batch(stage, batch, result, time.perf_counter() - started)
@@ -175,6 +179,11 @@ class Adapter:
     ) -> Result:
         result = process(batch, table.get)
         delivery.send(result.outputs)
+        changelog = table.changelog_topic  # the records faust's Table would write, serialized by faust
+        for key, write in result.state.items():
+            record_key, _ = changelog.prepare_key(key, None)
+            record_value, _ = changelog.prepare_value(write.value, None)
+            delivery.send_changelog(changelog.get_topic_name(), write.partition, record_key, record_value)
         await delivery.confirm()
         return result
 
@@ -185,11 +194,17 @@ class Adapter:
         return Input(message.topic, message.partition, message.offset, message.key, message.value, pairs)
 
     @staticmethod
-    def _write_state(result: Result, events: list[Any], table: Any) -> None:
-        """A faust Table writes a key's change to the changelog partition of the task's current event: each write
-        is attributed to an event of the partition the processor named. Only the task-local variable is set: the
-        stream's own ``current_event`` is what its take buffer reads for the next event."""
+    def _apply_state(result: Result, events: list[Any], table: Any, delivery: Delivery) -> None:
+        """Put the batch's writes, already in the changelog, into the table's store (not through the table, which
+        would send each again). A store keeps a key in the partition of the task's current event: each write is
+        attributed to an event of the partition the processor named. Only the task-local variable is set: the
+        stream's own ``current_event`` is what its take buffer reads for the next event. A RocksDB store also
+        records the changelog offset it holds, so that a restart recovers only what came after."""
         of_partition = {event.message.partition: event for event in events}
         for key, write in result.state.items():
             _current_event.set(weakref.ref(of_partition[write.partition]))
-            table[key] = write.value
+            table.data[key] = write.value
+        changelog = table.changelog_topic.get_topic_name()
+        for (topic, partition), offset in delivery.changelog_offsets.items():
+            if topic == changelog:
+                table.data.set_persisted_offset(TP(topic, partition), offset)

@@ -329,34 +329,41 @@ class Joiner:
     decode: Decode
 
     def process(self, batch: Sequence[Input], state: StateView) -> Result:
+        """Each input holds a batch of parts (``canonical.<entity>.v2``); the outcomes are one per part, in order,
+        and one per input that does not decode."""
         result = Result()
         entity = self.join.entity
-        outcomes: dict[int, Outcome] = {}
+        outcomes: list[Outcome | None] = []
         by_entity: dict[str, list[tuple[int, Input, PartChange]]] = {}
-        for n, message in enumerate(batch):
+        for message in batch:
             try:
                 if message.value is None:
-                    raise DecodeError("a part has no value", b"")
-                part = PartChange.from_avro(self.decode(message.value, message.origin, None))
+                    raise DecodeError("a batch of parts has no value", b"")
+                decoded = [PartChange.from_avro(p) for p in self.decode(message.value, message.origin, None)["parts"]]
             except Exception as exc:
                 if _retriable(exc):
                     raise
                 reason = type(exc).__name__ if isinstance(exc, DecodeError) else "internal_error"
                 result.dead_letter(message, "bus", "join", reason, exc)
-                outcomes[n] = Outcome(entity, "invalid", reason, "join")
+                outcomes.append(Outcome(entity, "invalid", reason, "join"))
                 continue
-            by_entity.setdefault(part.entity_key, []).append((n, message, part))
+            for part in decoded:
+                by_entity.setdefault(part.entity_key, []).append((len(outcomes), message, part))
+                outcomes.append(None)
+        lettered: set[tuple[int, int]] = set()
         for entity_key, parts in by_entity.items():
             try:
-                verdicts = self._join(entity_key, parts, state, result)
-                outcomes |= {n: Outcome(entity, *verdict) for n, verdict in verdicts.items()}
+                for n, verdict in self._join(entity_key, parts, state, result).items():
+                    outcomes[n] = Outcome(entity, *verdict)
             except Exception as exc:
                 if _retriable(exc):
                     raise
-                for n, message, _ in parts:
-                    result.dead_letter(message, "bus", "join", "internal_error", exc)
+                for n, message, _ in parts:  # the inputs holding them go to the dead letters, each once
+                    if (message.partition, message.offset) not in lettered:
+                        lettered.add((message.partition, message.offset))
+                        result.dead_letter(message, "bus", "join", "internal_error", exc)
                     outcomes[n] = Outcome(entity, "invalid", "internal_error", "join")
-        result.outcomes = [outcomes[n] for n in range(len(batch))]
+        result.outcomes = [outcome for outcome in outcomes if outcome is not None]
         return result
 
     def _join(

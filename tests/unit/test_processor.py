@@ -38,7 +38,7 @@ MAGIC = b"\x00\x00\x00\x00\x2a"  # a Confluent frame: magic byte 0, schema id 42
 PENDUDUK = agency_topic("dukcapil", "penduduk")
 BANSOS = agency_topic("dinsos", "penerima_bansos")
 KEJADIAN = agency_topic("bpbd", "kejadian")
-PARTS = "canonical.person"
+PARTS = "canonical.person.v2"
 
 NIK_2 = "3171065508950003"  # the same woman's NIK as Dukcapil corrected it (another serial)
 BAD_NIK = "3171063299950002"  # day 32: impossible
@@ -162,6 +162,8 @@ class Bus:
         headers: tuple[tuple[str, bytes], ...] = (),
     ) -> Input:
         key = str(record.get("key", record.get("entity_key"))).encode()
+        if "entity_key" in record:  # a part: canonical topics carry batches of them
+            record = {"parts": [record]}
         return Input(topic, partition, offset, key, self.wire.frame(record), headers)
 
     def normalize(self, *batch: Input, decode: Callable[..., dict[str, Any]] | None = None) -> Result:
@@ -239,8 +241,8 @@ def test_a_valid_resident_becomes_an_identity_part_and_her_clear_nik_goes_only_t
     result = bus.normalize(bus.input(PENDUDUK, event, partition=2, offset=41))
 
     assert result.outcomes == [Outcome("dukcapil.penduduk", "accepted")]
-    assert sorted(topics(result)) == ["bus.activity", "canonical.person", "restricted.person_nik.v1"]
-    (out,) = sent(result, "canonical.person")
+    assert sorted(topics(result)) == ["bus.activity", "canonical.person.v2", "restricted.person_nik.v1"]
+    (out,) = sent(result, "canonical.person.v2")
     assert out.key == PID.encode()
     change = part(out)
     assert (change.entity, change.entity_key, change.part) == ("person", PID, "identity")
@@ -276,7 +278,7 @@ def test_a_redelivered_event_is_dropped_as_duplicate_in_the_same_batch() -> None
         Outcome("dukcapil.penduduk", "accepted"),
         Outcome("dukcapil.penduduk", "dropped", "duplicate"),
     ]
-    assert len(sent(result, "canonical.person")) == 1
+    assert len(sent(result, "canonical.person.v2")) == 1
     assert len(sent(result, "restricted.person_nik.v1")) == 1
     assert counts(activity(result)["dukcapil.penduduk"]) == (2, 1, 0, 1)
     assert len(result.state) == 1
@@ -304,7 +306,7 @@ def test_an_older_version_after_a_newer_one_is_dropped_as_stale() -> None:
 
     assert first.outcomes[1] == Outcome("dukcapil.penduduk", "dropped", "stale")
     assert later.outcomes == [Outcome("dukcapil.penduduk", "dropped", "stale")]
-    assert [part(o).version for o in sent(first, "canonical.person")] == [8]
+    assert [part(o).version for o in sent(first, "canonical.person.v2")] == [8]
     assert topics(later) == ["bus.activity"] and later.state == {}
     assert counts(activity(first)["dukcapil.penduduk"]) == (2, 1, 0, 1)
     assert key_state(first).version == 8
@@ -313,12 +315,12 @@ def test_an_older_version_after_a_newer_one_is_dropped_as_stale() -> None:
 def test_a_corrected_nik_moves_the_part_to_the_new_person_and_tombstones_the_old_nik() -> None:
     bus = Bus()
     first = bus.normalize(bus.input(PENDUDUK, resident("siak-0001", n=1, version=1, nik=NIK)))
-    old_part = part(sent(first, "canonical.person")[0])
+    old_part = part(sent(first, "canonical.person.v2")[0])
 
     result = bus.normalize(bus.input(PENDUDUK, resident("siak-0001", n=2, version=2, nik=NIK_2)))
 
     assert result.outcomes == [Outcome("dukcapil.penduduk", "accepted")]
-    removal, moved = sent(result, "canonical.person")
+    removal, moved = sent(result, "canonical.person.v2")
     assert removal.key == PID.encode() and moved.key == PID_2.encode()
     left, arrived = part(removal), part(moved)
     assert (left.entity_key, left.data) == (PID, None)
@@ -338,7 +340,7 @@ def test_a_deleted_resident_removes_her_part_from_the_person_it_was_routed_to() 
     result = bus.normalize(bus.input(PENDUDUK, resident(n=2, version=2, deleted=True)))
 
     assert result.outcomes == [Outcome("dukcapil.penduduk", "accepted")]
-    (removal,) = sent(result, "canonical.person")
+    (removal,) = sent(result, "canonical.person.v2")
     assert removal.key == PID.encode()
     assert (part(removal).entity_key, part(removal).part, part(removal).data) == (PID, "identity", None)
     assert [(o.key, o.value) for o in sent(result, "restricted.person_nik.v1")] == [(PID.encode(), None)]
@@ -351,7 +353,7 @@ def test_a_deleted_incident_is_tombstoned_and_its_contribution_leaves_its_kelura
     (unified,) = sent(created, "unified.incident.v1")
     assert unified.key == b"bpbd:B-1"
     assert value(unified)["kelurahan_code"] == KAMPUNG_MELAYU and value(unified)["affected_rw"] == ["003", "011"]
-    (contribution,) = sent(created, "canonical.region")
+    (contribution,) = sent(created, "canonical.region.v2")
     assert contribution.key == KAMPUNG_MELAYU.encode()
     assert (part(contribution).part, part(contribution).part_key) == ("incident", "bpbd:B-1")
     assert part(contribution).data == {"started_at": INCIDENT["waktu_kejadian"].isoformat()}
@@ -360,7 +362,7 @@ def test_a_deleted_incident_is_tombstoned_and_its_contribution_leaves_its_kelura
 
     assert result.outcomes == [Outcome("bpbd.kejadian", "accepted")]
     assert [(o.key, o.value) for o in sent(result, "unified.incident.v1")] == [(b"bpbd:B-1", None)]
-    (removal,) = sent(result, "canonical.region")
+    (removal,) = sent(result, "canonical.region.v2")
     assert removal.key == KAMPUNG_MELAYU.encode()
     assert (part(removal).part, part(removal).part_key, part(removal).data) == ("incident", "bpbd:B-1", None)
     assert part(removal).version == 2
@@ -424,7 +426,7 @@ def test_an_unknown_kelurahan_is_dead_lettered_and_raises_an_unknown_region_find
         "version": 1,
         "updated_at": event["occurred_at"],
     }
-    assert not sent(result, "canonical.person") and not sent(result, "restricted.person_nik.v1")
+    assert not sent(result, "canonical.person.v2") and not sent(result, "restricted.person_nik.v1")
     assert str(event_id(1)) in key_state(result).rejected
 
 
@@ -461,7 +463,7 @@ def test_a_replayed_dead_letter_is_accepted_once_the_mapping_is_fixed() -> None:
     result = bus.normalize(bus.input(PENDUDUK, event, headers=replay))
 
     assert result.outcomes == [Outcome("dukcapil.penduduk", "accepted")]
-    (out,) = sent(result, "canonical.person")
+    (out,) = sent(result, "canonical.person.v2")
     data = part(out).data
     assert data is not None and data["kelurahan_code"] == MENTENG
     assert len(sent(result, "restricted.person_nik.v1")) == 1
@@ -480,7 +482,7 @@ def test_a_version_below_1_is_dead_lettered_as_invalid_version() -> None:
 
     assert result.outcomes == [Outcome("dukcapil.penduduk", "invalid", "invalid_version", "normalize")]
     assert error_headers(sent(result, "bus.dlq")[0])["reason"] == "invalid_version"
-    assert sent(result, "canonical.person") == []
+    assert sent(result, "canonical.person.v2") == []
 
 
 def test_an_undecodable_value_is_dead_lettered_at_the_decode_stage() -> None:
@@ -521,7 +523,7 @@ def test_a_registry_outage_propagates_and_leaves_nothing_half_done() -> None:
     # The caller runs the same batch again once the registry answers: it is processed as if for the first time.
     result = bus.normalize(ok, unlucky)
     assert [o.status for o in result.outcomes] == ["accepted", "accepted"]
-    assert len(sent(result, "canonical.person")) == 2
+    assert len(sent(result, "canonical.person.v2")) == 2
 
 
 def test_an_unforeseen_exception_dead_letters_the_event_as_internal_error_and_the_batch_goes_on() -> None:
@@ -642,7 +644,7 @@ def test_one_persons_parts_in_one_batch_give_one_unified_record_its_contribution
     result = bus.join(bus.input(PARTS, identity, offset=1), bus.input(PARTS, payment, offset=2))
 
     assert result.outcomes == [Outcome("person", "accepted"), Outcome("person", "accepted")]
-    assert sorted(topics(result)) == ["canonical.region", "unified.finding.v1", "unified.person.v1"]
+    assert sorted(topics(result)) == ["canonical.region.v2", "unified.finding.v1", "unified.person.v1"]
     (person,) = sent(result, "unified.person.v1")
     assert person.key == PID.encode()
     record = value(person)
@@ -651,7 +653,7 @@ def test_one_persons_parts_in_one_batch_give_one_unified_record_its_contribution
     assert (record["version"], record["source_event_id"]) == (2, payment["event_id"])
     assert record["updated_at"] == T0 + dt.timedelta(minutes=2)
 
-    (contribution,) = sent(result, "canonical.region")
+    (contribution,) = sent(result, "canonical.region.v2")
     assert contribution.key == MENTENG.encode()
     counted = part(contribution)
     assert (counted.entity, counted.entity_key, counted.part, counted.part_key) == ("region", MENTENG, "person", PID)
@@ -722,9 +724,9 @@ def test_an_unforeseen_error_while_joining_dead_letters_that_persons_parts_only(
     other = person_id(KEY, NIK_2)
     broken = change("aid", PAYMENT | {"amount": -1}, key=other)  # no mapping sends this: AidPayment refuses it
     result = bus.join(
-        bus.input(PARTS, change("identity", IDENTITY | {"person_id": other}, key=other)),
-        bus.input(PARTS, change("identity", IDENTITY)),
-        bus.input(PARTS, broken),
+        bus.input(PARTS, change("identity", IDENTITY | {"person_id": other}, key=other), offset=1),
+        bus.input(PARTS, change("identity", IDENTITY), offset=2),
+        bus.input(PARTS, broken, offset=3),
     )
 
     assert result.outcomes == [

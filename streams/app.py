@@ -51,8 +51,7 @@ from satubus.streams.delivery import Delivery
 from satubus.streams.joins import JOINS
 from satubus.streams.mapping import DatasetMapping, discover_mappings
 from satubus.streams.metrics import Meter
-from satubus.streams.processor import Input, Joiner, Normalizer, Result
-from satubus.streams.regions import region_join
+from satubus.streams.processor import EntityJoiner, Input, Joiner, Normalizer, RegionJoiner, Result
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +125,10 @@ class Adapter:
             lambda batch, state: normalizer.process(batch, state, dt.datetime.now(dt.UTC)),
         )
         joined = {m.spec.entity for m in mappings if m.spec.part is not None} - {"region"}
-        for join in [*(JOINS[entity] for entity in sorted(joined)), region_join(regions)]:
-            joiner = Joiner(join, self._decode)
-            parts = topic(canonical_contract(join.entity).name)
-            self._agent(f"join-{join.entity}", [parts], self._table(f"join-{join.entity}"), joiner.process)
+        joiners: list[Joiner] = [EntityJoiner(JOINS[entity], self._decode) for entity in sorted(joined)]
+        for joiner in [*joiners, RegionJoiner(regions, self._decode)]:
+            parts = topic(canonical_contract(joiner.entity).name)
+            self._agent(f"join-{joiner.entity}", [parts], self._table(f"join-{joiner.entity}"), joiner.process)
         log.info("normalizing %d agency datasets; joining %s", len(by_topic), ", ".join(sorted(joined | {"region"})))
 
     def _decode(self, value: bytes, origin: Any, reader: dict[str, Any] | None) -> dict[str, Any]:

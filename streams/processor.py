@@ -44,7 +44,7 @@ from satubus.streams.findings import finding, unknown_region
 from satubus.streams.joins import Join, JoinState, PartChange, merge, track_findings
 from satubus.streams.mapping import DatasetMapping, Deletion
 from satubus.streams.ordering import KeyState, admit, dead_lettered_before, remember, remember_rejected
-from satubus.streams.regions import COUNTED, contribution
+from satubus.streams.regions import COUNTED, Contributor, RegionState, compose_region, contribution, contributor_key
 
 Status = Literal["accepted", "invalid", "dropped"]
 STATUSES: tuple[Status, ...] = ("accepted", "invalid", "dropped")
@@ -323,16 +323,17 @@ def _contribute(
     return region
 
 
-@dataclass
 class Joiner:
-    join: Join
+    """Reads ``canonical.<entity>.v2`` and folds each entity's parts of a batch into its state once."""
+
+    entity: str
     decode: Decode
 
     def process(self, batch: Sequence[Input], state: StateView) -> Result:
-        """Each input holds a batch of parts (``canonical.<entity>.v2``); the outcomes are one per part, in order,
-        and one per input that does not decode."""
+        """Each input holds a batch of parts; the outcomes are one per part, in order, and one per input that does
+        not decode."""
         result = Result()
-        entity = self.join.entity
+        entity = self.entity
         outcomes: list[Outcome | None] = []
         by_entity: dict[str, list[tuple[int, Input, PartChange]]] = {}
         for message in batch:
@@ -353,7 +354,7 @@ class Joiner:
         lettered: set[tuple[int, int]] = set()
         for entity_key, parts in by_entity.items():
             try:
-                for n, verdict in self._join(entity_key, parts, state, result).items():
+                for n, verdict in self._fold(entity_key, parts, state, result).items():
                     outcomes[n] = Outcome(entity, *verdict)
             except Exception as exc:
                 if _retriable(exc):
@@ -366,13 +367,29 @@ class Joiner:
         result.outcomes = [outcome for outcome in outcomes if outcome is not None]
         return result
 
-    def _join(
-        self,
-        entity_key: str,
-        parts: list[tuple[int, Input, PartChange]],
-        state: StateView,
-        result: Result,
+    def _fold(
+        self, entity_key: str, parts: list[tuple[int, Input, PartChange]], state: StateView, result: Result
     ) -> dict[int, tuple[Status, str | None]]:
+        raise NotImplementedError
+
+
+Verdicts = dict[int, tuple["Status", "str | None"]]
+
+
+@dataclass
+class EntityJoiner(Joiner):
+    """A joined entity (person, parcel): its parts' latest versions, composed into its unified record."""
+
+    join: Join
+    decode: Decode
+
+    @property
+    def entity(self) -> str:  # type: ignore[override]
+        return self.join.entity
+
+    def _fold(
+        self, entity_key: str, parts: list[tuple[int, Input, PartChange]], state: StateView, result: Result
+    ) -> Verdicts:
         """Fold one entity's parts of the batch into its state, then publish the entity once."""
         join = self.join
         joined = JoinState.decode(state(entity_key))
@@ -413,3 +430,42 @@ class Joiner:
             )
         result.state[entity_key] = StateWrite(parts[-1][1].partition, joined.encode())
         return verdicts
+
+
+@dataclass
+class RegionJoiner(Joiner):
+    """The live aggregates of a kelurahan (streams/regions.py): the sums of its contributors, kept incrementally."""
+
+    regions: Regions
+    decode: Decode
+    entity = "region"
+
+    def _fold(
+        self, entity_key: str, parts: list[tuple[int, Input, PartChange]], state: StateView, result: Result
+    ) -> Verdicts:
+        region = RegionState.decode(state(entity_key))
+        partition = parts[-1][1].partition
+        verdicts: Verdicts = {}
+        for n, _, part in parts:
+            key = contributor_key(entity_key, part.part, part.part_key)
+            before = Contributor.decode(_written(result, key) or state(key))
+            now = region.apply(part, before)
+            if now is None:
+                verdicts[n] = ("dropped", "duplicate" if before and before.event_id == part.event_id else "stale")
+                continue
+            result.state[key] = StateWrite(partition, now.encode())
+            verdicts[n] = ("accepted", None)
+        if all(status == "dropped" for status, _ in verdicts.values()):
+            return verdicts
+        record = compose_region(entity_key, region, regions=self.regions)
+        if record is not None or region.published:
+            result.send(unified_topic("region"), entity_key, None if record is None else record.model_dump())
+            region.published = record is not None
+        result.state[entity_key] = StateWrite(partition, region.encode())
+        return verdicts
+
+
+def _written(result: Result, key: str) -> bytes | None:
+    """What the batch so far wrote for ``key`` (a contributor may change twice in one batch)."""
+    write = result.state.get(key)
+    return None if write is None else write.value

@@ -1,6 +1,6 @@
 """Live aggregates per kelurahan, joined like any entity: each person and incident *contributes* to the region it
 lies in, every agency's service requests are parts of it (their mapping says ``entity: region``), and the region
-joiner (streams/joins.py state, keyed by kelurahan code) sums them.
+joiner sums them (below: the sums are kept incrementally, so that an update costs the same in any region).
 
 A contribution is a part of the region (``canonical.region``; part ``person`` or ``incident``, part key the
 contributor's id) carrying the contributor's current counts, versioned by the contributor's own version. A
@@ -15,13 +15,15 @@ grace period for late events equals the window — an incident reported up to 24
 from __future__ import annotations
 
 import datetime as dt
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from satubus.schemas.models import Incident, Person, Region
 from satubus.schemas.regions import Regions
-from satubus.streams.joins import Join, JoinState
+from satubus.streams.joins import PartChange
 
 WINDOW = dt.timedelta(hours=24)
 
@@ -51,31 +53,109 @@ def incident_counts(incident: Incident) -> dict[str, Any]:
     return {"started_at": incident.started_at.isoformat()}
 
 
-def compose_region(code: str, state: JoinState, *, regions: Regions) -> Region | None:
-    people = [s.data for s in state.live("person") if s.data is not None]
-    incidents = [s.data for s in state.live("incident") if s.data is not None]
-    requests = [s.data for s in state.live("service_request") if s.data is not None]
+# --- the region's state, kept incrementally: one record per contributor, and the sums -----------------------------
+#
+# A kelurahan of Jakarta holds up to ~50,000 residents. Keeping every contributor inside the region's own state would
+# make each update cost as much as the region is large; instead the region's record holds only the sums (and the
+# start times of its incidents, for the 24-hour window), and each contributor has a small record of its own under
+# ``contributor_key``, with the version and counts it last contributed. An update costs the same in any region.
+
+SUMMED = ("population", "deceased", "aid_recipients", "students", "open_service_requests")
+
+
+def contributor_key(code: str, part: str, part_key: str) -> str:
+    return f"{code}|{part}:{part_key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Contributor:
+    """What one contributor (person, incident, service request) last gave its region."""
+
+    event_id: str
+    version: int
+    counts: dict[str, int]  # its share of the sums
+    started_at: str | None = None  # an incident's start, ISO 8601
+    live: bool = True  # False: it left (or was deleted); its version is kept to refuse older changes
+
+    def encode(self) -> bytes:
+        return json.dumps([self.event_id, self.version, self.counts, self.started_at, self.live]).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> Contributor | None:
+        if raw is None:
+            return None
+        event_id, version, counts, started_at, live = json.loads(raw)
+        return cls(event_id, version, counts, started_at, live)
+
+    @classmethod
+    def of(cls, change: PartChange) -> Contributor:
+        data = change.data
+        if data is None:
+            return cls(change.event_id, change.version, {}, live=False)
+        if change.part == "person":
+            return cls(change.event_id, change.version, {k: int(data[k]) for k in SUMMED if k in data})
+        if change.part == "incident":
+            return cls(change.event_id, change.version, {}, started_at=str(data["started_at"]))
+        return cls(change.event_id, change.version, {"open_service_requests": int(data.get("status") == "OPEN")})
+
+
+@dataclass
+class RegionState:
+    sums: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUMMED, 0))
+    incidents: dict[str, str] = field(default_factory=dict)  # incident id -> its start, ISO 8601
+    live: int = 0  # contributors that count here now
+    version: int = 0  # the sum of every contributor's version: grows with each accepted change
+    stream_time: dt.datetime | None = None  # the latest event time among its contributions; never goes back
+    published: bool = False
+
+    def apply(self, change: PartChange, before: Contributor | None) -> Contributor | None:
+        """Apply a contribution over what its contributor gave before; None when it repeats or predates it."""
+        if before is not None and (change.event_id == before.event_id or change.version <= before.version):
+            return None
+        now = Contributor.of(change)
+        for name, n in (before.counts if before else {}).items():
+            self.sums[name] -= n
+        for name, n in now.counts.items():
+            self.sums[name] += n
+        self.live += int(now.live) - int(before.live if before else False)
+        self.version += now.version - (before.version if before else 0)
+        self.incidents.pop(change.part_key, None)
+        if now.started_at is not None:
+            self.incidents[change.part_key] = now.started_at
+        if self.stream_time is None or change.occurred_at > self.stream_time:
+            self.stream_time = change.occurred_at
+        return now
+
+    def encode(self) -> bytes:
+        at = None if self.stream_time is None else self.stream_time.isoformat()
+        return json.dumps([self.sums, self.incidents, self.live, self.version, at, self.published]).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> RegionState:
+        if raw is None:
+            return cls()
+        sums, incidents, live, version, at, published = json.loads(raw)
+        return cls(sums, incidents, live, version, None if at is None else dt.datetime.fromisoformat(at), published)
+
+
+def compose_region(code: str, state: RegionState, *, regions: Regions) -> Region | None:
+    """The region's record, or None when nothing counts there any more (a tombstone)."""
     place = regions.kelurahan(code)
-    if place is None or not (people or incidents or requests):
+    if place is None or state.live == 0 or state.stream_time is None:
         return None
-    stream_time = state.latest.occurred_at
-    recent = [i for i in incidents if stream_time - WINDOW < dt.datetime.fromisoformat(i["started_at"]) <= stream_time]
+    stream_time = state.stream_time
+    recent = [
+        started
+        for started in state.incidents.values()
+        if stream_time - WINDOW < dt.datetime.fromisoformat(started) <= stream_time
+    ]
     return Region(
         kelurahan_code=code,
         name=place.name,
         kecamatan_code=place.parent_code,
         kota_code=place.parent_code.rsplit(".", 1)[0],
-        population=sum(p["population"] for p in people),
-        deceased=sum(p["deceased"] for p in people),
-        aid_recipients=sum(p["aid_recipients"] for p in people),
-        students=sum(p["students"] for p in people),
+        **{name: state.sums[name] for name in SUMMED},
         incidents_24h=len(recent),
-        open_service_requests=sum(1 for r in requests if r["status"] == "OPEN"),
         version=state.version,
         updated_at=stream_time,
     )
-
-
-def region_join(regions: Regions) -> Join:
-    """The region joiner: sums, and raises no findings of its own."""
-    return Join("region", lambda code, state: compose_region(code, state, regions=regions), lambda state: {})

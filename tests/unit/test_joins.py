@@ -8,7 +8,7 @@ from typing import Any
 
 from satubus.schemas.regions import load_regions
 from satubus.streams.joins import JOINS, JoinState, PartChange, merge, track_findings
-from satubus.streams.regions import compose_region
+from satubus.streams.regions import Contributor, RegionState, compose_region
 
 T0 = dt.datetime(2026, 11, 28, 8, 0, tzinfo=dt.UTC)
 PID = "a" * 64
@@ -161,7 +161,8 @@ def test_a_region_sums_its_contributors_and_counts_incidents_of_the_last_24_hour
         return PartChange("region", code, kind, who, "x", kind, f"{who}@{version}", version, at, data)
 
     alive = {"population": 1, "deceased": 0, "aid_recipients": 1, "students": 0}
-    state = JoinState()
+    state, contributors = RegionState(), dict[str, Contributor]()
+    applied = []
     for change in [
         contribution("person", "p1", alive, 3, 0),
         contribution("person", "p2", alive | {"aid_recipients": 0}, 1, 1),
@@ -169,8 +170,14 @@ def test_a_region_sums_its_contributors_and_counts_incidents_of_the_last_24_hour
         contribution("incident", "i1", {"started_at": (T0 - dt.timedelta(hours=30)).isoformat()}, 1, 2),
         contribution("incident", "i2", {"started_at": (T0 - dt.timedelta(hours=2)).isoformat()}, 1, 3),
         contribution("person", "p2", None, 2, 4),  # moved away
+        contribution("person", "p2", alive, 1, 5),  # an older change, late: it must not bring p2 back
     ]:
-        merge(state, change)
+        now = state.apply(change, contributors.get(change.part_key))
+        applied.append(now is not None)
+        if now is not None:
+            contributors[change.part_key] = now
+    assert applied == [True, True, False, True, True, True, False]
+    state = RegionState.decode(state.encode())  # what the table keeps
     region = compose_region(code, state, regions=regions)
     assert region is not None
     assert (region.population, region.aid_recipients, region.incidents_24h) == (1, 1, 1)

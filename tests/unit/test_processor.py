@@ -27,8 +27,7 @@ from satubus.schemas.topics import agency_topic
 from satubus.streams.joins import JOINS, JoinState, PartChange
 from satubus.streams.mapping import DatasetMapping, discover_mappings
 from satubus.streams.ordering import KeyState
-from satubus.streams.processor import Input, Joiner, Normalizer, Outcome, Output, Result
-from satubus.streams.regions import region_join
+from satubus.streams.processor import EntityJoiner, Input, Joiner, Normalizer, Outcome, Output, RegionJoiner, Result
 from tests.samples import DUKCAPIL_RESIDENT, NIK
 
 KEY = b"unit-test-key"
@@ -171,8 +170,12 @@ class Bus:
         return self._apply(batch, normalizer.process(batch, self.state.get, NOW))
 
     def join(self, *batch: Input, entity: str = "person") -> Result:
-        join = region_join(self.regions) if entity == "region" else JOINS[entity]
-        return self._apply(batch, Joiner(join, self.wire.decode).process(batch, self.state.get))
+        joiner: Joiner = (
+            RegionJoiner(self.regions, self.wire.decode)
+            if entity == "region"
+            else EntityJoiner(JOINS[entity], self.wire.decode)
+        )
+        return self._apply(batch, joiner.process(batch, self.state.get))
 
     def _apply(self, batch: tuple[Input, ...], result: Result) -> Result:
         assert len(result.outcomes) == len(batch)

@@ -21,15 +21,16 @@ ON CONFLICT (agency, dataset, minute) DO UPDATE SET
 
 
 def per_minute(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """The batches' counts summed per (agency, dataset, minute), with the time of the last valid event (one that
-    was not invalid) in each."""
+    """The batches' counts summed per (agency, dataset, minute), with the time of the last batch in each that had a
+    valid event: an accepted one. Events dropped as redeliveries or as older than what their key holds are not
+    activity: an agency whose events are only redelivered must not stay integrated."""
     sums: dict[tuple[str, str, dt.datetime], list[int]] = defaultdict(lambda: [0] * len(COUNTS))
     last_valid: dict[tuple[str, str, dt.datetime], dt.datetime] = {}
     for record in records:
         at: dt.datetime = record["processed_at"]
         key = (record["agency"], record["dataset"], at.replace(second=0, microsecond=0))
         sums[key] = [total + record[count] for total, count in zip(sums[key], COUNTS, strict=True)]
-        if record["events_in"] > record["invalid"] and (key not in last_valid or at > last_valid[key]):
+        if record["accepted"] > 0 and (key not in last_valid or at > last_valid[key]):
             last_valid[key] = at
     return [(*key, *counts, last_valid.get(key)) for key, counts in sums.items()]
 

@@ -4,8 +4,13 @@
 - ``GET /v1/persons/{person_id}``, ``/v1/parcels/{nop}``, ``/v1/regions/{kelurahan_code}``, ``/v1/incidents/{id}``:
   one unified record; 404 when there is none, 422 when the id cannot be one
 - ``GET /v1/findings``: findings newest first, filtered by kind, status, subject and agency, paginated
-- ``GET /v1/changes``: Server-Sent Events, every unified record as it is published (tombstones included)
+- ``GET /v1/changes``: Server-Sent Events, every unified record as it is published (tombstones included); the
+  stream ends with an ``error`` event if the consumer behind it dies (503 for a new subscriber then)
+- ``GET /health``: 200 when PostgreSQL answers and the live changes flow, 503 saying what is wrong otherwise
 - ``GET /metrics``: this process's metrics, the scoreboard's among them; OpenAPI at ``/openapi.json``
+
+Errors (satubus/errors.py): a ``DataError`` answers 422; an ``InfrastructureError`` (PostgreSQL, Kafka or the
+registry unavailable, asyncpg's connection errors included) answers 503 with ``Retry-After``, not a 500 traceback.
 
 No ``from __future__ import annotations`` here: FastAPI reads the parameter annotations at run time.
 """
@@ -24,25 +29,25 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import make_asgi_app
 from pydantic import BaseModel
 
-from satubus.consumers import scoreboard_metrics
-from satubus.consumers.changes import Changes
+from satubus.consumers import faults, scoreboard_metrics
+from satubus.consumers.changes import Changes, ChangesStopped, ViewChange
 from satubus.consumers.scoreboard import AgencyStatus, Rules, load_activity, scoreboard
 from satubus.consumers.tables import TABLES, TableSpec
+from satubus.errors import DataError, InfrastructureError
 from satubus.metrics import REGISTRY
 from satubus.schemas.catalogue import load_catalogue
-from satubus.schemas.models import Finding, Incident, Parcel, Person, Region
+from satubus.schemas.models import Finding, FindingKind, Incident, Parcel, Person, Region
 from satubus.settings import Settings
 
 log = logging.getLogger(__name__)
 
 KELURAHAN_CODE = r"^31\.\d{2}\.\d{2}\.\d{4}$"
-FindingKind = Literal[
-    "AID_TO_DECEASED", "NO_CIVIL_REGISTRY_RECORD", "PERMIT_FORBIDDEN_BY_ZONING", "UNKNOWN_REGION_CODE"
-]
+RETRY_AFTER_SECONDS = 5  # told to a client when a service behind the API is unavailable
+HEALTH_TIMEOUT = 5.0  # seconds for PostgreSQL to answer the health check
 
 
 class AgencyScore(BaseModel):
@@ -81,20 +86,23 @@ def create_app(settings: Settings) -> FastAPI:
 
     async def board() -> list[AgencyStatus]:
         now = dt.datetime.now(dt.UTC)
-        async with state["pool"].acquire() as conn:
+        async with faults.connection(state["pool"]) as conn:
             return scoreboard(catalogue, await load_activity(conn, now, rules), now, rules)
 
     async def refresh_metrics() -> None:
         while True:
             try:
                 scoreboard_metrics.record(await board(), dt.datetime.now(dt.UTC))
-            except Exception:  # the API keeps serving; the metrics say how old they are by staying put
+            except InfrastructureError as exc:  # the metrics say how old they are by staying put
+                log.warning("scoreboard metrics not refreshed: %s", exc)
+            except Exception:  # the API keeps serving
                 log.exception("scoreboard metrics not refreshed")
             await asyncio.sleep(settings.scoreboard_refresh_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state["pool"] = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+        # No connection at start (min_size=0): the API starts and answers 503 while PostgreSQL is unavailable.
+        state["pool"] = await asyncpg.create_pool(settings.database_url, min_size=0, max_size=4)
         changes = state["changes"] = Changes(settings, [spec.contract for spec in TABLES.values()])
         changes.start(asyncio.get_running_loop())
         refreshing = asyncio.create_task(refresh_metrics())
@@ -102,7 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             refreshing.cancel()
-            changes.stop()
+            await asyncio.to_thread(changes.stop)  # joins the consumer thread: not on the event loop
             await state["pool"].close()
 
     app = FastAPI(
@@ -113,8 +121,17 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.mount("/metrics", make_asgi_app(registry=REGISTRY))
 
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, 422)
+
+    @app.exception_handler(InfrastructureError)
+    async def unavailable(request: Request, exc: InfrastructureError) -> JSONResponse:
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": f"{exc}; retry later"}, 503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
     async def one(spec: TableSpec, key: str) -> dict[str, Any]:
-        async with state["pool"].acquire() as conn:
+        async with faults.connection(state["pool"]) as conn:
             row = await conn.fetchrow(f"SELECT * FROM {spec.table} WHERE {spec.key} = $1", key)
         if row is None:
             raise HTTPException(404, f"no {spec.entity} {key!r} in the unified view")
@@ -162,7 +179,7 @@ def create_app(settings: Settings) -> FastAPI:
         where += f" AND (${len(filters) + 1}::text IS NULL OR ${len(filters) + 1} = ANY(agencies))"
         args = [*filters.values(), agency]
         spec = TABLES["finding"]
-        async with state["pool"].acquire() as conn:
+        async with faults.connection(state["pool"]) as conn:
             total = await conn.fetchval(f"SELECT count(*) FROM {spec.table} WHERE {where}", *args)
             rows = await conn.fetch(
                 f"SELECT * FROM {spec.table} WHERE {where} ORDER BY detected_at DESC, finding_id "
@@ -175,7 +192,7 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/changes",
         summary="Live changes (Server-Sent Events)",
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
+        responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "The live stream is down"}},
     )
     async def get_changes(
         request: Request,
@@ -185,26 +202,64 @@ def create_app(settings: Settings) -> FastAPI:
         ] = None,
     ) -> StreamingResponse:
         """Each unified record as it is published, as an SSE event named after its entity, with the Kafka
-        position as its id; ``data`` is ``{"key": ..., "record": ...}`` (``record`` null for a deletion)."""
+        position as its id; ``data`` is ``{"key": ..., "record": ...}`` (``record`` null for a deletion).
+        The stream ends with an ``overflow`` event when the client fell behind (reload, then subscribe again) and
+        with an ``error`` event when the stream behind it stopped; ``data`` is then ``{"detail": ...}``."""
         wanted = set(entity or TABLES)
         changes: Changes = state["changes"]
+        changes.ensure_running()  # 503 when the stream is dead
 
         async def events() -> AsyncIterator[str]:
-            with changes.subscribe() as queue:
-                yield ": connected\n\n"
-                while not await request.is_disconnected():
-                    try:
-                        change = await asyncio.wait_for(queue.get(), timeout=15)
-                    except TimeoutError:
-                        yield ": keep-alive\n\n"
-                        continue
-                    if change.entity in wanted:
-                        data = json.dumps({"key": change.key, "record": change.record}, default=str)
-                        yield f"event: {change.entity}\nid: {change.position}\ndata: {data}\n\n"
+            try:
+                with changes.subscribe() as queue:
+                    yield ": connected\n\n"
+                    while not await request.is_disconnected():
+                        try:
+                            change = await asyncio.wait_for(queue.get(), timeout=15)
+                        except TimeoutError:
+                            changes.ensure_running()
+                            yield ": keep-alive\n\n"
+                            continue
+                        if change.entity in ("overflow", "error"):
+                            yield _last_event(change, changes.failure)
+                            return
+                        if change.entity in wanted:
+                            data = json.dumps({"key": change.key, "record": change.record}, default=str)
+                            yield f"event: {change.entity}\nid: {change.position}\ndata: {data}\n\n"
+            except ChangesStopped as exc:
+                yield f"event: error\ndata: {json.dumps({'detail': str(exc)})}\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
+    @app.get(
+        "/health",
+        summary="Whether PostgreSQL answers and the live changes flow",
+        responses={503: {"description": "Unhealthy: ``problems`` says what is wrong"}},
+    )
+    async def health() -> JSONResponse:
+        problems: dict[str, str] = {}
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT), faults.connection(state["pool"]) as conn:
+                await conn.fetchval("SELECT 1")
+        except (InfrastructureError, TimeoutError) as exc:
+            problems["database"] = str(exc) or f"no answer within {HEALTH_TIMEOUT:.0f}s"
+        failure = state["changes"].failure
+        if failure is not None:
+            problems["changes"] = failure
+        if problems:
+            body = {"status": "unhealthy", "problems": problems}
+            return JSONResponse(body, 503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return JSONResponse({"status": "ok", "problems": {}})
+
     return app
+
+
+def _last_event(change: ViewChange, failure: str | None) -> str:
+    if change.entity == "overflow":
+        detail = "the client fell behind and was dropped: reload, then subscribe again"
+        return f"event: overflow\nid: {change.position}\ndata: {json.dumps({'detail': detail})}\n\n"
+    detail = f"the live change stream stopped: {failure}"
+    return f"event: error\ndata: {json.dumps({'detail': detail})}\n\n"
 
 
 def _record(spec: TableSpec, row: Any) -> dict[str, Any]:

@@ -1,8 +1,14 @@
 """Unified records as they are published, fanned out to live subscribers (the API's Server-Sent Events).
 
-One consumer thread reads every unified topic from its end (no consumer group: nothing is committed) and hands each
-decoded record to the event loop, which puts it in every subscriber's queue. A subscriber too slow to keep up gets
-an ``overflow`` change and is dropped, so that it knows to reload instead of silently missing changes.
+One consumer thread reads every unified topic of the bus's namespace from its end (no consumer group: nothing is
+committed) and hands each decoded record to the event loop, which puts it in every subscriber's queue. A subscriber
+too slow to keep up gets an ``overflow`` change and is dropped, so that it knows to reload instead of silently
+missing changes.
+
+A broker or a schema registry that does not answer is retried with bounded backoff (``BACKOFF``), resuming after the
+last record handed over, so that a subscriber misses nothing. If that fails too, or on any other error, the stream
+is dead and says so: every subscriber gets an ``error`` change, ``subscribe`` raises ``ChangesStopped`` and
+``failure`` says why (the API answers 503 and its /health reports it), instead of keep-alives over a dead thread.
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from satubus.consumers import faults
+from satubus.errors import BrokerUnavailable, InfrastructureError
 from satubus.registry import registry_client
+from satubus.retry import Backoff
 from satubus.schemas.errors import DecodeError, Origin
 from satubus.schemas.topics import TopicContract
 from satubus.serde import AvroSerde
@@ -26,14 +35,26 @@ from satubus.settings import Settings
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 10_000
+GROUP_ID = "satubus-api-changes"  # required by the client; offsets are never committed
+METADATA_TIMEOUT = 10.0  # seconds for the broker to say which partitions the unified topics have
+# Transient errors in a row before the stream is declared dead: with the metadata timeout, about two minutes of a
+# broker that does not answer. A record handed over resets the count.
+BACKOFF = Backoff(first=0.5, factor=2.0, longest=10.0, attempts=8)
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
-    entity: str  # "overflow": the subscriber fell behind and was dropped
+class ViewChange:
+    """A change of the unified view as the live stream sends it (not an agency's change event, which is
+    ``satubus.producers.publisher.Change``)."""
+
+    entity: str  # or "overflow": the subscriber fell behind and was dropped; "error": the stream stopped
     key: str
     record: dict[str, Any] | None  # None: the record was deleted
     position: str  # topic:partition:offset
+
+
+class ChangesStopped(InfrastructureError):
+    """The live change stream is dead (``Changes.failure`` says why); the process needs a restart."""
 
 
 class Changes:
@@ -42,72 +63,134 @@ class Changes:
         # Kafka topic (in the bus's namespace) -> its entity and the reader of this version, parsed once.
         self._entities = {settings.topic(c.name): c.name.split(".")[1] for c in contracts}
         self._readers = {settings.topic(c.name): c.value_schema() for c in contracts}
-        self._subscribers: set[asyncio.Queue[Change]] = set()
+        self._subscribers: set[asyncio.Queue[ViewChange]] = set()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._next: dict[tuple[str, int], int] = {}  # (topic, partition) -> offset after the last record handed over
+        self._handed_over = False  # since the last failure
+        self._failure: str | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._thread = threading.Thread(target=self._consume, name="unified-changes", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="unified-changes", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Blocks up to 10 s: call it off the event loop."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    @property
+    def failure(self) -> str | None:
+        """Why the stream is dead, or None while it follows the topics (or retries a transient error)."""
+        thread = self._thread
+        if self._failure is None and thread is not None and not thread.is_alive() and not self._stopping.is_set():
+            return "the consumer thread ended"
+        return self._failure
+
+    def ensure_running(self) -> None:
+        """Raise ``ChangesStopped`` if the stream is dead."""
+        if (failure := self.failure) is not None:
+            raise ChangesStopped(f"the live change stream stopped: {failure}")
+
     @contextlib.contextmanager
-    def subscribe(self) -> Iterator[asyncio.Queue[Change]]:
-        queue: asyncio.Queue[Change] = asyncio.Queue(QUEUE_SIZE)
+    def subscribe(self) -> Iterator[asyncio.Queue[ViewChange]]:
+        """A queue of every change from now on (on the event loop); ``ChangesStopped`` if the stream is dead."""
+        self.ensure_running()
+        queue: asyncio.Queue[ViewChange] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers.add(queue)
         try:
             yield queue
         finally:
             self._subscribers.discard(queue)
 
-    def _deliver(self, change: Change) -> None:  # on the event loop
+    def _deliver(self, change: ViewChange) -> None:  # on the event loop
         for queue in list(self._subscribers):
             if queue.qsize() >= QUEUE_SIZE - 1:
                 self._subscribers.discard(queue)
-                queue.put_nowait(Change("overflow", "", None, change.position))
+                queue.put_nowait(ViewChange("overflow", "", None, change.position))
             else:
                 queue.put_nowait(change)
 
-    def _consume(self) -> None:
+    def _end(self) -> None:  # on the event loop: every subscriber learns that the stream stopped
+        for queue in list(self._subscribers):
+            self._subscribers.discard(queue)
+            queue.put_nowait(ViewChange("error", "", None, ""))  # _deliver always leaves room for one more
+
+    # --- the consumer thread ---
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                self._follow()
+                return
+            except Exception as exc:
+                if self._handed_over:
+                    attempt, self._handed_over = 0, False
+                if not (isinstance(exc, InfrastructureError) and exc.retriable) or (
+                    BACKOFF.attempts is not None and attempt + 1 >= BACKOFF.attempts
+                ):
+                    self._fail(exc)
+                    return
+                wait = BACKOFF.delay(attempt)
+                log.warning("live changes interrupted (%s); resuming in %.1fs", exc, wait)
+                self._stopping.wait(wait)
+                attempt += 1
+
+    def _fail(self, exc: Exception) -> None:
+        self._failure = f"{type(exc).__name__}: {exc}"
+        log.error("live changes stopped: %s", self._failure, exc_info=not isinstance(exc, InfrastructureError))
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
+            self._loop.call_soon_threadsafe(self._end)
+
+    def _follow(self) -> None:
+        """Follow the topics from where the last session left off (from their end, the first time) until stopped;
+        ``BrokerUnavailable`` or ``RegistryUnavailable`` when a service does not answer."""
         consumer = Consumer(
             {
                 "bootstrap.servers": self._settings.kafka_bootstrap,
-                # Required by the client; offsets are never committed.
-                "group.id": self._settings.topic("satubus-api-changes"),
+                "group.id": self._settings.topic(GROUP_ID),
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
             }
         )
         assert self._loop is not None
         try:
-            metadata = consumer.list_topics(timeout=30).topics
-            consumer.assign(
-                [
-                    TopicPartition(topic, partition, OFFSET_END)
-                    for topic in self._readers
-                    for partition in (metadata[topic].partitions if topic in metadata else ())
-                ]
-            )
+            with faults.kafka_errors():
+                metadata = consumer.list_topics(timeout=METADATA_TIMEOUT).topics
+                missing = sorted(topic for topic in self._readers if topic not in metadata)
+                if missing:
+                    raise BrokerUnavailable(f"the broker does not know the topics {missing}")
+                partitions = [(name, p) for name in self._readers for p in metadata[name].partitions]
+                for name, p in partitions:
+                    if (name, p) not in self._next:  # from the end as it is now, kept for a resumption
+                        _, end = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=METADATA_TIMEOUT)
+                        self._next[(name, p)] = end
+                consumer.assign([TopicPartition(name, p, self._next[(name, p)]) for name, p in partitions])
             with AvroSerde(registry_client(self._settings)) as serde:
                 while not self._stopping.is_set():
                     message = consumer.poll(0.5)
-                    if message is None or message.error():
+                    if message is None:
                         continue
-                    change = self._change(serde, message)
+                    if (error := message.error()) is not None:
+                        if error.fatal():
+                            raise KafkaException(error)
+                        continue  # the client reconnects by itself
+                    change = self._change(serde, message)  # RegistryUnavailable: read again by the next session
+                    topic, partition, offset = message.topic(), message.partition(), message.offset()
+                    assert topic is not None and partition is not None and offset is not None
+                    self._next[(topic, partition)] = offset + 1
+                    self._handed_over = True
                     if change is not None:
                         self._loop.call_soon_threadsafe(self._deliver, change)
-        except KafkaException as exc:
-            log.error("live changes stopped: %s", exc)
         finally:
             consumer.close()
 
-    def _change(self, serde: AvroSerde, message: Any) -> Change | None:
+    def _change(self, serde: AvroSerde, message: Any) -> ViewChange | None:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         try:
             value = message.value()
@@ -117,4 +200,4 @@ class Changes:
             log.warning("not shown live: %s", exc)
             return None
         entity = self._entities[topic]
-        return Change(entity, (message.key() or b"").decode(), record, f"{topic}:{partition}:{offset}")
+        return ViewChange(entity, (message.key() or b"").decode(), record, f"{topic}:{partition}:{offset}")

@@ -7,23 +7,33 @@ rolls back and it re-reads where the new owner got to. On (re)assignment the con
 stored in PostgreSQL, not from Kafka's committed offsets (those are committed afterwards only for lag tools).
 A table of counts (``TableSpec.additive``: the agencies' activity) adds every record's counts instead of keeping
 the latest record per key (consumers/activity.py), in the same transaction as the offsets.
+
+A record in error (it does not decode, or PostgreSQL refuses its row) is dead-lettered. PostgreSQL, Kafka or the
+schema registry unavailable is not the record's fault: the whole batch (decoding, then its transaction) is tried
+again with backoff until it goes through, and nothing is dead-lettered for it. A retry cannot apply a batch twice:
+if a commit went through unacknowledged, the retry's compare-and-set on the offsets fails and the materializer
+re-reads from the stored offsets. Every call that may block (librdkafka, the registry) runs on the executor, never
+on the event loop that the materializers of one process share.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import asyncpg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as KafkaPartition
 
-from satubus.consumers import activity, metrics
+from satubus.consumers import activity, faults, metrics
 from satubus.consumers.tables import TableSpec
+from satubus.errors import BrokerUnavailable
 from satubus.kafka import consumer_config, producer_config, topic_id
 from satubus.metrics import DEAD_LETTERED
 from satubus.registry import registry_client
@@ -36,9 +46,12 @@ from satubus.settings import Settings
 
 log = logging.getLogger(__name__)
 
-GROUP_ID = "satubus-materializer"
+GROUP_ID = "satubus-materializer"  # each entity's group is "<namespace>.satubus-materializer-<entity>"
 BATCH_MAX = 2000
 BATCH_WAIT = 0.1  # seconds a batch may wait to fill up: at low rates, the latency this adds
+DEAD_LETTER_TIMEOUT = 30.0  # seconds for the broker to acknowledge a batch's dead letters
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +76,18 @@ class Fenced(Exception):
     """The stored offset moved under us: another instance owns the partition now."""
 
 
+@dataclass(slots=True)
+class Batch:
+    """One fetch of messages, decoded and sorted: what its transaction writes."""
+
+    size: int
+    ranges: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> first and last offset
+    upserts: list[tuple[Received, dict[str, Any]]] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)  # keys of tombstones
+    counts: list[dict[str, Any]] = field(default_factory=list)  # every record, for a table of counts
+    undecodable: list[tuple[Received, DecodeError]] = field(default_factory=list)
+
+
 class Materializer:
     def __init__(self, settings: Settings, spec: TableSpec, *, group_id: str | None = None) -> None:
         self.settings = settings
@@ -77,34 +102,56 @@ class Materializer:
         self._consumer: Consumer | None = None
         self._topic_id: str | None = None  # the Kafka topic id of the topic read, stored with its offsets
         self._dead_letters: Producer | None = None
+        self._stop = asyncio.Event()
         self.committed = 0  # messages whose effect is committed, for tests and progress
 
     async def run(self, stop: asyncio.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._pool = await asyncpg.create_pool(
-            self.settings.database_url, min_size=1, max_size=2, init=self._init_connection
-        )
-        self._dead_letters = Producer(producer_config(self.settings, client_id=self.group_id))
-        self._topic_id = await self._loop.run_in_executor(None, topic_id, self.settings, self.topic)
-        consumer = self._consumer = Consumer(
-            consumer_config(self.settings, self.group_id)
-            # Static membership: a restarted instance takes its partitions back at once instead of waiting out the
-            # dead one's session, and a second process with the same id fences the first.
-            | {"group.instance.id": f"{self.group_id}-{self.settings.instance_id}"}
-        )
-        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
-        log.info("materializing %s into %s", self.topic, self.spec.table)
+        self._loop = loop = asyncio.get_running_loop()
+        self._stop = stop
         try:
+            self._pool = await self._until_available(self._create_pool, "connecting to PostgreSQL")
+            self._dead_letters = Producer(producer_config(self.settings, client_id=self.group_id))
+            self._topic_id = await self._until_available(self._fetch_topic_id, f"describing {self.topic}")
+            consumer = self._consumer = Consumer(
+                consumer_config(self.settings, self.group_id)
+                # Static membership: a restarted instance takes its partitions back at once instead of waiting out
+                # the dead one's session, and a second process with the same id fences the first.
+                | {"group.instance.id": f"{self.group_id}-{self.settings.instance_id}"}
+            )
+            consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+            log.info("materializing %s into %s", self.topic, self.spec.table)
             while not stop.is_set():
-                messages = await self._loop.run_in_executor(None, consumer.consume, BATCH_MAX, BATCH_WAIT)
+                messages = await loop.run_in_executor(None, consumer.consume, BATCH_MAX, BATCH_WAIT)
                 if messages:
-                    await self._apply(messages)
+                    what = f"materializing a batch of {len(messages)} from {self.topic}"
+                    await self._until_available(functools.partial(self._apply, messages), what)
                 self._record_lag()
+        except faults.Stopped as exc:
+            log.info("stopped while %s", exc)
         finally:
-            await self._loop.run_in_executor(None, consumer.close)
-            self._dead_letters.flush(30)
-            await self._pool.close()
+            if self._consumer is not None:
+                await loop.run_in_executor(None, self._consumer.close)
+            if self._dead_letters is not None:
+                await loop.run_in_executor(None, self._dead_letters.flush, DEAD_LETTER_TIMEOUT)
+            if self._pool is not None:
+                await self._pool.close()
             self._serde.close()
+
+    async def _until_available(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
+        """``operation()``, tried again while a service it needs is unavailable (``faults.UNTIL_AVAILABLE``: without
+        end, since no offset moves past a batch that is not committed); a stop request ends the waiting."""
+        return await faults.until_available(operation, what=what, stop=self._stop)
+
+    async def _create_pool(self) -> Any:
+        with faults.database_errors():
+            return await asyncpg.create_pool(
+                self.settings.database_url, min_size=1, max_size=2, init=self._init_connection
+            )
+
+    async def _fetch_topic_id(self) -> str:
+        assert self._loop is not None
+        with faults.kafka_errors():
+            return await self._loop.run_in_executor(None, topic_id, self.settings, self.topic)
 
     async def _init_connection(self, conn: Any) -> None:
         await conn.execute(
@@ -116,7 +163,8 @@ class Materializer:
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
         assert self._loop is not None
-        stored = asyncio.run_coroutine_threadsafe(self._stored_offsets(), self._loop).result()
+        reading = self._until_available(self._stored_offsets, f"reading the stored offsets of {self.topic}")
+        stored = asyncio.run_coroutine_threadsafe(reading, self._loop).result()  # Stopped: raised by consume()
         for tp in partitions:
             self._positions[tp.partition] = stored.get(tp.partition)
             tp.offset = stored.get(tp.partition, OFFSET_BEGINNING)
@@ -131,92 +179,103 @@ class Materializer:
     async def _stored_offsets(self) -> dict[int, int]:
         """The offsets stored for this topic; those of an earlier topic of the same name are dropped."""
         topic = self.topic
-        rows = await self._pool.fetch(
-            "SELECT partition, next_offset, topic_id FROM bus.consumer_offsets WHERE group_id = $1 AND topic = $2",
-            self.group_id,
-            topic,
-        )
-        if any(r["topic_id"] not in (None, self._topic_id) for r in rows):
-            log.warning(
-                "%s was deleted and created again since its offsets were stored: reading it from the start", topic
-            )
-            await self._pool.execute(
-                "DELETE FROM bus.consumer_offsets WHERE group_id = $1 AND topic = $2 AND topic_id <> $3",
+        async with faults.connection(self._pool) as conn:
+            rows = await conn.fetch(
+                "SELECT partition, next_offset, topic_id FROM bus.consumer_offsets WHERE group_id = $1 AND topic = $2",
                 self.group_id,
                 topic,
-                self._topic_id,
             )
-            rows = [r for r in rows if r["topic_id"] in (None, self._topic_id)]
+            if any(r["topic_id"] not in (None, self._topic_id) for r in rows):
+                log.warning(
+                    "%s was deleted and created again since its offsets were stored: reading it from the start", topic
+                )
+                await conn.execute(
+                    "DELETE FROM bus.consumer_offsets WHERE group_id = $1 AND topic = $2 AND topic_id <> $3",
+                    self.group_id,
+                    topic,
+                    self._topic_id,
+                )
+                rows = [r for r in rows if r["topic_id"] in (None, self._topic_id)]
         return {r["partition"]: r["next_offset"] for r in rows}
 
     # --- one batch, one transaction ---
 
     async def _apply(self, messages: list[Message]) -> None:
-        latest: dict[bytes, tuple[Received, dict[str, Any] | None]] = {}  # key -> last record (None: tombstone)
-        counts: list[dict[str, Any]] = []  # every record, for a table of counts
-        ranges: dict[int, tuple[int, int]] = {}
-        undecodable: list[tuple[Received, DecodeError]] = []
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(error)
-            received = Received.of(message)
-            partition, offset = received.origin.partition, received.origin.offset
-            if partition not in self._positions:
-                continue  # revoked while the batch was in flight
-            first, _ = ranges.get(partition, (offset, offset))
-            ranges[partition] = (first, offset)
-            try:
-                record = self._decode(received)
-                if self.spec.additive and record is not None:
-                    counts.append(record)
-                else:
-                    latest[received.entity_key()] = (received, record)
-            except DecodeError as exc:
-                undecodable.append((received, exc))
-
-        if not ranges:
+        """Decode the batch (on the executor: an unknown schema id is a request to the registry), then write it in
+        one transaction. Raises an ``InfrastructureError`` when a service is unavailable, having changed nothing
+        that counts: the caller tries the whole batch again."""
+        assert self._loop is not None
+        batch = await self._loop.run_in_executor(None, self._sort, messages)
+        if not batch.ranges:
             return
-        upserts = [(received, record) for received, record in latest.values() if record is not None]
-        deletes = [key.decode() for key, (_, record) in latest.items() if record is None]
         started = time.perf_counter()
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                for partition, (_, last) in ranges.items():
+            async with faults.transaction(self._pool) as conn:
+                for partition, (_, last) in batch.ranges.items():
                     await self._advance_offset(conn, partition, last + 1)
                 # Dead letters only once the compare-and-set succeeded (a fenced batch must not send them), and
                 # acknowledged before the offsets that skip them commit.
-                for received, decode_error in undecodable:
+                for received, decode_error in batch.undecodable:
                     self._dead_letter(received, decode_error, type(decode_error).__name__)
-                written, refused = await self._upsert_all(conn, upserts)
-                added = await activity.add(conn, counts)
-                if undecodable:
-                    self._flush_dead_letters()
-                if deletes:
+                written, refused = await self._upsert_all(conn, batch.upserts)
+                added = await activity.add(conn, batch.counts)
+                if batch.undecodable:
+                    await self._flush_dead_letters()
+                if batch.deletes:
                     await conn.execute(
-                        f"DELETE FROM {self.spec.table} WHERE {self.spec.key} = ANY($1::text[])", deletes
+                        f"DELETE FROM {self.spec.table} WHERE {self.spec.key} = ANY($1::text[])", batch.deletes
                     )
         except Fenced as exc:
             metrics.FENCED.labels(self.spec.entity).inc()
             log.warning("%s; re-reading the stored offsets", exc)
             await self._reseek()
             return
-        for partition, (_, last) in ranges.items():
+        for partition, (_, last) in batch.ranges.items():
             self._positions[partition] = last + 1
-        self._commit_to_kafka(ranges)
+        self._commit_to_kafka(batch.ranges)
 
         entity = self.spec.entity
         now = dt.datetime.now(dt.UTC)
         metrics.COMMIT_SECONDS.labels(entity).observe(time.perf_counter() - started)
-        metrics.BATCH_SIZE.labels(entity).observe(len(messages))
+        metrics.BATCH_SIZE.labels(entity).observe(batch.size)
         metrics.ROWS_UPSERTED.labels(entity).inc(written + added)
-        metrics.STALE_SKIPPED.labels(entity).inc(len(upserts) - written - refused)
-        metrics.ROWS_DELETED.labels(entity).inc(len(deletes))
-        for _, record in upserts:
+        metrics.STALE_SKIPPED.labels(entity).inc(len(batch.upserts) - written - refused)
+        metrics.ROWS_DELETED.labels(entity).inc(len(batch.deletes))
+        for _, record in batch.upserts:
             metrics.END_TO_END_SECONDS.labels(entity).observe((now - record["updated_at"]).total_seconds())
-        self.committed += len(messages)
+        self.committed += batch.size
+
+    def _sort(self, messages: list[Message]) -> Batch:
+        """The batch's last record per key (or every record, for a table of counts), tombstones and records that
+        do not decode; a schema registry that does not answer raises ``RegistryUnavailable``."""
+        batch = Batch(len(messages))
+        latest: dict[bytes, tuple[Received, dict[str, Any] | None]] = {}  # key -> last record (None: tombstone)
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if faults.broker_unavailable(KafkaException(error)):
+                    log.warning("%s: %s (the client reconnects by itself)", self.topic, error)
+                    continue
+                raise KafkaException(error)
+            received = Received.of(message)
+            partition, offset = received.origin.partition, received.origin.offset
+            if partition not in self._positions:
+                continue  # revoked while the batch was in flight
+            first, _ = batch.ranges.get(partition, (offset, offset))
+            batch.ranges[partition] = (first, offset)
+            try:
+                record = self._decode(received)
+                if self.spec.additive and record is not None:
+                    batch.counts.append(record)
+                else:
+                    latest[received.entity_key()] = (received, record)
+            except DecodeError as exc:
+                batch.undecodable.append((received, exc))
+        batch.upserts = [(received, record) for received, record in latest.values() if record is not None]
+        batch.deletes = [key.decode() for key, (_, record) in latest.items() if record is None]
+        return batch
 
     def _decode(self, received: Received) -> dict[str, Any] | None:
         """The record, or None for a tombstone."""
@@ -235,10 +294,12 @@ class Materializer:
         DEAD_LETTERED.labels("materialize", reason).inc()
         log.warning("dead-lettered %s/%d@%d: %s", origin.topic, origin.partition, origin.offset, mask_nik(str(exc)))
 
-    def _flush_dead_letters(self) -> None:
-        assert self._dead_letters is not None
-        if self._dead_letters.flush(30):
-            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "dead letters not acknowledged within 30s"))
+    async def _flush_dead_letters(self) -> None:
+        """Wait (on the executor) for the broker to acknowledge the dead letters; ``BrokerUnavailable`` if it does
+        not in time, which rolls the batch back to be tried again."""
+        assert self._dead_letters is not None and self._loop is not None
+        if await self._loop.run_in_executor(None, self._dead_letters.flush, DEAD_LETTER_TIMEOUT):
+            raise BrokerUnavailable(f"dead letters not acknowledged within {DEAD_LETTER_TIMEOUT:.0f}s")
 
     async def _advance_offset(self, conn: Any, partition: int, next_offset: int) -> None:
         expected = self._positions[partition]
@@ -283,7 +344,7 @@ class Materializer:
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
                 self._dead_letter(received, exc, type(exc).__name__)
                 refused += 1
-        self._flush_dead_letters()  # before the offsets that skip them are committed
+        await self._flush_dead_letters()  # before the offsets that skip them are committed
         return written, refused
 
     async def _upsert(self, conn: Any, records: list[dict[str, Any]]) -> int:
@@ -309,6 +370,11 @@ class Materializer:
 
     async def _reseek(self) -> None:
         stored = await self._stored_offsets()
+        assert self._loop is not None
+        await self._loop.run_in_executor(None, self._seek, stored)
+
+    def _seek(self, stored: dict[int, int]) -> None:
+        """On the executor: librdkafka's seek may wait for the fetcher."""
         assert self._consumer is not None
         for partition in list(self._positions):
             self._positions[partition] = stored.get(partition)
@@ -319,7 +385,7 @@ class Materializer:
                 log.info("could not seek partition %d: %s", partition, exc)
 
     def _record_lag(self) -> None:
-        """From the watermarks of the last fetch: no request to the broker."""
+        """From the watermarks of the last fetch (``cached=True``): no request to the broker, nothing that blocks."""
         assert self._consumer is not None
         topic, lag = self.topic, 0
         for position in self._consumer.position([KafkaPartition(topic, p) for p in self._positions]):

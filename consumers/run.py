@@ -8,6 +8,7 @@ import logging
 import signal
 
 from satubus import metrics
+from satubus.consumers import faults
 from satubus.consumers.materializer import Materializer
 from satubus.consumers.migrate import migrate
 from satubus.consumers.tables import MATERIALIZED
@@ -29,13 +30,22 @@ async def _materialize(settings: Settings, entities: list[str]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    applied = await migrate(settings.database_url)
+    try:
+        applied = await faults.until_available(lambda: _migrate(settings), what="migrating PostgreSQL", stop=stop)
+    except faults.Stopped:
+        return
     if applied:
         log.info("applied migrations %s", applied)
     await asyncio.gather(*(Materializer(settings, MATERIALIZED[entity]).run(stop) for entity in entities))
 
 
+async def _migrate(settings: Settings) -> list[str]:
+    """The migrations applied; PostgreSQL unavailable is ``DatabaseUnavailable``, waited for by the caller."""
+    with faults.database_errors():
+        return await migrate(settings.database_url)
+
+
 def run_migrations(args: argparse.Namespace, settings: Settings) -> int:
-    applied = asyncio.run(migrate(settings.database_url))
+    applied = asyncio.run(_migrate(settings))  # PostgreSQL unavailable: exit 3 with the reason, no traceback
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
     return 0

@@ -3,7 +3,8 @@
 
 An agency is **integrated** when a valid event of it arrived within the freshness SLA and at most the allowed share
 of its events in the ratio window were invalid; **stale** when it has sent valid events, but not recently enough or
-with too many invalid ones; **silent** when no valid event of it ever arrived.
+with too many invalid ones; **silent** when no valid event of it ever arrived. A valid event is one the stream
+processor accepted: neither invalid nor dropped as a redelivery or as older than its key's version.
 """
 
 from __future__ import annotations

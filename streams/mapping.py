@@ -1,5 +1,7 @@
 """Declarative normalization: ``schemas/agencies/<agency>/<dataset>.mapping.yaml`` says how an agency's record becomes
-a canonical one. This module loads and checks such a file and applies it; it is pure (no Kafka).
+a canonical one. This module loads and checks such a file and applies it; it is pure (no Kafka). Rather than
+interpret the file for every event, a mapping is compiled once, at its first event, into plain functions, one per
+canonical field, that do only the steps its spec has.
 
 Each canonical field has one spec. A value is taken (``from`` an agency field, a list of fields tried in order, an
 envelope field ``$version``/``$occurred_at``/``$event_id``/``$key``, ``parent_of`` another canonical field, a
@@ -20,7 +22,7 @@ import string
 from collections.abc import Callable, Sequence
 from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -33,7 +35,7 @@ from satubus.schemas.catalogue import load_catalogue
 from satubus.schemas.code_lists import code_lists_of
 from satubus.schemas.envelope import AGENCIES_DIR, agency_record_schema, envelope_schema
 from satubus.schemas.models import UNIFIED_MODELS
-from satubus.schemas.nik import InvalidNik, parse_nik
+from satubus.schemas.nik import InvalidNik, NikInfo, parse_nik
 from satubus.schemas.parts import PART_MODELS
 from satubus.schemas.pseudonym import pseudonymize
 from satubus.schemas.regions import ReferenceRegion, Regions
@@ -153,19 +155,16 @@ class DatasetMapping:
         if occurred_at > latest:
             raise Rejected("occurred_at", "future_event", f"event time {occurred_at.isoformat()} is in the future")
         compiled = self._compiled
-        run = _Run(regions, pseudonym_key, now, now.date(), latest)
+        run = _Run(regions, pseudonym_key, now.date(), latest)
         if event["op"] == "d" or event["after"] is None:
             if self.spec.part is not None:
                 return Deletion(self.spec.entity, None)
             return Deletion(self.spec.entity, compiled.key(event["key"], run))
         out: dict[str, Any] = {}
-        for name, when, field in compiled.fields:
-            if when is not None and not out.get(when):
-                out[name] = None
-                continue
+        for name, field in compiled.fields:
             out[name] = field(event, out, run)
         for check in self.spec.checks:
-            _check_nik(check.nik_matches, event["after"], out, run.today)
+            _check_nik(check.nik_matches, event["after"], out, run)
         try:
             return self.model.model_validate(out)
         except ValidationError as exc:
@@ -174,9 +173,8 @@ class DatasetMapping:
             raise Rejected(where, "invalid_value", first["msg"]) from None
 
 
-# A mapping is compiled once, at its first event, into one function per canonical field that does only the steps
-# its spec has (in the order the module docstring gives); the functions get the event, the fields mapped so far
-# and the apply call's _Run.
+# The compiled form of a mapping: a function per canonical field, built from the steps its spec has (in the order
+# the module docstring gives). A field function gets the event, the fields mapped so far and the apply call's _Run.
 
 
 @dataclass(slots=True)
@@ -185,9 +183,15 @@ class _Run:
 
     regions: Regions
     key: bytes  # the pseudonym key
-    now: dt.datetime
     today: dt.date
     latest: dt.datetime  # now + CLOCK_SKEW: a later instant lies in the future
+    last_nik: tuple[str, NikInfo] | None = None
+
+    def parse_nik(self, nik: str) -> NikInfo:
+        """``parse_nik`` as of today. A record's NIK is read by its field and again by a check: it is parsed once."""
+        if self.last_nik is None or self.last_nik[0] != nik:
+            self.last_nik = (nik, parse_nik(nik, today=self.today))
+        return self.last_nik[1]
 
 
 _Field = Callable[[MappingType[str, Any], dict[str, Any], _Run], Any]  # (event, fields so far, run) -> value
@@ -198,16 +202,30 @@ _Lookup = Callable[[Regions, str], ReferenceRegion | None]
 
 @dataclass(frozen=True)
 class _CompiledMapping:
-    fields: tuple[tuple[str, str | None, _Field], ...]  # canonical name, its `when` field, how to map it
+    fields: tuple[tuple[str, _Field], ...]  # canonical name, how to map it
     key: _Transform  # the key field's steps, for the key of a deletion
 
 
 def _compile(spec: MappingFile) -> _CompiledMapping:
-    fields = tuple((name, field.when, _compile_field(field, spec.code_lists)) for name, field in spec.fields.items())
+    fields = tuple((name, _compile_field(field, spec.code_lists)) for name, field in spec.fields.items())
     return _CompiledMapping(fields, _compile_transform("key", spec.fields[spec.key], spec.code_lists))
 
 
 def _compile_field(spec: FieldSpec, code_lists: dict[str, dict[str, Any]]) -> _Field:
+    field = _compile_value(spec, code_lists)
+    return field if spec.when is None else _only_when(spec.when, field)
+
+
+def _only_when(when: str, field: _Field) -> _Field:
+    """``field`` where the canonical field ``when`` (mapped before) is truthy, None otherwise."""
+
+    def conditional(event: MappingType[str, Any], out: dict[str, Any], run: _Run) -> Any:
+        return field(event, out, run) if out.get(when) else None
+
+    return conditional
+
+
+def _compile_value(spec: FieldSpec, code_lists: dict[str, dict[str, Any]]) -> _Field:
     if spec.value is not None:
         return _constant(spec.value)
     if spec.parent_of is not None:
@@ -252,20 +270,24 @@ def _template(template: str) -> _Field:
 
 def _from_sources(spec: FieldSpec, code_lists: dict[str, dict[str, Any]]) -> _Field:
     """The first present value of the spec's sources through its steps, or the present values to the region
-    lookup. Errors name the first source, the agency's field: that is what the agency must fix."""
+    lookup. Every source is read. Errors name the first source, the agency's field: that is what the agency must
+    fix."""
     sources = spec.sources
     label = sources[0]
-    read_present = _present_reader(sources)
     missing = f"{' or '.join(sources)} is empty"
+    to_region = None if spec.region is None else _region_finder(label, spec.region_by)
+    if len(sources) == 1 and not label.startswith("$"):
+        finish_one = _compile_transform(label, spec, code_lists) if to_region is None else _for_one(to_region)
+        return _from_agency_field(label, spec.optional, missing, finish_one)
+    finish = _first_through(_compile_transform(label, spec, code_lists)) if to_region is None else to_region
+    readers = tuple(_reader(source) for source in sources)
     optional = spec.optional
-    finish: Callable[[list[Any], _Run], Any]
-    if spec.region is not None:
-        finish = _region_finder(label, spec.region_by)
-    else:
-        finish = _first_value(_compile_transform(label, spec, code_lists))
 
     def take(event: MappingType[str, Any], out: dict[str, Any], run: _Run) -> Any:
-        present = read_present(event)
+        present = []
+        for value in [read(event) for read in readers]:
+            if not _is_blank(value):
+                present.append(value)
         if not present:
             if optional:
                 return None
@@ -275,22 +297,28 @@ def _from_sources(spec: FieldSpec, code_lists: dict[str, dict[str, Any]]) -> _Fi
     return take
 
 
-def _present_reader(sources: list[str]) -> Callable[[MappingType[str, Any]], list[Any]]:
-    """The values of the sources that are present (neither None nor blank text), in order; every source is read."""
-    readers = tuple(_reader(source) for source in sources)
-    if len(readers) == 1:
-        (read,) = readers
+def _from_agency_field(source: str, optional: bool, missing: str, finish: _Transform) -> _Field:
+    """``_from_sources`` for its common case, a single field of the agency's record."""
 
-        def read_one(event: MappingType[str, Any]) -> list[Any]:
-            value = read(event)
-            return [] if _is_blank(value) else [value]
+    def take(event: MappingType[str, Any], out: dict[str, Any], run: _Run) -> Any:
+        value = event["after"].get(source)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if optional:
+                return None
+            raise Rejected(source, "missing_value", missing)
+        return finish(value, run)
 
-        return read_one
-    return lambda event: [value for value in [read(event) for read in readers] if not _is_blank(value)]
+    return take
 
 
-def _first_value(transform: _Transform) -> Callable[[list[Any], _Run], Any]:
+def _first_through(transform: _Transform) -> Callable[[list[Any], _Run], Any]:
+    """The first of the present values through ``transform``."""
     return lambda present, run: transform(present[0], run)
+
+
+def _for_one(finish: Callable[[list[Any], _Run], Any]) -> _Transform:
+    """``finish``, which takes the present values, for the one value of a single source."""
+    return lambda value, run: finish([value], run)
 
 
 def _is_blank(value: Any) -> bool:
@@ -310,19 +338,30 @@ def _compile_transform(name: str, spec: FieldSpec, code_lists: dict[str, dict[st
     """The spec's steps for one value (each element of a list alike); ``name`` labels errors."""
     text_steps = _text_steps(spec)
     value_steps = _value_steps(name, spec, code_lists)
+    if not text_steps and not value_steps:
+        return _trimmed
 
     def transform(value: Any, run: _Run) -> Any:
-        if isinstance(value, list):
-            return [transform(item, run) for item in value]
         if isinstance(value, str):
             value = " ".join(value.split())
             for text_step in text_steps:
                 value = text_step(value)
+        elif isinstance(value, list):
+            return [transform(item, run) for item in value]
         for step in value_steps:
             value = step(value, run)
         return value
 
     return transform
+
+
+def _trimmed(value: Any, run: _Run) -> Any:
+    """A value through a spec without steps: text has its white space collapsed, and that is all."""
+    if isinstance(value, str):
+        return " ".join(value.split())
+    if isinstance(value, list):
+        return [_trimmed(item, run) for item in value]
+    return value
 
 
 def _text_steps(spec: FieldSpec) -> tuple[Callable[[str], str], ...]:
@@ -338,7 +377,8 @@ def _text_steps(spec: FieldSpec) -> tuple[Callable[[str], str], ...]:
 
 
 def _only_digits(text: str) -> str:
-    return _NON_DIGIT.sub("", text)
+    """``text`` without what is not a digit (``\\d``: a Unicode decimal digit, as for ``str.isdecimal``)."""
+    return text if text.isdecimal() else _NON_DIGIT.sub("", text)
 
 
 _CASES: dict[str, Callable[[str], str]] = {"upper": str.upper, "lower": str.lower, "title": string.capwords}
@@ -376,7 +416,7 @@ def _value_steps(name: str, spec: FieldSpec, code_lists: dict[str, dict[str, Any
 def _nik_check(name: str) -> _Transform:
     def check_nik(value: Any, run: _Run) -> Any:
         try:
-            parse_nik(value, today=run.today)
+            run.parse_nik(value)
         except InvalidNik as exc:
             raise Rejected(name, "invalid_nik", str(exc)) from None
         return value
@@ -468,15 +508,24 @@ def _region_finder(name: str, region_by: Sequence[str]) -> Callable[[list[Any], 
 
     def find(values: list[Any], run: _Run) -> str:
         for value in values:
-            text = " ".join(str(value).split())
-            for lookup in lookups:
-                region = lookup(run.regions, text)
-                if region is not None:
-                    return region.code
+            code = _kelurahan_code(run.regions, lookups, " ".join(str(value).split()))
+            if code is not None:
+                return code
         shown = " / ".join(repr(str(v)[:40]) for v in values)
         raise Rejected(name, "unknown_region", f"{shown} is not a kelurahan of DKI Jakarta", str(values[0])[:40])
 
     return find
+
+
+@lru_cache(maxsize=8192)
+def _kelurahan_code(regions: Regions, lookups: tuple[_Lookup, ...], text: str) -> str | None:
+    """The code of the kelurahan that the first of ``lookups`` to know ``text`` gives. Remembered: the same few
+    hundred places come again and again, and a region reference does not change."""
+    for lookup in lookups:
+        region = lookup(regions, text)
+        if region is not None:
+            return region.code
+    return None
 
 
 def _kelurahan_by_code(regions: Regions, code: str) -> ReferenceRegion | None:
@@ -496,49 +545,60 @@ def _kelurahan_by_bps(regions: Regions, code: str) -> ReferenceRegion | None:
 
 _REGION_LOOKUPS: dict[str, _Lookup] = {"code": _kelurahan_by_code, "name": _kelurahan_by_name, "bps": _kelurahan_by_bps}
 
-# strptime directives that the fast path reads as fixed-width digits (strptime also takes one digit for most)
-_FIXED_WIDTH = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
+_FIXED_WIDTH = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}  # digits of a directive on the fast path
 _DIRECTIVE = re.compile(r"%(.)")
 
 
 def _time_parser(fmt: str) -> Callable[[str], dt.datetime]:
-    """``datetime.strptime(text, fmt)``, raising ValueError where it does. For a format of only %Y, %m, %d (all
-    three) and %H, %M, %S, a text that has every field in full width ('05-09-1987' for '%d-%m-%Y') is read
-    directly, several times faster; any other text (and one that is no valid time) goes to strptime."""
-    directives = _DIRECTIVE.findall(fmt)
-    literals = _DIRECTIVE.split(fmt)[::2]
-    if (
-        not set(directives) <= set(_FIXED_WIDTH)
-        or len(set(directives)) != len(directives)
-        or not {"Y", "m", "d"} <= set(directives)
-        or "%" in "".join(literals)  # a stray %: strptime refuses the format
-        or any(c.isspace() and c != " " for c in "".join(literals))
-    ):
+    """``datetime.strptime(text, fmt)``, raising ValueError where it does, but several times faster for the
+    common case: where ``fmt`` has %Y, %m and %d (and perhaps %H, %M, %S) and plain separators, a text that writes
+    every field in full width ('05-09-1987' for '%d-%m-%Y') and is a valid time is read directly. Anything else
+    (a one-digit day, a 31st of February) goes to strptime, so results and errors stay strptime's."""
+    fixed = _fixed_width_pattern(fmt)
+    if fixed is None:
         return lambda text: dt.datetime.strptime(text, fmt)
-    # A literal space stands for one space where strptime takes any run of white space: a narrower fast path.
-    groups = "".join(f"([0-9]{{{_FIXED_WIDTH[d]}}}){re.escape(lit)}" for d, lit in zip(directives, literals[1:], strict=True))
-    fixed = re.compile(re.escape(literals[0]) + groups)
-    order = tuple(directives)
 
     def parse(text: str) -> dt.datetime:
         found = fixed.fullmatch(text)
         if found is not None:
-            parts = dict(zip(order, map(int, found.groups()), strict=True))
+            parts = found.groupdict()
             try:
                 return dt.datetime(
-                    parts["Y"], parts["m"], parts["d"], parts.get("H", 0), parts.get("M", 0), parts.get("S", 0)
+                    int(parts["Y"]),
+                    int(parts["m"]),
+                    int(parts["d"]),
+                    int(parts.get("H", 0)),
+                    int(parts.get("M", 0)),
+                    int(parts.get("S", 0)),
                 )
             except ValueError:
-                pass  # out of range (a 31st of February, hour 24): strptime says so in its words
+                pass  # no such time: strptime says so in its words
         return dt.datetime.strptime(text, fmt)
 
     return parse
 
 
-def _check_nik(check: NikCheck, record: MappingType[str, Any], out: dict[str, Any], today: dt.date) -> None:
-    nik = _NON_DIGIT.sub("", str(record.get(check.nik) or ""))
+def _fixed_width_pattern(fmt: str) -> re.Pattern[str] | None:
+    """A pattern that matches only texts strptime reads the same way, with a group named after each directive; None
+    where ``fmt`` is not of the fast path's kind. A space in ``fmt`` matches one space (strptime takes any run of
+    white space): a narrower fast path, not a different one."""
+    directives = _DIRECTIVE.findall(fmt)
+    separators = _DIRECTIVE.split(fmt)[::2]
+    plain = all("%" not in s and all(c == " " or not c.isspace() for c in s) for s in separators)
+    if (
+        not plain
+        or len(set(directives)) != len(directives)
+        or not {"Y", "m", "d"} <= set(directives) <= set(_FIXED_WIDTH)
+    ):
+        return None
+    groups = [f"(?P<{d}>[0-9]{{{_FIXED_WIDTH[d]}}})" for d in directives]
+    return re.compile("".join(re.escape(s) + g for s, g in zip(separators, [*groups, ""], strict=True)))
+
+
+def _check_nik(check: NikCheck, record: MappingType[str, Any], out: dict[str, Any], run: _Run) -> None:
+    nik = _only_digits(str(record.get(check.nik) or ""))
     try:
-        info = parse_nik(nik, today=today)
+        info = run.parse_nik(nik)
     except InvalidNik as exc:
         raise Rejected(check.nik, "invalid_nik", str(exc)) from None
     born: dt.date = out[check.birth_date]

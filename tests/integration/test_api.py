@@ -193,9 +193,14 @@ def test_a_change_is_streamed_live(bus: Settings, api: httpx.Client) -> None:
         "ONGOING",
         ["004", "011"],
     )
-    assert event["id"].startswith("unified.incident.v1:")
+    assert event["id"].startswith(f"{bus.topic('unified.incident.v1')}:")
 
 
 def test_the_openapi_document_is_served(api: httpx.Client) -> None:
     paths = api.get("/openapi.json").json()["paths"]
     assert {"/v1/scoreboard", "/v1/persons/{person_id}", "/v1/findings", "/v1/changes"} <= set(paths)
+
+
+def test_health_is_ok_when_the_database_answers_and_changes_flow(api: httpx.Client) -> None:
+    health = api.get("/health")
+    assert (health.status_code, health.json()) == (200, {"status": "ok", "problems": {}})

@@ -22,7 +22,7 @@ from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.samples import unified_person
 
-TOPIC = TopicName("test.materializer.recreated")
+TOPIC = TopicName("materializer.recreated")  # in the suite's namespace, like every topic the materializer reads
 
 
 def test_a_topic_created_again_is_read_from_its_start(bus: Settings) -> None:
@@ -62,24 +62,26 @@ async def _materialize(settings: Settings, spec: TableSpec, group: str, person_i
 
 
 def _create_again(settings: Settings) -> None:
+    topic = settings.topic(TOPIC)
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    if TOPIC in admin.list_topics(timeout=15).topics:
-        for future in admin.delete_topics([TOPIC], operation_timeout=30).values():
+    if topic in admin.list_topics(timeout=15).topics:
+        for future in admin.delete_topics([topic], operation_timeout=30).values():
             future.result()
     deadline = time.monotonic() + 60
     while True:
         try:
-            ensure_topics(settings, [(TOPIC, True)])
+            ensure_topics(settings, [(topic, True)])
             return
         except Exception:  # deletion completes asynchronously: creating the name again is refused for a moment
-            assert time.monotonic() < deadline, f"could not create {TOPIC} again"
+            assert time.monotonic() < deadline, f"could not create {topic} again"
             time.sleep(0.5)
 
 
 def _produce(settings: Settings, records: list[dict[str, object]]) -> None:
     producer = Producer(producer_config(settings, "test-recreated"))
+    contract = PERSON.contract.within(settings.namespace)  # the subject registered for the suite's namespace
     with AvroSerde(registry_client(settings)) as serde:
-        encoder = serde.encoder(PERSON.contract.subject, PERSON.contract.value_schema())
+        encoder = serde.encoder(contract.subject, contract.value_schema())
         for record in records:
-            producer.produce(TOPIC, key=str(record["person_id"]).encode(), value=encoder.encode(record))
+            producer.produce(settings.topic(TOPIC), key=str(record["person_id"]).encode(), value=encoder.encode(record))
     assert producer.flush(30) == 0

@@ -70,3 +70,25 @@ def test_batches_add_up_per_agency_dataset_and_minute() -> None:
             ("dinsos", "layanan", minute, 1, 1, 0, 0, minute.replace(second=7)),
         ]
     )
+
+
+def test_a_batch_of_only_redeliveries_is_no_valid_activity() -> None:
+    """Redeliveries and stale versions (dropped) are not activity: an agency whose last accepted event is older than
+    the SLA is stale, however many duplicates it keeps sending."""
+    accepted_at = NOW - dt.timedelta(hours=2)
+
+    def batch(at: dt.datetime, accepted: int, invalid: int, dropped: int) -> dict[str, object]:
+        counts = {"accepted": accepted, "invalid": invalid, "dropped": dropped}
+        return {
+            "agency": "dinsos",
+            "dataset": "penerima_bansos",
+            "processed_at": at,
+            **counts,
+            "events_in": sum(counts.values()),
+        }
+
+    rows = per_minute([batch(accepted_at, 5, 0, 0), batch(NOW, 0, 0, 40), batch(NOW, 0, 1, 9)])
+    last_valid = {minute: row[-1] for (_, _, minute, *row) in rows}
+    assert last_valid == {accepted_at.replace(second=0, microsecond=0): accepted_at, NOW: None}
+    activity = Activity(max(v for v in last_valid.values() if v is not None), 50, 55, 1)
+    assert assess(DINSOS, activity, NOW, RULES).status == "stale"

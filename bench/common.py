@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient
 from satubus.deploy.local.stack import mvn
 from satubus.kafka import create_topics, ensure_topics
 from satubus.settings import Settings, get_settings
-from satubus.streams.app import APP_ID
+from satubus.streams.app import APP_ID, local_state
 
 DATABASE = "satubus_bench"
 JAVA_POMS = Path(__file__).parent / "java"
@@ -69,6 +69,7 @@ def empty_topics(settings: Settings, topics: Sequence[str]) -> None:
     for future in admin.delete_consumer_groups([APP_ID]).values():
         with contextlib.suppress(KafkaException):  # the group did not exist
             future.result()
+    shutil.rmtree(local_state(settings), ignore_errors=True)  # the tables' files go with their changelogs
     while set(doomed) & set(admin.list_topics(timeout=15).topics):
         time.sleep(0.2)
     while True:

@@ -24,6 +24,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -51,7 +52,7 @@ from satubus.streams.delivery import Delivery
 from satubus.streams.joins import JOINS
 from satubus.streams.mapping import DatasetMapping, discover_mappings
 from satubus.streams.metrics import Meter
-from satubus.streams.processor import EntityJoiner, Input, Joiner, Normalizer, RegionJoiner, Result
+from satubus.streams.processor import EntityJoiner, Input, Joiner, Normalizer, RegionJoiner, Result, StateView
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,16 @@ APP_ID = "satubus-streams"
 # The stream processor waits for the registry and the broker as long as it takes (a dead letter would blame the
 # agency, and a worker that exits only restarts into the same wait); the log shows every retry.
 UNTIL_IT_ANSWERS = Backoff(first=0.5, longest=10.0, attempts=None)
+
+# RocksDB, per table and partition (4 tables x 4 partitions here): faust's defaults are a 2 GiB block cache and
+# 3 x 64 MiB write buffers each, far beyond a worker's memory. Reads hit a small cache (state is read once per key
+# and batch; the OS page cache holds the files), writes are merged per batch: 16 x (4 + 2 x 2) MiB = 128 MiB at most.
+ROCKSDB_OPTIONS = {
+    "block_cache_size": 4 << 20,
+    "write_buffer_size": 2 << 20,
+    "max_write_buffer_number": 2,
+    "max_open_files": 256,
+}
 
 # Every contract topic the processor writes to.
 OUTPUTS = [
@@ -82,7 +93,7 @@ def build_app(settings: Settings) -> faust.App:
         settings.topic(APP_ID),
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=settings.stream_store,
-        datadir=str(settings.state_dir / "streams"),
+        datadir=str(local_state(settings) / settings.instance_id),  # each worker its own
         topic_replication_factor=settings.topic_replication_factor,
         topic_partitions=settings.topic_partitions,
         key_serializer="raw",
@@ -96,12 +107,16 @@ def build_app(settings: Settings) -> faust.App:
         # Changelog writes are a batch's last writes per key; send them in large producer batches.
         producer_linger=0.005,
     )
-    if settings.stream_store.startswith("rocksdb"):
-        app.conf.table_key_index_size = 0  # faust keeps an index of every key in memory otherwise
     serde = AvroSerde(registry_client(settings))
     mappings = discover_mappings(settings.mappings_dir or AGENCIES_DIR)
     Adapter(app, settings, serde).install(mappings)
     return app
+
+
+def local_state(settings: Settings) -> Path:
+    """Where this bus's stream workers keep their tables' RocksDB files. A table whose changelog topic is deleted
+    must lose these too (faust refuses to start on a store ahead of its changelog)."""
+    return settings.state_dir / "streams" / settings.topic(APP_ID)
 
 
 class Adapter:
@@ -135,14 +150,17 @@ class Adapter:
         return self.serde.decode(value, origin, reader=reader)
 
     def _table(self, name: str) -> Any:
-        return self.app.Table(name, key_type=str, value_type=bytes, partitions=self.settings.topic_partitions)
+        options = ROCKSDB_OPTIONS if self.settings.stream_store.startswith("rocksdb") else None
+        return self.app.Table(
+            name, key_type=str, value_type=bytes, partitions=self.settings.topic_partitions, options=options
+        )
 
     def _agent(
         self,
         name: str,
         topics: list[str],
         table: Any,
-        process: Callable[[Sequence[Input], Callable[[str], bytes | None]], Result],
+        process: Callable[[Sequence[Input], StateView], Result],
     ) -> None:
         source = self.app.topic(*topics, key_type=bytes, value_type=bytes)
         stage = "normalize" if name == "normalize" else "join"
@@ -159,8 +177,9 @@ class Adapter:
                 events = cast(list[Any], taken)  # noack_take gives the events, not their values
                 batch = [self._input(event.message) for event in events]
                 started = time.perf_counter()
+                state = partial(self._held, table, {event.message.partition: event for event in events})
                 result = await retry_async(
-                    partial(self._run, process, batch, table, delivery), backoff=UNTIL_IT_ANSWERS, what=name
+                    partial(self._run, process, batch, state, table, delivery), backoff=UNTIL_IT_ANSWERS, what=name
                 )
                 self._apply_state(result, events, table, delivery)
                 for event in events:
@@ -171,12 +190,13 @@ class Adapter:
 
     async def _run(
         self,
-        process: Callable[[Sequence[Input], Callable[[str], bytes | None]], Result],
+        process: Callable[[Sequence[Input], StateView], Result],
         batch: list[Input],
+        state: StateView,
         table: Any,
         delivery: Delivery,
     ) -> Result:
-        result = process(batch, table.get)
+        result = process(batch, state)
         delivery.send(result.outputs)
         changelog = table.changelog_topic  # the records faust's Table would write, serialized by faust
         for key, write in result.state.items():
@@ -191,6 +211,14 @@ class Adapter:
         headers = message.headers or ()
         pairs = tuple(headers.items()) if isinstance(headers, dict) else tuple(headers)
         return Input(message.topic, message.partition, message.offset, message.key, message.value, pairs)
+
+    @staticmethod
+    def _held(table: Any, of_partition: dict[int, Any], key: str, partition: int) -> bytes | None:
+        """The table's value of ``key`` in ``partition``: a RocksDB store looks in the partition of the task's
+        current event (see ``_apply_state``)."""
+        _current_event.set(weakref.ref(of_partition[partition]))
+        value: bytes | None = table.get(key)
+        return value
 
     @staticmethod
     def _apply_state(result: Result, events: list[Any], table: Any, delivery: Delivery) -> None:

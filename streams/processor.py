@@ -52,7 +52,7 @@ STATUSES: tuple[Status, ...] = ("accepted", "invalid", "dropped")
 # Decodes a Confluent-framed Avro value (resolved to ``reader`` when given); raises DecodeError for bad bytes and a
 # retriable error when the registry does not answer.
 Decode = Callable[[bytes, Origin, dict[str, Any] | None], dict[str, Any]]
-StateView = Callable[[str], bytes | None]
+StateView = Callable[[str, int], bytes | None]  # (key, partition) -> the state kept before the batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +133,9 @@ class _Overlay:
         self._before = before
         self._writes = result.state
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str, partition: int) -> bytes | None:
         write = self._writes.get(key)
-        return write.value if write is not None else self._before(key)
+        return write.value if write is not None else self._before(key, partition)
 
     def put(self, key: str, partition: int, value: bytes) -> None:
         self._writes[key] = StateWrite(partition, value)
@@ -185,7 +185,7 @@ class Normalizer:
             return "invalid", type(exc).__name__
         # Keyed by a keyed hash of the agency's key: the state's changelog must not carry clear NIKs either.
         state_key = f"{agency}.{mapping.dataset}:{pseudonymize(self.pseudonym_key, 'state', str(envelope['key']))}"
-        before = KeyState.decode(state.get(state_key))
+        before = KeyState.decode(state.get(state_key, message.partition))
         event_id = str(envelope["event_id"])
         if dead_lettered_before(before, event_id) and not message.is_replay():
             return "dropped", "duplicate"
@@ -392,7 +392,7 @@ class EntityJoiner(Joiner):
     ) -> Verdicts:
         """Fold one entity's parts of the batch into its state, then publish the entity once."""
         join = self.join
-        joined = JoinState.decode(state(entity_key))
+        joined = JoinState.decode(state(entity_key, parts[-1][1].partition))
         verdicts: dict[int, tuple[Status, str | None]] = {}
         for n, _, part in parts:
             verdict = merge(joined, part)
@@ -443,12 +443,12 @@ class RegionJoiner(Joiner):
     def _fold(
         self, entity_key: str, parts: list[tuple[int, Input, PartChange]], state: StateView, result: Result
     ) -> Verdicts:
-        region = RegionState.decode(state(entity_key))
-        partition = parts[-1][1].partition
+        partition = parts[-1][1].partition  # every part of a key comes through the same partition
+        region = RegionState.decode(state(entity_key, partition))
         verdicts: Verdicts = {}
         for n, _, part in parts:
             key = contributor_key(entity_key, part.part, part.part_key)
-            before = Contributor.decode(_written(result, key) or state(key))
+            before = Contributor.decode(_written(result, key) or state(key, partition))
             now = region.apply(part, before)
             if now is None:
                 verdicts[n] = ("dropped", "duplicate" if before and before.event_id == part.event_id else "stale")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from satubus.kafka import create_topics
 from satubus.registry import register_contracts, registry_client
 from satubus.schemas.topics import all_contracts
 from satubus.settings import Settings
-from satubus.streams.app import APP_ID
+from satubus.streams.app import APP_ID, local_state
 
 NAMESPACE = os.environ.get("SATUBUS_TEST_NAMESPACE", "test")
 PSEUDONYM_KEY = "integration-test-key"
@@ -82,6 +83,7 @@ def _reset_topics(settings: Settings) -> None:
     for future in admin.delete_consumer_groups(groups).values():
         with contextlib.suppress(KafkaException):  # the group did not exist
             future.result()
+    shutil.rmtree(local_state(settings), ignore_errors=True)  # the tables' files go with their changelogs
     deadline = time.monotonic() + 60
     while set(doomed) & set(admin.list_topics(timeout=15).topics):  # deletion completes asynchronously
         assert time.monotonic() < deadline, "topics were not deleted within 60s"

@@ -167,7 +167,7 @@ class Bus:
 
     def normalize(self, *batch: Input, decode: Callable[..., dict[str, Any]] | None = None) -> Result:
         normalizer = Normalizer(self.mappings, self.regions, KEY, decode or self.wire.decode)
-        return self._apply(batch, normalizer.process(batch, self.state.get, NOW))
+        return self._apply(batch, normalizer.process(batch, self.held, NOW))
 
     def join(self, *batch: Input, entity: str = "person") -> Result:
         joiner: Joiner = (
@@ -175,7 +175,10 @@ class Bus:
             if entity == "region"
             else EntityJoiner(JOINS[entity], self.wire.decode)
         )
-        return self._apply(batch, joiner.process(batch, self.state.get))
+        return self._apply(batch, joiner.process(batch, self.held))
+
+    def held(self, key: str, partition: int) -> bytes | None:
+        return self.state.get(key)
 
     def _apply(self, batch: tuple[Input, ...], result: Result) -> Result:
         assert len(result.outcomes) == len(batch)

@@ -11,11 +11,11 @@ so the materializer's version guard works on joined records too.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from satubus.schemas.models import (
@@ -49,12 +49,13 @@ class PartChange:
 
     def to_avro(self) -> dict[str, Any]:
         fields = {n: getattr(self, n) for n in self.__slots__ if n != "data"}
-        return fields | {"data": None if self.data is None else json.dumps(self.data, sort_keys=True)}
+        data = None if self.data is None else orjson.dumps(self.data, option=orjson.OPT_SORT_KEYS).decode()
+        return fields | {"data": data}
 
     @classmethod
     def from_avro(cls, record: dict[str, Any]) -> PartChange:
         data = record["data"]
-        return cls(**(record | {"data": None if data is None else json.loads(data)}))
+        return cls(**(record | {"data": None if data is None else orjson.loads(data)}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,7 @@ class JoinState:
         return [s for k, s in sorted(self.slots.items()) if s.part == part and s.data is not None]
 
     def encode(self) -> bytes:
-        return json.dumps(
+        return orjson.dumps(
             {
                 "slots": {
                     k: [s.part, s.agency, s.event_id, s.version, s.occurred_at.isoformat(), s.data]
@@ -107,15 +108,14 @@ class JoinState:
                 "published": self.published,
                 "region": self.region,
             },
-            separators=(",", ":"),
-            sort_keys=True,
-        ).encode()
+            option=orjson.OPT_SORT_KEYS,
+        )
 
     @classmethod
     def decode(cls, raw: bytes | None) -> JoinState:
         if raw is None:
             return cls()
-        state = json.loads(raw)
+        state = orjson.loads(raw)
         slots = {
             k: Slot(part, agency, event_id, version, dt.datetime.fromisoformat(at), data)
             for k, (part, agency, event_id, version, at, data) in state["slots"].items()

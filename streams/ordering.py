@@ -6,9 +6,10 @@ Pure state transitions; the stream processor keeps one ``KeyState`` per agency r
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Literal
+
+import orjson
 
 RECENT_IDS = 16  # event ids remembered per key: enough to recognise a redelivery among recent changes
 
@@ -24,13 +25,13 @@ class KeyState:
 
     def encode(self) -> bytes:
         state = {"v": self.version, "ids": self.recent, "to": self.routed_to, "rej": self.rejected}
-        return json.dumps(state, separators=(",", ":")).encode()
+        return orjson.dumps(state)
 
     @classmethod
     def decode(cls, data: bytes | None) -> KeyState | None:
         if data is None:
             return None
-        state = json.loads(data)
+        state = orjson.loads(data)
         return cls(int(state["v"]), tuple(state["ids"]), state.get("to"), tuple(state.get("rej", ())))
 
 

@@ -15,10 +15,10 @@ grace period for late events equals the window — an incident reported up to 24
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from satubus.schemas.models import Incident, Person, Region
@@ -78,13 +78,13 @@ class Contributor:
     live: bool = True  # False: it left (or was deleted); its version is kept to refuse older changes
 
     def encode(self) -> bytes:
-        return json.dumps([self.event_id, self.version, self.counts, self.started_at, self.live]).encode()
+        return orjson.dumps([self.event_id, self.version, self.counts, self.started_at, self.live])
 
     @classmethod
     def decode(cls, raw: bytes | None) -> Contributor | None:
         if raw is None:
             return None
-        event_id, version, counts, started_at, live = json.loads(raw)
+        event_id, version, counts, started_at, live = orjson.loads(raw)
         return cls(event_id, version, counts, started_at, live)
 
     @classmethod
@@ -128,13 +128,13 @@ class RegionState:
 
     def encode(self) -> bytes:
         at = None if self.stream_time is None else self.stream_time.isoformat()
-        return json.dumps([self.sums, self.incidents, self.live, self.version, at, self.published]).encode()
+        return orjson.dumps([self.sums, self.incidents, self.live, self.version, at, self.published])
 
     @classmethod
     def decode(cls, raw: bytes | None) -> RegionState:
         if raw is None:
             return cls()
-        sums, incidents, live, version, at, published = json.loads(raw)
+        sums, incidents, live, version, at, published = orjson.loads(raw)
         return cls(sums, incidents, live, version, None if at is None else dt.datetime.fromisoformat(at), published)
 
 

@@ -1,11 +1,13 @@
 """Every benchmark in one run, side by side: Kafka's and PostgreSQL's ceilings here, the serde, the publish paths,
-each stage of the pipeline, the whole pipeline (sustained rate, CPU per event, latency at 25/50/80 % of that
-rate) and the peers (Quix Streams, Kafka Connect with the Debezium JDBC sink) on the same workload. Prints the
-ratios as a table and writes bench/results/latest.json and latest.md.
+each stage of the pipeline (the stream worker's CPU per event, memory and idle cost, one worker and two), the stream
+state at a city's size (memory, disk, recovery), the whole pipeline (sustained rate, CPU per event, latency at
+25/50/80 % of that rate) and the peers (Quix Streams, Kafka Connect with the Debezium JDBC sink) on the same
+workload. Prints the ratios as a table and writes bench/results/latest.json and latest.md.
 
 Run: ``make bench`` or ``SATUBUS_ENV_FILE=deploy/local/dev.env .venv/bin/python -m bench [--quick]`` (stack up, no
-pipeline running: it empties the bus's topics and uses its own database). About 12 minutes; ``--quick`` takes
-smaller sizes and 20 s latency runs (for trying it out: its figures are noisier).
+pipeline running: it empties the bus's topics and uses its own database). About 20 minutes, 7 of them the state
+of 1,000,000 persons; ``--quick`` takes smaller sizes and 20 s latency runs (for trying it out: its figures are
+noisier).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import debezium_peer, kafka_ceiling, materialize, pipeline, publish, quix_peer, serde, stream
+from bench import debezium_peer, kafka_ceiling, materialize, pipeline, publish, quix_peer, serde, state, stream
 from bench.common import bench_settings
 from satubus.settings import get_settings
 
@@ -30,9 +32,11 @@ SIZES = {  # full run, --quick
     "publish events": (30_000, 5_000),
     "materialize rows": (100_000, 20_000),
     "residents": (10_000, 2_000),
+    "persons": (1_000_000, 100_000),
     "latency seconds": (60, 20),
 }
 LOADS = (0.25, 0.5, 0.8)
+STEPS = 10
 
 
 def main() -> None:
@@ -44,7 +48,7 @@ def main() -> None:
     runs: dict[str, Any] = {}
 
     def step(name: str, work: Callable[[], Any]) -> Any:
-        print(f"[{len(runs) + 1}/9] {name}...", file=sys.stderr, flush=True)
+        print(f"[{len(runs) + 1}/{STEPS}] {name}...", file=sys.stderr, flush=True)
         started = time.monotonic()
         runs[name] = work()
         print(f"      done in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
@@ -57,7 +61,8 @@ def main() -> None:
     step("materialize", lambda: materialize.measure(bench, rows=size["materialize rows"]))
     step("debezium", lambda: debezium_peer.measure(bench, rows=size["materialize rows"]))
     streamed = step("stream", lambda: stream.measure(settings, residents=size["residents"]))
-    step("quix", lambda: quix_peer.measure(settings, events=streamed["events"]))
+    step("quix", lambda: quix_peer.measure(settings, events=streamed["events"]))  # reads the stream step's events
+    step("state", lambda: state.measure(settings, persons=size["persons"]))
     top = step("pipeline", lambda: pipeline.sustained(bench, residents=size["residents"]))
     max_rate = top["events/s, backlog drained to committed rows"]
     step(
@@ -135,6 +140,7 @@ def ratios(runs: dict[str, Any]) -> list[dict[str, Any]]:
             "≥ 5",
         ),
     ]
+    table += stream_rows(runs["stream"], normalizers, row) + state_rows(runs["state"], row)
     for load, figures in runs["latency"].items():
         table.append(
             row(
@@ -148,6 +154,72 @@ def ratios(runs: dict[str, Any]) -> list[dict[str, Any]]:
         if name.startswith("CPU per event"):
             table.append(row(name.removesuffix(" (µs)"), value, "µs CPU"))
     return table
+
+
+Row = Callable[..., dict[str, Any]]
+
+
+def stream_rows(stream: dict[str, Any], normalizers: float, row: Row) -> list[dict[str, Any]]:
+    """The stream worker's costs: CPU per event at drain, memory, idle; and two workers against one."""
+    idle = next(v for k, v in stream.items() if k.startswith("worker idle after the drain"))
+    return [
+        row(
+            "CPU per event at drain, stream worker (normalizers and joiners)",
+            stream["CPU per event at drain, normalizers and joiners (µs)"],
+            "µs CPU",
+            goal="≤ 300 µs CPU per event at drain",
+        ),
+        row("stream worker idle, after the drain", idle, "% of a core", goal="< 2 % of a core idle"),
+        row("stream worker peak RSS, after the drain", stream["worker peak RSS (MB)"], "MB"),
+        row(
+            "two stream workers, a rebalance during the drain",
+            stream["two workers: events/s"],
+            f"events/s ({stream['two workers: events read twice (redelivered by the rebalance)']:,} read twice)",
+            "one worker",
+            normalizers,
+        ),
+    ]
+
+
+def state_rows(figures: dict[str, Any], row: Row) -> list[dict[str, Any]]:
+    """The stream state at a city's size: drain, memory, disk, recovery."""
+    persons = figures["persons (identity parts written to canonical.person.v2)"]
+    keys = figures["keys in the tables (join states, region contributors, kelurahan)"]
+    wiped = figures["recovery, local state wiped: start to Worker ready (s)"]
+    rows = [
+        row(
+            f"state: {persons:,} persons joined",
+            figures["drain: persons joined, region contributions included (persons/s)"],
+            "persons/s",
+        ),
+        row(
+            "state: CPU per person at drain",
+            figures["drain: CPU per person (µs, its part joined and its region contribution)"],
+            "µs CPU",
+        ),
+        row(
+            f"state: stream worker peak RSS at {persons:,} persons",
+            figures["drain: worker peak RSS (MB)"],
+            "MB",
+            goal="≤ 300 MB RSS at 1,000,000 persons",
+        ),
+        row(f"state: RocksDB files, {keys:,} keys", figures["RocksDB files after the drain (MB)"], "MB"),
+    ]
+    if figures["changelog topics on the broker (MB)"] is not None:
+        rows.append(row("state: changelog topics on the broker", figures["changelog topics on the broker (MB)"], "MB"))
+    return [
+        *rows,
+        row(
+            "state: recovery, local state wiped (start to ready)",
+            figures["recovery per million keys (s, start to Worker ready)"],
+            f"s per million keys ({wiped:,} s for {keys:,})",
+        ),
+        row(
+            "state: restart, local state kept (start to ready)",
+            figures["restart, local state kept: start to Worker ready (s)"],
+            "s",
+        ),
+    ]
 
 
 def render(table: list[dict[str, Any]]) -> str:

@@ -12,12 +12,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from satubus.deploy.local.stack import mvn
@@ -34,7 +34,7 @@ def report(results: dict[str, Any], path: Path) -> None:
     """Print a step's figures, one per line (nested ones as JSON), and write them to ``path``."""
     width = max(map(len, results)) + 2
     for name, value in results.items():
-        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) or value is None else value
         print(f"{name:<{width}}{shown:>12}")
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
@@ -96,22 +96,123 @@ def recreate_topic(settings: Settings, topic: str, *, compacted: bool = False) -
             time.sleep(0.5)
 
 
-def metric(settings: Settings, name: str) -> float:
-    """The sum of one of the stream worker's counters over its labels, from its /metrics; 0 when it is not up."""
+def metric(settings: Settings, name: str, *, port: int | None = None, **labels: str) -> float:
+    """The sum of one of a stream worker's counters over its labels (those given must match), from its /metrics on
+    ``port`` (default: the settings' stream metrics port); 0 when it is not up."""
+    url = f"http://{settings.metrics_host}:{port or settings.stream_metrics_port}/metrics"
     try:
-        with urllib.request.urlopen(f"http://{settings.metrics_host}:{settings.stream_metrics_port}/metrics") as r:
+        with urllib.request.urlopen(url, timeout=10) as r:
             text = r.read().decode()
     except OSError:
         return 0
+    wanted = [f'{label}="{value}"' for label, value in labels.items()]
     return sum(
-        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith((f"{name} ", f"{name}{{"))
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((f"{name} ", f"{name}{{")) and all(w in line for w in wanted)
     )
+
+
+def group_lag(settings: Settings, group: str, topics: Sequence[str]) -> int:
+    """Records of ``topics`` past the consumer group's committed offsets (all of a partition it never committed)."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})  # never subscribes
+    try:
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in consumer.list_topics(topic, timeout=15).topics[topic].partitions
+        ]
+        lag = 0
+        for committed in consumer.committed(partitions, timeout=15):
+            end = consumer.get_watermark_offsets(TopicPartition(committed.topic, committed.partition), timeout=15)[1]
+            lag += end - max(committed.offset, 0)
+        return lag
+    finally:
+        consumer.close()
 
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a live process has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def peak_rss(pid: int) -> int:
+    """The most resident memory a live process has had (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes of disk the files under ``path`` take (as du counts them: allocated blocks); 0 when it is missing."""
+    return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def progress(text: str) -> None:
+    """One line of progress on stderr (the figures go to stdout)."""
+    print(f"  {text}", file=sys.stderr, flush=True)
+
+
+class StreamWorker:
+    """One ``satubus stream`` process: its output appended to ``bench-stream[-<instance id>].log`` under the stack's
+    state, and, when given, an instance id of its own (its own RocksDB files) and metrics port."""
+
+    def __init__(self, settings: Settings, *, instance_id: str | None = None, port: int | None = None) -> None:
+        self.settings = settings
+        self.port = port or settings.stream_metrics_port
+        logs = settings.state_dir.resolve() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.log = logs / ("bench-stream.log" if instance_id is None else f"bench-stream-{instance_id}.log")
+        self._offset = self.log.stat().st_size if self.log.exists() else 0
+        env = {**os.environ, "SATUBUS_STREAM_METRICS_PORT": str(self.port)}
+        if instance_id is not None:
+            env["SATUBUS_INSTANCE_ID"] = instance_id
+        self.started = time.perf_counter()
+        satubus = str(Path(sys.executable).with_name("satubus"))
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen([satubus, "stream"], stdout=out, stderr=subprocess.STDOUT, env=env)
+        self.pid = self.process.pid
+
+    def metric(self, name: str, **labels: str) -> float:
+        return metric(self.settings, name, port=self.port, **labels)
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def peak_rss(self) -> int:
+        return peak_rss(self.pid)
+
+    def logged(self) -> str:
+        """What the worker has logged since it started."""
+        with self.log.open("rb") as f:
+            f.seek(self._offset)
+            return f.read().decode(errors="replace")
+
+    def wait_ready(self, *, timeout: float = 180, every: float = 0, show: Callable[[], str] | None = None) -> float:
+        """Seconds from the start of the process until faust logged "Worker ready" (joined its group and recovered
+        its tables); ``show``'s text is shown every ``every`` seconds meanwhile."""
+        shown = time.perf_counter()
+        while "Worker ready" not in self.logged():
+            now = time.perf_counter()
+            if self.process.poll() is not None or now - self.started > timeout:
+                raise SystemExit(f"the stream worker did not get ready in {timeout:.0f} s; see {self.log}")
+            if every and show is not None and now - shown >= every:
+                progress(show())
+                shown = now
+            time.sleep(0.1)
+        return time.perf_counter() - self.started
+
+    def stop(self) -> None:
+        """Stop it as an operator would (SIGTERM: faust commits and closes its stores); kill it after a minute."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
 
 
 @contextlib.contextmanager

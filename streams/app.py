@@ -48,7 +48,7 @@ from satubus.schemas.topics import (
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from satubus.streams import commit_guard
-from satubus.streams.delivery import Delivery
+from satubus.streams.delivery import BATCH_ITEMS, Delivery
 from satubus.streams.joins import JOINS
 from satubus.streams.mapping import DatasetMapping, discover_mappings
 from satubus.streams.metrics import Meter
@@ -101,8 +101,8 @@ def build_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         web_enabled=False,
-        # Batches are taken from the stream buffer: let it hold several of them, and fetch as much per poll.
-        stream_buffer_maxsize=max(4 * settings.stream_batch_size, 4096),
+        # Batches are taken from each agent's buffer (its size: see Adapter._agent); fetch a batch per poll.
+        stream_buffer_maxsize=2 * settings.stream_batch_size,
         broker_max_poll_records=settings.stream_batch_size,
         # Changelog writes are a batch's last writes per key; send them in large producer batches.
         producer_linger=0.005,
@@ -162,8 +162,12 @@ class Adapter:
         table: Any,
         process: Callable[[Sequence[Input], StateView], Result],
     ) -> None:
-        source = self.app.topic(*topics, key_type=bytes, value_type=bytes)
         stage = "normalize" if name == "normalize" else "join"
+        # A joiner's records are batches of up to BATCH_ITEMS parts: it takes, and buffers, about as many parts as
+        # a normalizer events (its buffer, counted in records, would otherwise hold hundreds of megabytes).
+        batch_size = self.settings.stream_batch_size
+        records_per_batch = batch_size if stage == "normalize" else max(1, batch_size * 10 // BATCH_ITEMS)
+        source = self.app.topic(*topics, key_type=bytes, value_type=bytes, maxsize=2 * records_per_batch)
         # A producer of its own: an agent confirms its own batch's deliveries, not another agent's.
         delivery = Delivery(self.settings, self.serde, OUTPUTS, client_id=f"{self.app.conf.id}-{name}")
 
@@ -171,7 +175,7 @@ class Adapter:
             # Not ``take_events``: a worker stopping in the middle of a batch would acknowledge the whole batch, and
             # the events not yet processed would be committed and lost. Each event is acknowledged once done.
             batches = cast(faust.Stream[bytes], stream).noack_take(
-                self.settings.stream_batch_size, within=self.settings.stream_batch_seconds
+                records_per_batch, within=self.settings.stream_batch_seconds
             )
             async for taken in batches:
                 events = cast(list[Any], taken)  # noack_take gives the events, not their values

@@ -41,6 +41,7 @@ from satubus.schemas.topics import (
     DEAD_LETTERS,
     JOINED_ENTITIES,
     PERSON_NIK,
+    UNIFIED_ENTITIES,
     agency_topic,
     canonical_contract,
     unified_contract,
@@ -74,7 +75,7 @@ ROCKSDB_OPTIONS = {
 
 # Every contract topic the processor writes to.
 OUTPUTS = [
-    *(unified_contract(e) for e in ("person", "parcel", "region", "incident", "finding")),
+    *(unified_contract(e) for e in UNIFIED_ENTITIES),
     *(canonical_contract(e) for e in JOINED_ENTITIES),
     DEAD_LETTERS,
     ACTIVITY,
@@ -104,8 +105,6 @@ def build_app(settings: Settings) -> faust.App:
         # Batches are taken from each agent's buffer (its size: see Adapter._agent); fetch a batch per poll.
         stream_buffer_maxsize=2 * settings.stream_batch_size,
         broker_max_poll_records=settings.stream_batch_size,
-        # Changelog writes are a batch's last writes per key; send them in large producer batches.
-        producer_linger=0.005,
     )
     serde = AvroSerde(registry_client(settings))
     mappings = discover_mappings(settings.mappings_dir or AGENCIES_DIR)

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export SATUBUS_ENV_FILE ?= $(CURDIR)/deploy/local/dev.env
 
-.PHONY: demo test unit lint bench stack stack-down status clean
+.PHONY: demo test faults unit lint bench stack stack-down status clean
 
 $(BIN)/satubus: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ demo: venv
 
 test: venv stack
 	$(BIN)/pytest
+
+faults: venv stack
+	$(BIN)/pytest -m faults tests/integration
 
 unit: venv
 	$(BIN)/pytest tests/unit

@@ -56,6 +56,7 @@ def free_port() -> int:
         return port
 
 
+@pytest.mark.faults
 @pytest.mark.timeout(1200)  # up to three restarts of the worker, each followed by a wait for the view to settle
 def test_workers_joining_and_leaving_mid_run_lose_and_duplicate_nothing(bus: Settings, pipeline: Pipeline) -> None:
     agencies = {m.agency for m in discover_mappings()}

@@ -20,6 +20,7 @@ from satubus.schemas.compatibility import Level
 from satubus.schemas.topics import TopicContract, TopicName
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
+from tests.integration.conftest import process_env
 
 V1: dict[str, Any] = {
     "type": "record",
@@ -123,6 +124,7 @@ def test_the_command_checks_every_contract_and_exits_zero_when_all_are_registere
         capture_output=True,
         text=True,
         timeout=300,
+        env=process_env(bus),  # the suite's namespace, whose subjects the suite registered
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("unchanged")

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
+from pydantic import BaseModel
 
 from satubus.errors import RegistryUnavailable
 from satubus.serde import Encoder
@@ -114,3 +115,17 @@ def failed(code: int = KafkaError._MSG_TIMED_OUT) -> KafkaError:
 
 def refused(code: int = KafkaError.MSG_SIZE_TOO_LARGE) -> KafkaException:
     return KafkaException(KafkaError(code))
+
+
+def count_validations(monkeypatch: pytest.MonkeyPatch, model: type[BaseModel]) -> list[str]:
+    """Every validation of a record of ``model`` from now on (each record must be validated once)."""
+    calls: list[str] = []
+    for name in ("model_validate", "model_validate_json"):
+        original = getattr(model, name)
+
+        def counted(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(model, name, counted)
+    return calls

@@ -14,13 +14,13 @@ import fastavro
 import pytest
 from confluent_kafka import KafkaError
 from fastapi.testclient import TestClient
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
 from satubus.producers import gateway
 from satubus.schemas.envelope import agency_event_schema
 from satubus.schemas.record_models import agency_model
 from satubus.settings import Settings
-from tests.unit.fake_kafka import Fakes, failed, install
+from tests.unit.fake_kafka import Fakes, count_validations, failed, install
 
 URL = "/v1/agencies/bpbd/datasets/kejadian/events"
 AUTH = {"Authorization": "Bearer token-of-bpbd"}
@@ -59,19 +59,6 @@ def client(fakes: Fakes) -> Iterator[TestClient]:
     with TestClient(gateway.create_app(settings)) as client:
         yield client
     assert fakes.on_the_loop == [], "a blocking call ran on the event loop"
-
-
-def count_validations(monkeypatch: pytest.MonkeyPatch, model: type[BaseModel]) -> list[str]:
-    calls: list[str] = []
-    for name in ("model_validate", "model_validate_json"):
-        original = getattr(model, name)
-
-        def counted(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
-            calls.append(_name)
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(model, name, counted)
-    return calls
 
 
 def test_each_event_is_answered_once_and_each_record_validated_once(

@@ -11,13 +11,12 @@ from typing import Any
 
 import fastavro
 import pytest
-from pydantic import BaseModel
 
 from satubus.producers.publisher import AgencyPublisher, Change, Outcome
 from satubus.schemas.envelope import agency_event_schema
 from satubus.schemas.record_models import agency_model
 from satubus.settings import Settings
-from tests.unit.fake_kafka import SILENT, Fakes, failed, install, refused
+from tests.unit.fake_kafka import SILENT, Fakes, count_validations, failed, install, refused
 
 NIK = "3171069935850001"
 
@@ -43,20 +42,6 @@ def publisher(fakes: Fakes, namespace: str = "", **options: Any) -> AgencyPublis
     return AgencyPublisher(
         Settings(namespace=namespace), serde, agency="bpbd", dataset="kejadian", system="test", **options
     )
-
-
-def count_validations(monkeypatch: pytest.MonkeyPatch, model: type[BaseModel]) -> list[str]:
-    """Every validation of a record of ``model`` from now on."""
-    calls: list[str] = []
-    for name in ("model_validate", "model_validate_json"):
-        original = getattr(model, name)
-
-        def counted(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
-            calls.append(_name)
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(model, name, counted)
-    return calls
 
 
 def test_every_change_has_one_outcome_in_input_order(fakes: Fakes, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,15 +6,13 @@ from __future__ import annotations
 import argparse
 import csv
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
 from satubus.producers import upload
 from satubus.schemas.record_models import agency_model
 from satubus.settings import Settings
-from tests.unit.fake_kafka import Fakes, failed, install
+from tests.unit.fake_kafka import Fakes, count_validations, failed, install
 
 HEADER = ["NISN", "Nama", "Tanggal Lahir", "JK", "NPSN", "Nama Sekolah", "Bentuk Pendidikan", "Tingkat", "Status"]
 HEADER += ["Penerima KJP", "Kode Wilayah", "Tahun Ajaran"]
@@ -48,19 +46,6 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Fakes:
     fakes = install(monkeypatch)
     monkeypatch.setattr(upload, "AvroSerde", fakes.serde)
     return fakes
-
-
-def count_validations(monkeypatch: pytest.MonkeyPatch, model: type[BaseModel]) -> list[str]:
-    calls: list[str] = []
-    for name in ("model_validate", "model_validate_json"):
-        original = getattr(model, name)
-
-        def counted(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
-            calls.append(_name)
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(model, name, counted)
-    return calls
 
 
 def test_rows_are_published_or_reported_and_validated_once(

@@ -53,6 +53,7 @@ from satubus.streams.delivery import BATCH_ITEMS, Delivery
 from satubus.streams.joins import JOINS
 from satubus.streams.mapping import DatasetMapping, discover_mappings
 from satubus.streams.metrics import Meter
+from satubus.streams.ownership import StuckPartitions, owned
 from satubus.streams.processor import EntityJoiner, Input, Joiner, Normalizer, RegionJoiner, Result, StateView
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ ROCKSDB_OPTIONS = {
     "max_write_buffer_number": 2,
     "max_open_files": 256,
 }
+
+# How often to look for partitions whose fetched events never reached their agent (streams/ownership.py).
+STUCK_LOOK_SECONDS = 10.0
 
 # Every contract topic the processor writes to.
 OUTPUTS = [
@@ -126,6 +130,8 @@ class Adapter:
         self.serde = serde
         self.key = settings.pseudonym_key.get_secret_value().encode()
         self.meter = Meter()
+        self.stuck = StuckPartitions(app, topics=())
+        app.timer(STUCK_LOOK_SECONDS)(self.stuck.look)
 
     def install(self, mappings: list[DatasetMapping]) -> None:
         regions = load_regions()
@@ -166,6 +172,7 @@ class Adapter:
         # a normalizer events (its buffer, counted in records, would otherwise hold hundreds of megabytes).
         batch_size = self.settings.stream_batch_size
         records_per_batch = batch_size if stage == "normalize" else max(1, batch_size * 10 // BATCH_ITEMS)
+        self.stuck.topics.update(topics)
         source = self.app.topic(*topics, key_type=bytes, value_type=bytes, maxsize=2 * records_per_batch)
         # A producer of its own: an agent confirms its own batch's deliveries, not another agent's.
         delivery = Delivery(self.settings, self.serde, OUTPUTS, client_id=f"{self.app.conf.id}-{name}")
@@ -177,13 +184,13 @@ class Adapter:
                 records_per_batch, within=self.settings.stream_batch_seconds
             )
             async for taken in batches:
-                events = cast(list[Any], taken)  # noack_take gives the events, not their values
-                batch = [self._input(event.message) for event in events]
                 started = time.perf_counter()
-                state = partial(self._held, table, {event.message.partition: event for event in events})
-                result = await retry_async(
-                    partial(self._run, process, batch, state, table, delivery), backoff=UNTIL_IT_ANSWERS, what=name
-                )
+                events = cast(list[Any], taken)  # noack_take gives the events, not their values
+                run = partial(self._run, name, process, events, table, delivery)
+                events, batch, result = await retry_async(run, backoff=UNTIL_IT_ANSWERS, what=name)
+                # An expelled worker (a batch longer than the rebalance timeout) has lost its partitions meanwhile:
+                # their writes would reopen stores that are no longer its own.
+                events = owned(self.app, events)
                 self._apply_state(result, events, table, delivery)
                 for event in events:
                     await cast(faust.Stream[bytes], stream).ack(event)
@@ -193,21 +200,31 @@ class Adapter:
 
     async def _run(
         self,
+        name: str,
         process: Callable[[Sequence[Input], StateView], Result],
-        batch: list[Input],
-        state: StateView,
+        events: list[Any],
         table: Any,
         delivery: Delivery,
-    ) -> Result:
-        result = process(batch, state)
-        delivery.send(result.outputs)
-        changelog = table.changelog_topic  # the records faust's Table would write, serialized by faust
-        for key, write in result.state.items():
-            record_key, _ = changelog.prepare_key(key, None)
-            record_value, _ = changelog.prepare_value(write.value, None)
-            delivery.send_changelog(changelog.get_topic_name(), write.partition, record_key, record_value)
-        await delivery.confirm()
-        return result
+    ) -> tuple[list[Any], list[Input], Result]:
+        """Process the events this worker still owns (checked at each attempt: a rebalance may come while it waits)
+        and deliver the outcome."""
+        events = owned(self.app, events)
+        batch = [self._input(event.message) for event in events]
+        state = partial(self._held, table, {event.message.partition: event for event in events})
+        try:
+            result = process(batch, state)
+            delivery.send(result.outputs)
+            changelog = table.changelog_topic  # the records faust's Table would write, serialized by faust
+            for key, write in result.state.items():
+                record_key, _ = changelog.prepare_key(key, None)
+                record_value, _ = changelog.prepare_value(write.value, None)
+                delivery.send_changelog(changelog.get_topic_name(), write.partition, record_key, record_value)
+            await delivery.confirm()
+        except Exception:
+            self.stuck.paused.add(name)  # waiting for the registry or the broker: no partition is stuck meanwhile
+            raise
+        self.stuck.paused.discard(name)
+        return events, batch, result
 
     @staticmethod
     def _input(message: Any) -> Input:
@@ -229,12 +246,14 @@ class Adapter:
         would send each again). A store keeps a key in the partition of the task's current event: each write is
         attributed to an event of the partition the processor named. Only the task-local variable is set: the
         stream's own ``current_event`` is what its take buffer reads for the next event. A RocksDB store also
-        records the changelog offset it holds, so that a restart recovers only what came after."""
+        records the changelog offset it holds, so that a restart recovers only what came after. Partitions that
+        are no longer this worker's (no event of theirs is left in ``events``) are left alone."""
         of_partition = {event.message.partition: event for event in events}
         for key, write in result.state.items():
-            _current_event.set(weakref.ref(of_partition[write.partition]))
-            table.data[key] = write.value
+            if write.partition in of_partition:
+                _current_event.set(weakref.ref(of_partition[write.partition]))
+                table.data[key] = write.value
         changelog = table.changelog_topic.get_topic_name()
         for (topic, partition), offset in delivery.changelog_offsets.items():
-            if topic == changelog:
+            if topic == changelog and partition in of_partition:
                 table.data.set_persisted_offset(TP(topic, partition), offset)

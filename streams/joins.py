@@ -29,6 +29,7 @@ from satubus.schemas.models import (
     PersonIdentity,
     SchoolEnrolment,
 )
+from satubus.streams import state_json
 from satubus.streams.ordering import Verdict
 
 
@@ -95,7 +96,7 @@ class JoinState:
         return [s for k, s in sorted(self.slots.items()) if s.part == part and s.data is not None]
 
     def encode(self) -> bytes:
-        return orjson.dumps(
+        return state_json.dumps(
             {
                 "slots": {
                     k: [s.part, s.agency, s.event_id, s.version, s.occurred_at.isoformat(), s.data]
@@ -108,7 +109,7 @@ class JoinState:
                 "published": self.published,
                 "region": self.region,
             },
-            option=orjson.OPT_SORT_KEYS,
+            sort_keys=True,
         )
 
     @classmethod

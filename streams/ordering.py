@@ -11,6 +11,8 @@ from typing import Literal
 
 import orjson
 
+from satubus.streams import state_json
+
 RECENT_IDS = 16  # event ids remembered per key: enough to recognise a redelivery among recent changes
 
 Verdict = Literal["new", "duplicate", "stale"]
@@ -25,7 +27,7 @@ class KeyState:
 
     def encode(self) -> bytes:
         state = {"v": self.version, "ids": self.recent, "to": self.routed_to, "rej": self.rejected}
-        return orjson.dumps(state)
+        return state_json.dumps(state)
 
     @classmethod
     def decode(cls, data: bytes | None) -> KeyState | None:

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from satubus.schemas.models import Incident, Person, Region
 from satubus.schemas.regions import Regions
+from satubus.streams import state_json
 from satubus.streams.joins import PartChange
 
 WINDOW = dt.timedelta(hours=24)
@@ -78,7 +79,7 @@ class Contributor:
     live: bool = True  # False: it left (or was deleted); its version is kept to refuse older changes
 
     def encode(self) -> bytes:
-        return orjson.dumps([self.event_id, self.version, self.counts, self.started_at, self.live])
+        return state_json.dumps([self.event_id, self.version, self.counts, self.started_at, self.live])
 
     @classmethod
     def decode(cls, raw: bytes | None) -> Contributor | None:
@@ -128,7 +129,7 @@ class RegionState:
 
     def encode(self) -> bytes:
         at = None if self.stream_time is None else self.stream_time.isoformat()
-        return orjson.dumps([self.sums, self.incidents, self.live, self.version, at, self.published])
+        return state_json.dumps([self.sums, self.incidents, self.live, self.version, at, self.published])
 
     @classmethod
     def decode(cls, raw: bytes | None) -> RegionState:

@@ -41,10 +41,10 @@ from satubus.schemas.topics import all_contracts, canonical_contract, partition_
 from satubus.serde import AvroSerde
 from satubus.settings import Settings, get_settings
 from satubus.streams.app import APP_ID, local_state
+from satubus.streams.delivery import BATCH_ITEMS
 from satubus.streams.joins import PartChange
 
 RESULTS = Path(__file__).parent / "results" / "state.json"
-PARTS_PER_RECORD = 500  # as the stream processor's own batched records (streams/delivery.py)
 PARTS_IN = "satubus_join_parts_in_total"
 BATCHES = "satubus_stream_processing_seconds_count"  # batches processed, by stage
 EVERY = 10.0  # seconds between progress lines
@@ -157,7 +157,7 @@ def identities(key: bytes, persons: int, *, seed: int = 1) -> Iterator[tuple[byt
 
 
 def publish(settings: Settings, persons: int) -> tuple[float, int]:
-    """Write the persons' identity parts to ``canonical.person.v2``, in records of up to PARTS_PER_RECORD parts of one
+    """Write the persons' identity parts to ``canonical.person.v2``, in records of up to BATCH_ITEMS parts of one
     partition, as the stream processor does; returns the parts/s and the number of kelurahan they live in."""
     assert settings.pseudonym_key is not None
     key = settings.pseudonym_key.get_secret_value().encode()
@@ -194,7 +194,7 @@ def publish(settings: Settings, persons: int) -> tuple[float, int]:
         partition = partition_of(entity_key, partitions)
         batch = pending[partition]
         batch.append(part)
-        if len(batch) == PARTS_PER_RECORD:
+        if len(batch) == BATCH_ITEMS:
             send(partition, batch)
             pending[partition] = []
         if time.perf_counter() - shown >= EVERY:

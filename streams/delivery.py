@@ -22,7 +22,9 @@ from satubus.settings import Settings
 from satubus.streams.processor import Output
 
 CONFIRM_SECONDS = 60.0
-BATCH_ITEMS = 500  # items per record of a batched topic: about 150 KB, well under the broker's 1 MB limit
+# Items per record of a batched topic: about 30 to 60 KB. Larger records cost the joiners memory, not time: a worker
+# holds what a poll returns (up to a batch's worth of records) while its agents' buffers are full.
+BATCH_ITEMS = 100
 
 
 class Delivery:

@@ -66,10 +66,12 @@ class Received:
         assert topic is not None and partition is not None and offset is not None  # set on every fetched message
         return cls(Origin(topic, partition, offset), message.key(), message.value())
 
-    def entity_key(self) -> bytes:
-        if not self.key:
-            raise DecodeError("unified records must be keyed by entity id; this one has no key", self.value or b"")
-        return self.key
+
+def entity_key(message: Message) -> bytes:
+    key = message.key()
+    if not key:
+        raise DecodeError("unified records must be keyed by entity id; this one has no key", message.value() or b"")
+    return key
 
 
 class Fenced(Exception):
@@ -82,7 +84,8 @@ class Batch:
 
     size: int
     ranges: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> first and last offset
-    upserts: list[tuple[Received, dict[str, Any]]] = field(default_factory=list)
+    # The row of each key's last record, with its message (to dead-letter it if PostgreSQL refuses the row).
+    upserts: list[tuple[Message, tuple[Any, ...]]] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)  # keys of tombstones
     counts: list[dict[str, Any]] = field(default_factory=list)  # every record, for a table of counts
     undecodable: list[tuple[Received, DecodeError]] = field(default_factory=list)
@@ -241,15 +244,19 @@ class Materializer:
         metrics.ROWS_UPSERTED.labels(entity).inc(written + added)
         metrics.STALE_SKIPPED.labels(entity).inc(len(batch.upserts) - written - refused)
         metrics.ROWS_DELETED.labels(entity).inc(len(batch.deletes))
-        for _, record in batch.upserts:
-            metrics.END_TO_END_SECONDS.labels(entity).observe((now - record["updated_at"]).total_seconds())
+        if batch.upserts:
+            end_to_end = metrics.END_TO_END_SECONDS.labels(entity)
+            updated_at = self.spec.columns.index("updated_at")
+            for _, row in batch.upserts:
+                end_to_end.observe((now - row[updated_at]).total_seconds())
         self.committed += batch.size
 
     def _sort(self, messages: list[Message]) -> Batch:
-        """The batch's last record per key (or every record, for a table of counts), tombstones and records that
-        do not decode; a schema registry that does not answer raises ``RegistryUnavailable``."""
+        """The batch's last record per key (or every record, for a table of counts) as a row, tombstones and
+        records that do not decode; a schema registry that does not answer raises ``RegistryUnavailable``."""
         batch = Batch(len(messages))
-        latest: dict[bytes, tuple[Received, dict[str, Any] | None]] = {}  # key -> last record (None: tombstone)
+        latest: dict[bytes, tuple[Message, tuple[Any, ...]] | None] = {}  # key -> last message and row; None: deleted
+        row = self.spec.row
         for message in messages:
             error = message.error()
             if error is not None:
@@ -259,29 +266,29 @@ class Materializer:
                     log.warning("%s: %s (the client reconnects by itself)", self.topic, error)
                     continue
                 raise KafkaException(error)
-            received = Received.of(message)
-            partition, offset = received.origin.partition, received.origin.offset
+            partition, offset = message.partition(), message.offset()
+            assert partition is not None and offset is not None  # set on every fetched message
             if partition not in self._positions:
                 continue  # revoked while the batch was in flight
             first, _ = batch.ranges.get(partition, (offset, offset))
             batch.ranges[partition] = (first, offset)
             try:
-                record = self._decode(received)
+                record = self._decode(message.value())
                 if self.spec.additive and record is not None:
                     batch.counts.append(record)
-                else:
-                    latest[received.entity_key()] = (received, record)
+                else:  # only its row is kept: a record that dies young costs Python's garbage collector less
+                    latest[entity_key(message)] = None if record is None else (message, row(record))
             except DecodeError as exc:
-                batch.undecodable.append((received, exc))
-        batch.upserts = [(received, record) for received, record in latest.values() if record is not None]
-        batch.deletes = [key.decode() for key, (_, record) in latest.items() if record is None]
+                batch.undecodable.append((Received.of(message), exc))
+        batch.upserts = [upsert for upsert in latest.values() if upsert is not None]
+        batch.deletes = [key.decode() for key, upsert in latest.items() if upsert is None]
         return batch
 
-    def _decode(self, received: Received) -> dict[str, Any] | None:
-        """The record, or None for a tombstone."""
-        if received.value is None:
+    def _decode(self, value: bytes | None) -> dict[str, Any] | None:
+        """The record, or None for a tombstone. (A decode error's origin is left out: the dead letter has it.)"""
+        if value is None:
             return None
-        return self._serde.decode(received.value, received.origin, reader=self._reader)
+        return self._serde.decode(value, reader=self._reader)
 
     def _dead_letter(self, received: Received, exc: Exception, reason: str) -> None:
         origin = received.origin
@@ -328,36 +335,34 @@ class Materializer:
         if status.endswith(" 0"):
             raise Fenced(f"partition {partition} of {topic} was advanced by another instance")
 
-    async def _upsert_all(self, conn: Any, upserts: list[tuple[Received, dict[str, Any]]]) -> tuple[int, int]:
+    async def _upsert_all(self, conn: Any, upserts: list[tuple[Message, tuple[Any, ...]]]) -> tuple[int, int]:
         """Upsert the batch in one merge; if the database refuses a row, find it row by row and dead-letter it
         (a poison record must not stop the materializer), then upsert the rest. Returns (written, refused)."""
         try:
             async with conn.transaction():  # a savepoint
-                return await self._upsert(conn, [record for _, record in upserts]), 0
+                return await self._upsert(conn, [row for _, row in upserts]), 0
         except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
             pass
         written = refused = 0
-        for received, record in upserts:
+        for message, row in upserts:
             try:
                 async with conn.transaction():
-                    written += await self._upsert(conn, [record])
+                    written += await self._upsert(conn, [row])
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-                self._dead_letter(received, exc, type(exc).__name__)
+                self._dead_letter(Received.of(message), exc, type(exc).__name__)
                 refused += 1
         await self._flush_dead_letters()  # before the offsets that skip them are committed
         return written, refused
 
-    async def _upsert(self, conn: Any, records: list[dict[str, Any]]) -> int:
-        """A record replaces the row unless the row is newer. An equal version is the same state of a joined
+    async def _upsert(self, conn: Any, rows: list[tuple[Any, ...]]) -> int:
+        """A row replaces the stored one unless that is newer. An equal version is the same state of a joined
         entity (its version grows with every change) or a finding reported again; the later one wins, as it does
         in the compacted topic."""
-        if not records:
+        if not rows:
             return 0
         await conn.execute(f"DELETE FROM {self.spec.staging}")
         columns = self.spec.columns
-        await conn.copy_records_to_table(
-            self.spec.staging, records=[self.spec.row(r) for r in records], columns=columns
-        )
+        await conn.copy_records_to_table(self.spec.staging, records=rows, columns=columns)
         column_list = ", ".join(columns)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (*columns, "committed_at") if c != self.spec.key)
         status = await conn.execute(

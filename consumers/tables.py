@@ -5,11 +5,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cached_property
+from operator import itemgetter
 from typing import Any
 
 from satubus.schemas.topics import ACTIVITY, PERSON_NIK, UNIFIED_PERSON, TopicContract, unified_contract
 
 _JSON = json.JSONEncoder(default=str, sort_keys=True)  # one encoder: json.dumps with options makes one per call
+# _JSON's text for the values most jsonb columns hold (no aid, no permits, no zoning), without its per-call setup.
+_EMPTY_JSON = {type(None): "null", list: "[]", dict: "{}"}
+
+
+def to_json(value: Any) -> str:
+    """The jsonb text of an Avro record, map or array value."""
+    if not value and type(value) in _EMPTY_JSON:
+        return _EMPTY_JSON[type(value)]
+    return _JSON.encode(value)
 
 
 def _is_json(avro_type: Any) -> bool:
@@ -20,6 +30,13 @@ def _is_json(avro_type: Any) -> bool:
         kind = avro_type["type"]
         return kind in ("record", "map") or (kind == "array" and _is_json(avro_type["items"]))
     return False
+
+
+def _is_array(avro_type: Any) -> bool:
+    """Arrays of strings (or of other plain values): text[] columns."""
+    if isinstance(avro_type, list):
+        return any(_is_array(t) for t in avro_type if t != "null")
+    return isinstance(avro_type, dict) and avro_type["type"] == "array" and not _is_json(avro_type)
 
 
 @dataclass(frozen=True)
@@ -39,8 +56,34 @@ class TableSpec:
         """Fields holding Avro records, maps or arrays of records: jsonb columns."""
         return frozenset(f["name"] for f in self.contract.value_schema()["fields"] if _is_json(f["type"]))
 
+    @cached_property
+    def _values(self) -> itemgetter[Any]:
+        """The record's values in column order, as a tuple (one C call)."""
+        return itemgetter(*self.columns)
+
+    @cached_property
+    def _json_positions(self) -> tuple[int, ...]:
+        return tuple(n for n, column in enumerate(self.columns) if column in self.json_columns)
+
+    @cached_property
+    def _array_positions(self) -> tuple[int, ...]:
+        return tuple(n for n, f in enumerate(self.contract.value_schema()["fields"]) if _is_array(f["type"]))
+
     def row(self, record: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(_JSON.encode(record[c]) if c in self.json_columns else record[c] for c in self.columns)
+        """The record as a row of ``columns``: jsonb columns as JSON text, text[] ones as tuples. A missing field
+        raises KeyError."""
+        values: tuple[Any, ...] = self._values(record)
+        if not self._json_positions and not self._array_positions:
+            return values
+        row = list(values)
+        for n in self._json_positions:
+            row[n] = to_json(row[n])
+        # Tuples, not lists: a row of immutable values only is untracked by Python's garbage collector once it has
+        # looked at it, so the rows of a batch waiting for their transaction do not make it collect more often.
+        for n in self._array_positions:
+            if row[n] is not None:
+                row[n] = tuple(row[n])
+        return tuple(row)
 
     @property
     def staging(self) -> str:

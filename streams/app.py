@@ -130,7 +130,7 @@ class Adapter:
         self.serde = serde
         self.key = settings.pseudonym_key.get_secret_value().encode()
         self.meter = Meter()
-        self.stuck = StuckPartitions(app, topics=())
+        self.stuck = StuckPartitions(app, topics=(), every=STUCK_LOOK_SECONDS)
         app.timer(STUCK_LOOK_SECONDS)(self.stuck.look)
 
     def install(self, mappings: list[DatasetMapping]) -> None:
@@ -235,9 +235,13 @@ class Adapter:
     @staticmethod
     def _held(table: Any, of_partition: dict[int, Any], key: str, partition: int) -> bytes | None:
         """The table's value of ``key`` in ``partition``: a RocksDB store looks in the partition of the task's
-        current event (see ``_apply_state``)."""
+        current event (see ``_apply_state``). Read from the store, as the writes go: ``table.get`` would look the key
+        up twice (``in``, then the value)."""
         _current_event.set(weakref.ref(of_partition[partition]))
-        value: bytes | None = table.get(key)
+        try:
+            value: bytes = table.data[key]
+        except KeyError:
+            return None
         return value
 
     @staticmethod

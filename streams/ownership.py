@@ -5,10 +5,10 @@ which reads their uncommitted events again. A worker must not publish outcomes f
 (the new owner's tables would not hold them), so such events are dropped here, neither processed nor acknowledged.
 
 faust-streaming drops events that were fetched under an older group generation or while tables recovered (#596), and
-does not fetch them again: the partition's committed offset stops at the first of them (streams/commit_guard.py
-keeps faust from committing past it) until the worker restarts. ``StuckPartitions`` finds such a partition, one
-whose committed offset has not moved between two looks while the consumer has fetched beyond it, and seeks it back
-to that offset; the per-key guards drop whatever is read twice.
+does not fetch them again; after some rebalances a partition is not fetched at all. Either way its committed offset
+stops (streams/commit_guard.py keeps faust from committing past an event it dropped) until the worker restarts.
+``StuckPartitions`` finds such a partition, one whose committed offset has not moved between two looks while events
+wait after it, resumes it and seeks it back to that offset; the per-key guards drop whatever is read twice.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ log = logging.getLogger(__name__)
 
 
 def owned(app: Any, events: list[Any]) -> list[Any]:
-    """The events of partitions still assigned to this worker, in this group generation. The others are forgotten:
-    faust's revocation waits for every event taken and not acknowledged, and their new owner reads them again."""
+    """The events of partitions still assigned to this worker, in this group generation; none once the worker is
+    stopping (faust closes the tables' stores before it stops the agents). The others are forgotten: faust's
+    revocation and shutdown wait for every event taken and not acknowledged, and their owner reads them again."""
     assigned, generation = app.consumer.assignment(), app.consumer_generation_id
     kept = []
     for event in events:
         message = event.message
-        if message.tp in assigned and message.generation_id == generation:
+        if not app.should_stop and message.tp in assigned and message.generation_id == generation:
             kept.append(event)
         else:
             app.consumer.unacked.discard(message)
@@ -41,8 +42,9 @@ def owned(app: Any, events: list[Any]) -> list[Any]:
 class StuckPartitions:
     """Seeks back each partition whose events were fetched but never reached its agent (see the module's doc)."""
 
-    def __init__(self, app: Any, topics: Collection[str]) -> None:
+    def __init__(self, app: Any, topics: Collection[str], every: float) -> None:
         self.app = app
+        self.every = every  # seconds between looks
         self.topics = set(topics)
         self.paused: set[str] = set()  # agents waiting for the registry or the broker: no progress meanwhile
         self._last_look: dict[TP, int] = {}  # partition -> its committed offset at the previous look
@@ -52,26 +54,30 @@ class StuckPartitions:
         if app.rebalancing or app.in_recovery or not consumer.flow_active or self.paused:
             self._last_look.clear()
             return
+        watched = [tp for tp in consumer.assignment() if tp.topic in self.topics]
+        ends = await consumer.highwaters(*watched) if watched else {}
         looked: dict[TP, int] = {}
-        for tp in consumer.assignment():
-            committed = consumer._committed_offset.get(tp)
-            if tp.topic not in self.topics or committed is None or (consumer.highwater(tp) or 0) <= committed:
-                continue  # not ours to watch, or nothing to read
-            position = await consumer.position(tp)
-            if position is None or position <= committed:
-                continue  # nothing fetched beyond what is committed
-            if self._last_look.get(tp) == committed:
-                log.warning(
-                    "%s[%d]: the events from offset %d were fetched but never processed (faust-streaming #596): "
-                    "reading them again",
-                    tp.topic,
-                    tp.partition,
-                    committed,
-                )
-                try:
-                    await consumer.seek_wait({tp: committed})
-                except Exception as error:  # the next look tries again
-                    log.warning("%s[%d]: could not seek back (%s)", tp.topic, tp.partition, error)
-            else:
+        for tp in watched:
+            committed = consumer._committed_offset.get(tp) or 0  # None: nothing committed yet
+            if ends.get(tp, 0) <= committed:
+                continue  # nothing to read
+            if self._last_look.get(tp) != committed:
                 looked[tp] = committed
+                continue
+            log.warning(
+                "%s[%d]: no event read from offset %d on in %.0f s although %d wait (faust-streaming #596; paused: "
+                "%s, fetched up to: %s): resuming it there",
+                tp.topic,
+                tp.partition,
+                committed,
+                self.every,
+                ends[tp] - committed,
+                tp in consumer._paused_partitions,
+                await consumer.position(tp),
+            )
+            consumer.resume_partitions({tp})
+            try:
+                await consumer.seek_wait({tp: committed})
+            except Exception as error:  # the next looks try again
+                log.warning("%s[%d]: could not seek back (%s)", tp.topic, tp.partition, error)
         self._last_look = looked

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,7 @@ def free_port() -> int:
 
 
 @pytest.mark.faults
-@pytest.mark.timeout(1200)  # up to three restarts of the worker, each followed by a wait for the view to settle
+@pytest.mark.timeout(600)
 def test_workers_joining_and_leaving_mid_run_lose_and_duplicate_nothing(bus: Settings, pipeline: Pipeline) -> None:
     agencies = {m.agency for m in discover_mappings()}
     result: dict[str, Simulation] = {}
@@ -83,18 +82,14 @@ def test_workers_joining_and_leaving_mid_run_lose_and_duplicate_nothing(bus: Set
         "parcel": {k: v.model_dump() for k, v in truth.parcels.items()},
         "region": {k: v.model_dump() for k, v in truth.regions.items()},
     }
-    # An event that arrives while partitions move can be held back until the worker's next start (faust-streaming
-    # #596; streams/commit_guard.py keeps its offset uncommitted, so it is read again then): give it up to three.
-    for restarts in range(4):
-        views = settled(partial(_views, bus, list(expected)), expected, 90)
-        if views == expected or restarts == 3:
-            break
-        pipeline.restart("stream", ready_line=b"Worker ready")
-    print(f"\nthe view was complete after {restarts} restart(s) of the remaining worker")
+    wanted = {(d["event_id"], d["reason"]) for d in truth.dead_letters if d["topic"] in MAPPED}
+    # Events fetched while partitions move can be dropped by faust (faust-streaming #596): the worker finds such a
+    # partition within two looks (streams/ownership.py, 10 s apart) and reads them again. So the wait is generous.
+    got = settled(lambda: (_views(bus, list(expected)), _dead_letters(bus)), (expected, wanted), 150)
+    views, letters = got
     for entity, want in expected.items():
         assert views[entity] == want, f"unified.{entity}.v1 differs from the truth: {_differences(views[entity], want)}"
-    wanted = {(d["event_id"], d["reason"]) for d in truth.dead_letters if d["topic"] in MAPPED}
-    assert _dead_letters(bus) == wanted
+    assert letters == wanted
     deadline = time.monotonic() + 120
     while asyncio.run(table(bus, "person")) != as_rows("person", truth.persons):
         pipeline.assert_running()

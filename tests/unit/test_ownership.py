@@ -1,5 +1,5 @@
-"""A worker drops the events of partitions it no longer owns, and seeks back a partition whose fetched events never
-reached its agent. faust's consumer is stood in for by the few attributes these read."""
+"""A worker drops the events of partitions it no longer owns, and resumes a partition whose events wait but are not
+read. faust's consumer is stood in for by the few attributes these read."""
 
 from __future__ import annotations
 
@@ -31,10 +31,11 @@ class Consumer:
     assigned: set[TP]
     committed: dict[TP, int] = field(default_factory=dict)
     positions: dict[TP, int] = field(default_factory=dict)
-    highwaters: dict[TP, int] = field(default_factory=dict)
+    ends: dict[TP, int] = field(default_factory=dict)
     unacked: set[Any] = field(default_factory=set)
     flow_active: bool = True
     seeks: list[dict[TP, int]] = field(default_factory=list)
+    _paused_partitions: set[TP] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._committed_offset = self.committed
@@ -42,18 +43,27 @@ class Consumer:
     def assignment(self) -> set[TP]:
         return self.assigned
 
-    def highwater(self, tp: TP) -> int | None:
-        return self.highwaters.get(tp)
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.ends[tp] for tp in tps if tp in self.ends}
 
     async def position(self, tp: TP) -> int | None:
         return self.positions.get(tp)
+
+    def resume_partitions(self, tps: set[TP]) -> None:
+        self._paused_partitions -= tps
 
     async def seek_wait(self, partitions: dict[TP, int]) -> None:
         self.seeks.append(dict(partitions))
 
 
-def app(consumer: Consumer, *, rebalancing: bool = False) -> Any:
-    return SimpleNamespace(consumer=consumer, consumer_generation_id=7, rebalancing=rebalancing, in_recovery=False)
+def app(consumer: Consumer, *, rebalancing: bool = False, stopping: bool = False) -> Any:
+    return SimpleNamespace(
+        consumer=consumer,
+        consumer_generation_id=7,
+        rebalancing=rebalancing,
+        in_recovery=False,
+        should_stop=stopping,
+    )
 
 
 def test_events_of_partitions_no_longer_assigned_or_of_an_older_generation_are_dropped_and_forgotten() -> None:
@@ -64,23 +74,38 @@ def test_events_of_partitions_no_longer_assigned_or_of_an_older_generation_are_d
     assert consumer.unacked == {kept.message}  # revocation does not wait for the dropped ones
 
 
+def test_a_stopping_worker_owns_no_event_any_more() -> None:
+    consumer = Consumer(assigned={A})
+    taken = event(A, 1)
+    consumer.unacked.add(taken.message)
+    assert owned(app(consumer, stopping=True), [taken]) == []
+    assert consumer.unacked == set()
+
+
 def looks(watch: StuckPartitions, times: int) -> None:
     for _ in range(times):
         asyncio.run(watch.look())
 
 
-def test_a_partition_whose_committed_offset_stays_behind_what_was_fetched_is_sought_back_on_the_second_look() -> None:
-    consumer = Consumer(assigned={A, B}, committed={A: 10, B: 5}, positions={A: 40, B: 5}, highwaters={A: 40, B: 9})
-    watch = StuckPartitions(app(consumer), topics={"agency.x.v1"})
+def test_a_partition_whose_committed_offset_stays_behind_waiting_events_is_resumed_and_sought_back() -> None:
+    consumer = Consumer(assigned={A, B}, committed={A: 10, B: 5}, ends={A: 40, B: 5}, _paused_partitions={A})
+    watch = StuckPartitions(app(consumer), topics={"agency.x.v1"}, every=10)
     looks(watch, 1)
     assert consumer.seeks == []  # one look cannot tell stuck from slow
     looks(watch, 1)
-    assert consumer.seeks == [{A: 10}]  # B fetched nothing beyond its committed offset: it only waits
+    assert consumer.seeks == [{A: 10}]  # B has nothing waiting after its committed offset
+    assert consumer._paused_partitions == set()
+
+
+def test_a_partition_never_committed_is_read_from_its_start() -> None:
+    consumer = Consumer(assigned={A}, ends={A: 3})
+    looks(StuckPartitions(app(consumer), topics={"agency.x.v1"}, every=10), 2)
+    assert consumer.seeks == [{A: 0}]
 
 
 def test_a_partition_that_makes_progress_is_left_alone() -> None:
-    consumer = Consumer(assigned={A}, committed={A: 10}, positions={A: 40}, highwaters={A: 40})
-    watch = StuckPartitions(app(consumer), topics={"agency.x.v1"})
+    consumer = Consumer(assigned={A}, committed={A: 10}, ends={A: 40})
+    watch = StuckPartitions(app(consumer), topics={"agency.x.v1"}, every=10)
     looks(watch, 1)
     consumer.committed[A] = 25
     looks(watch, 1)
@@ -88,12 +113,12 @@ def test_a_partition_that_makes_progress_is_left_alone() -> None:
 
 
 def test_nothing_is_sought_during_a_rebalance_or_while_an_agent_waits_for_the_registry_or_the_broker() -> None:
-    consumer = Consumer(assigned={A}, committed={A: 10}, positions={A: 40}, highwaters={A: 40})
-    watch = StuckPartitions(app(consumer, rebalancing=True), topics={"agency.x.v1"})
+    consumer = Consumer(assigned={A}, committed={A: 10}, ends={A: 40})
+    watch = StuckPartitions(app(consumer, rebalancing=True), topics={"agency.x.v1"}, every=10)
     looks(watch, 3)
-    waiting = StuckPartitions(app(consumer), topics={"agency.x.v1"})
+    waiting = StuckPartitions(app(consumer), topics={"agency.x.v1"}, every=10)
     waiting.paused.add("normalize")
     looks(waiting, 3)
-    other_topic = StuckPartitions(app(consumer), topics={"canonical.person.v2"})
+    other_topic = StuckPartitions(app(consumer), topics={"canonical.person.v2"}, every=10)
     looks(other_topic, 3)
     assert consumer.seeks == []

@@ -44,8 +44,16 @@ class Worker:
             )
 
     def stop(self) -> None:
+        """Stop it (once); it must exit cleanly, and is killed if it does not within a minute."""
+        if self.process.returncode is not None:
+            return
         self.process.terminate()
-        assert self.process.wait(timeout=60) == 0, "a worker did not stop cleanly"
+        try:
+            code = self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        assert code == 0, f"a worker did not stop cleanly (exit {code})"
 
 
 def free_port() -> int:
@@ -70,12 +78,17 @@ def test_workers_joining_and_leaving_mid_run_lose_and_duplicate_nothing(bus: Set
     logs = bus.state_dir.resolve() / "logs"
     time.sleep(2)
     second = Worker(bus, logs, EXTRA_WORKERS[0], free_port())
-    time.sleep(4)
-    third = Worker(bus, logs, EXTRA_WORKERS[1], free_port())
-    time.sleep(4)
-    second.stop()  # leaves mid-run: its partitions move to the others
-    publishing.join()
-    third.stop()  # and the last extra worker leaves once the city is published: one more rebalance
+    try:
+        time.sleep(4)
+        third = Worker(bus, logs, EXTRA_WORKERS[1], free_port())
+        try:
+            time.sleep(4)
+            second.stop()  # leaves mid-run: its partitions move to the others
+            publishing.join()
+        finally:
+            third.stop()  # and the last extra worker leaves once the city is published: one more rebalance
+    finally:
+        second.stop()  # a worker left running would hold partitions in the next run
     truth = result["city"].truth
     expected = {
         "person": {k: v.model_dump() for k, v in truth.persons.items()},

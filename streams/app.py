@@ -7,8 +7,8 @@ table; and one joiner per joined entity (person, parcel, region) over ``canonica
 that entity's table. Tables are faust Tables (changelog topics, recovery and rebalancing are faust's), stored in
 RocksDB when ``SATUBUS_STREAM_STORE`` says so.
 
-For each batch: the processor decides; its outputs and the changelog records of its state writes (the last write of
-each key, once) go out through one confluent-kafka producer (streams/delivery.py) and are confirmed by the broker;
+For each batch: the processor decides; its outputs, then the changelog records of its state writes (the last write of
+each key, once) go out through one confluent-kafka producer (streams/delivery.py), each confirmed by the broker;
 only then are the writes applied to the tables' stores and the events acknowledged, so that their offsets may be
 committed (at-least-once; the guards per key and per part make it effectively-once). The changelog records are
 serialized by the table's own changelog topic, so faust recovers the tables from them as from its own.
@@ -213,7 +213,11 @@ class Adapter:
         state = partial(self._held, table, {event.message.partition: event for event in events})
         try:
             result = process(batch, state)
+            # The outputs are confirmed before the state that records them is sent: a worker that dies in between
+            # leaves state behind its outputs (the batch runs again, and sends them again), never ahead of them
+            # (the batch would run again against state that calls its events duplicates, and send nothing).
             delivery.send(result.outputs)
+            await delivery.confirm()
             changelog = table.changelog_topic  # the records faust's Table would write, serialized by faust
             for key, write in result.state.items():
                 record_key, _ = changelog.prepare_key(key, None)

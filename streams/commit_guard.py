@@ -8,6 +8,10 @@ carried an older consumer generation (faust-streaming issue #596). Committing pa
 the commit means it is read again (streams/ownership.py seeks its partition back; a restart does too), and the
 per-key guards drop whatever was already applied.
 
+Where the group has committed nothing yet for a partition, faust knows no head offset and would commit whatever
+run of offsets it acknowledged first, after a dropped message as well: the guard withholds such commits until
+streams/ownership.py has set the head to the partition's first offset (where the consumer starts reading).
+
 For the same reason faust's gaps are not recorded: when a message arrives more than one offset after the last one
 read, faust takes the offsets between for compacted away and commits past them once later offsets are acknowledged.
 In our agents' topics those offsets were fetched and dropped, not compacted.
@@ -25,8 +29,8 @@ _faust_add_gap = consumer.Consumer._add_gap
 
 def _new_offset(self: Any, tp: Any) -> int | None:
     acked, committed = self._acked[tp], self._committed_offset[tp]
-    if acked and committed is not None and min(acked) > committed:
-        return None  # the head offset is unprocessed
+    if acked and (committed is None or min(acked) > committed):
+        return None  # the head offset is unprocessed, or unknown until streams/ownership.py learns it
     result: int | None = _faust_new_offset(self, tp)
     return result
 

@@ -55,10 +55,17 @@ class StuckPartitions:
             self._last_look.clear()
             return
         watched = [tp for tp in consumer.assignment() if tp.topic in self.topics]
+        unknown = [tp for tp in watched if consumer._committed_offset.get(tp) is None]
+        if unknown:  # nothing committed yet: reading starts at the partition's first offset (see commit_guard.py)
+            for tp, first in (await consumer.earliest_offsets(*unknown)).items():
+                if consumer._committed_offset.get(tp) is None:  # (a commit may have come meanwhile)
+                    consumer._committed_offset[tp] = first
         ends = await consumer.highwaters(*watched) if watched else {}
         looked: dict[TP, int] = {}
         for tp in watched:
-            committed = consumer._committed_offset.get(tp) or 0  # None: nothing committed yet
+            committed = consumer._committed_offset.get(tp)
+            if committed is None:
+                continue
             if ends.get(tp, 0) <= committed:
                 continue  # nothing to read
             if self._last_look.get(tp) != committed:

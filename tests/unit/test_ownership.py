@@ -43,6 +43,9 @@ class Consumer:
     def assignment(self) -> set[TP]:
         return self.assigned
 
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return {tp: 0 for tp in tps}
+
     async def highwaters(self, *tps: TP) -> dict[TP, int]:
         return {tp: self.ends[tp] for tp in tps if tp in self.ends}
 
@@ -97,8 +100,10 @@ def test_a_partition_whose_committed_offset_stays_behind_waiting_events_is_resum
     assert consumer._paused_partitions == set()
 
 
-def test_a_partition_never_committed_is_read_from_its_start() -> None:
+def test_a_partition_never_committed_gets_its_first_offset_as_head_and_is_read_from_there() -> None:
     consumer = Consumer(assigned={A}, ends={A: 3})
+    looks(StuckPartitions(app(consumer), topics={"agency.x.v1"}, every=10), 1)
+    assert consumer._committed_offset == {A: 0}  # so that the commit guard can tell whether the head was processed
     looks(StuckPartitions(app(consumer), topics={"agency.x.v1"}, every=10), 2)
     assert consumer.seeks == [{A: 0}]
 

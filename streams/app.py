@@ -132,6 +132,7 @@ class Adapter:
         self.meter = Meter()
         self.stuck = StuckPartitions(app, topics=(), every=STUCK_LOOK_SECONDS)
         app.timer(STUCK_LOOK_SECONDS)(self.stuck.look)
+        app.timer(1.0)(self.stuck.learn_heads)
 
     def install(self, mappings: list[DatasetMapping]) -> None:
         regions = load_regions()

@@ -49,17 +49,33 @@ class StuckPartitions:
         self.paused: set[str] = set()  # agents waiting for the registry or the broker: no progress meanwhile
         self._last_look: dict[TP, int] = {}  # partition -> its committed offset at the previous look
 
-    async def look(self) -> None:
-        app, consumer = self.app, self.app.consumer
-        if app.rebalancing or app.in_recovery or not consumer.flow_active or self.paused:
-            self._last_look.clear()
+    def _quiet(self) -> bool:
+        """No look while partitions move or recover, or while an agent waits for the registry or the broker."""
+        app = self.app
+        return bool(app.rebalancing or app.in_recovery or not app.consumer.flow_active or self.paused)
+
+    def _watched(self) -> list[TP]:
+        return [tp for tp in self.app.consumer.assignment() if tp.topic in self.topics]
+
+    async def learn_heads(self) -> None:
+        """Where nothing is committed yet, reading starts at the partition's first offset: that is its head, which the
+        commit guard waits for before it lets faust commit (see commit_guard.py). Often (every second), so that
+        commits are not held back for long."""
+        if self._quiet():
             return
-        watched = [tp for tp in consumer.assignment() if tp.topic in self.topics]
-        unknown = [tp for tp in watched if consumer._committed_offset.get(tp) is None]
-        if unknown:  # nothing committed yet: reading starts at the partition's first offset (see commit_guard.py)
+        consumer = self.app.consumer
+        unknown = [tp for tp in self._watched() if consumer._committed_offset.get(tp) is None]
+        if unknown:
             for tp, first in (await consumer.earliest_offsets(*unknown)).items():
                 if consumer._committed_offset.get(tp) is None:  # (a commit may have come meanwhile)
                     consumer._committed_offset[tp] = first
+
+    async def look(self) -> None:
+        consumer = self.app.consumer
+        if self._quiet():
+            self._last_look.clear()
+            return
+        watched = self._watched()
         ends = await consumer.highwaters(*watched) if watched else {}
         looked: dict[TP, int] = {}
         for tp in watched:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from satubus.streams.app import build_app
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
+    faulthandler.enable()  # a crash in native code (RocksDB, librdkafka) leaves the Python stacks in the log
     # uvloop: faust's per-message machinery (tasks, futures, callbacks) costs about a third less on it.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     app = build_app(settings)

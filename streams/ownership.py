@@ -1,4 +1,4 @@
-"""Which of a batch's events a worker still owns, and a watch for partitions whose events never reached their agent.
+"""Which of a batch's events a worker still owns, and a watch over the partitions it reads.
 
 A batch is taken before it is processed: a rebalance in between can hand some of its partitions to another worker,
 which reads their uncommitted events again. A worker must not publish outcomes for a partition it no longer owns
@@ -6,9 +6,10 @@ which reads their uncommitted events again. A worker must not publish outcomes f
 
 faust-streaming drops events that were fetched under an older group generation or while tables recovered (#596), and
 does not fetch them again; after some rebalances a partition is not fetched at all. Either way its committed offset
-stops (streams/commit_guard.py keeps faust from committing past an event it dropped) until the worker restarts.
+stops (streams/commit_guard.py keeps faust from committing past an event it dropped), until a restart.
 ``StuckPartitions`` finds such a partition, one whose committed offset has not moved between two looks while events
-wait after it, resumes it and seeks it back to that offset; the per-key guards drop whatever is read twice.
+wait after it, resumes it and seeks it back to that offset; the per-key guards drop whatever is read twice. It also
+learns the head offset of each partition with nothing committed yet, which the commit guard needs.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def owned(app: Any, events: list[Any]) -> list[Any]:
 
 
 class StuckPartitions:
-    """Seeks back each partition whose events were fetched but never reached its agent (see the module's doc)."""
+    """Resumes and seeks back each partition whose events wait but are not read, and learns the head offsets of
+    partitions with nothing committed yet (see the module's doc)."""
 
     def __init__(self, app: Any, topics: Collection[str], every: float) -> None:
         self.app = app

@@ -74,8 +74,10 @@ ROCKSDB_OPTIONS = {
     "max_open_files": 256,
 }
 
-# How often to look for partitions whose fetched events never reached their agent (streams/ownership.py).
+# How often to look for partitions whose events wait but are not read, and for partitions whose head offset the
+# commit guard does not know yet (streams/ownership.py).
 STUCK_LOOK_SECONDS = 10.0
+HEADS_LOOK_SECONDS = 1.0
 
 # Every contract topic the processor writes to.
 OUTPUTS = [
@@ -132,7 +134,7 @@ class Adapter:
         self.meter = Meter()
         self.stuck = StuckPartitions(app, topics=(), every=STUCK_LOOK_SECONDS)
         app.timer(STUCK_LOOK_SECONDS)(self.stuck.look)
-        app.timer(1.0)(self.stuck.learn_heads)
+        app.timer(HEADS_LOOK_SECONDS)(self.stuck.learn_heads)
 
     def install(self, mappings: list[DatasetMapping]) -> None:
         regions = load_regions()
@@ -189,8 +191,8 @@ class Adapter:
                 events = cast(list[Any], taken)  # noack_take gives the events, not their values
                 run = partial(self._run, name, process, events, table, delivery)
                 events, batch, result = await retry_async(run, backoff=UNTIL_IT_ANSWERS, what=name)
-                # An expelled worker (a batch longer than the rebalance timeout) has lost its partitions meanwhile:
-                # their writes would reopen stores that are no longer its own.
+                # A worker that is stopping, or was expelled (a batch longer than the rebalance timeout), has lost its
+                # partitions meanwhile: their writes would reopen stores that are no longer its own.
                 events = owned(self.app, events)
                 self._apply_state(result, events, table, delivery)
                 for event in events:

@@ -18,10 +18,10 @@ from typing import Any
 
 import asyncpg
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
 
+from satubus import access
 from satubus.deploy.local.stack import mvn
-from satubus.kafka import create_topics, ensure_topics
+from satubus.kafka import admin_client, client_config, create_topics, ensure_topics
 from satubus.settings import Settings, get_settings
 from satubus.streams.app import APP_ID, local_state
 
@@ -61,7 +61,7 @@ def query(settings: Settings, sql: str) -> Any:
 
 def empty_topics(settings: Settings, topics: Sequence[str]) -> None:
     """Delete the topics, the stream processor's internal topics and its group, then create the bus's topics."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = admin_client(settings)
     existing = admin.list_topics(timeout=15).topics
     doomed = [t for t in existing if t in topics or t.startswith(f"{APP_ID}-")]
     for future in admin.delete_topics(doomed, operation_timeout=30).values():
@@ -82,7 +82,7 @@ def empty_topics(settings: Settings, topics: Sequence[str]) -> None:
 
 def recreate_topic(settings: Settings, topic: str, *, compacted: bool = False) -> None:
     """Delete the topic if it exists and create it empty, shaped like the bus's topics."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = admin_client(settings)
     if topic in admin.list_topics(timeout=15).topics:
         for future in admin.delete_topics([topic], operation_timeout=30).values():
             future.result()
@@ -115,7 +115,7 @@ def metric(settings: Settings, name: str, *, port: int | None = None, **labels: 
 
 def group_lag(settings: Settings, group: str, topics: Sequence[str]) -> int:
     """Records of ``topics`` past the consumer group's committed offsets (all of a partition it never committed)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})  # never subscribes
+    consumer = Consumer(client_config(settings, access.ADMIN) | {"group.id": group})  # never subscribes
     try:
         partitions = [
             TopicPartition(topic, partition)

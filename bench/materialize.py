@@ -23,6 +23,7 @@ import asyncpg
 from confluent_kafka import Producer
 
 from bench.common import bench_settings, recreate_topic, report
+from satubus import access
 from satubus.consumers.materializer import BATCH_MAX, Materializer
 from satubus.consumers.migrate import recreate
 from satubus.consumers.tables import PERSON, TableSpec
@@ -118,7 +119,7 @@ async def _ceiling(
 
 def produce(settings: Settings, spec: TableSpec, topic: str, records: list[dict[str, Any]]) -> None:
     """The records, encoded with the unified contract's registered schema, into the topic."""
-    producer = Producer(producer_config(settings, "bench-materialize"))
+    producer = Producer(producer_config(settings, "bench-materialize", access.ADMIN))
     with AvroSerde(registry_client(settings)) as serde:
         encoder = serde.encoder(spec.contract.subject, spec.contract.value_schema())
         for record in records:

@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 from confluent_kafka import Producer
 
+from satubus import access
 from satubus.kafka import producer_config
 from satubus.producers.outbox import OutboxRelay, install
 from satubus.producers.publisher import AgencyPublisher, Change
@@ -64,7 +65,7 @@ def measure(settings: Settings, *, events: int) -> dict[str, float]:
         publisher = AgencyPublisher(settings, serde, agency="dinsos", dataset="penerima_bansos", system="bench")
         encoder = serde.encoder(value_subject(publisher.topic), agency_event_schema("dinsos", "penerima_bansos"))
         encoded = [encoder.encode(_envelope(r)) for r in records[:1000]]
-        raw = Producer(producer_config(settings, client_id="bench-raw"))
+        raw = Producer(producer_config(settings, "bench-raw", access.ADMIN))
         started = time.perf_counter()
         for i in range(events):
             while True:

@@ -18,9 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
-
 from bench.common import empty_topics, report
+from satubus.kafka import admin_client
 from satubus.producers.simulate import simulate
 from satubus.schemas.topics import agency_topic, all_contracts
 from satubus.settings import Settings, get_settings
@@ -70,7 +69,7 @@ def measure(settings: Settings, *, events: int) -> dict[str, Any]:
 
 def _delete_quix_topics(settings: Settings) -> None:
     """Quix makes a changelog topic per input topic and consumer group, and each run has a group of its own."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = admin_client(settings)
     ours = ("changelog__bench-quix-", "bench.quix.")
     doomed = [t for t in admin.list_topics(timeout=15).topics if t.startswith(ours)]
     if doomed:

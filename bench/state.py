@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from bench.common import StreamWorker, disk_usage, empty_topics, progress, report
-from satubus.kafka import producer_config
+from satubus import access
+from satubus.kafka import admin_client, client_config, producer_config
 from satubus.producers.simulator.world import FAMILY_NAMES, FIRST_NAMES_FEMALE, FIRST_NAMES_MALE, STREETS
 from satubus.registry import registry_client
 from satubus.schemas.models import PersonIdentity
@@ -165,7 +165,8 @@ def publish(settings: Settings, persons: int) -> tuple[float, int]:
     serde = AvroSerde(registry_client(settings))
     encoder = serde.encoder(contract.subject, contract.value_schema())
     producer = Producer(
-        producer_config(settings, "bench-state") | {"linger.ms": 20, "queue.buffering.max.messages": 100_000}
+        producer_config(settings, "bench-state", access.ADMIN)
+        | {"linger.ms": 20, "queue.buffering.max.messages": 100_000}
     )
     partitions = len(producer.list_topics(contract.name, timeout=30).topics[contract.name].partitions)
     failed: list[KafkaError] = []
@@ -285,14 +286,14 @@ def _span(log: str, first: str, last: str) -> float | None:
 
 
 def _changelogs(settings: Settings) -> list[str]:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = admin_client(settings)
     prefix = f"{settings.topic(APP_ID)}-"
     return sorted(t for t in admin.list_topics(timeout=15).topics if t.startswith(prefix) and t.endswith("-changelog"))
 
 
 def _records(settings: Settings, topics: list[str]) -> int:
     """Records written to the topics (the sum of their partitions' end offsets)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-state"})
+    consumer = Consumer(client_config(settings, access.ADMIN) | {"group.id": "bench-state"})
     try:
         total = 0
         for topic in topics:

@@ -23,8 +23,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from satubus import access
 from satubus.consumers import faults
 from satubus.errors import BrokerUnavailable, InfrastructureError
+from satubus.kafka import client_config
 from satubus.registry import registry_client
 from satubus.retry import Backoff
 from satubus.schemas.errors import DecodeError, Origin
@@ -151,8 +153,8 @@ class Changes:
         """Follow the topics from where the last session left off (from their end, the first time) until stopped;
         ``BrokerUnavailable`` or ``RegistryUnavailable`` when a service does not answer."""
         consumer = Consumer(
-            {
-                "bootstrap.servers": self._settings.kafka_bootstrap,
+            client_config(self._settings, access.API)
+            | {
                 "group.id": self._settings.topic(GROUP_ID),
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,

@@ -31,6 +31,7 @@ import asyncpg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as KafkaPartition
 
+from satubus import access
 from satubus.consumers import activity, faults, metrics
 from satubus.consumers.tables import TableSpec
 from satubus.errors import BrokerUnavailable
@@ -97,6 +98,8 @@ class Materializer:
         self.spec = spec
         self.group_id = settings.topic(group_id or f"{GROUP_ID}-{spec.entity}")
         self.topic = settings.topic(spec.contract.name)
+        # Clear NIKs are read by their own principal: the materializer's cannot read restricted topics.
+        self.role = access.RESTRICTED if spec.contract.name.startswith("restricted.") else access.MATERIALIZER
         self._reader = spec.contract.value_schema()  # records of older versions get this version's defaults
         self._serde = AvroSerde(registry_client(settings))
         self._positions: dict[int, int | None] = {}  # partition -> next offset stored in PostgreSQL
@@ -113,10 +116,10 @@ class Materializer:
         self._stop = stop
         try:
             self._pool = await self._until_available(self._create_pool, "connecting to PostgreSQL")
-            self._dead_letters = Producer(producer_config(self.settings, client_id=self.group_id))
+            self._dead_letters = Producer(producer_config(self.settings, self.group_id, self.role))
             self._topic_id = await self._until_available(self._fetch_topic_id, f"describing {self.topic}")
             consumer = self._consumer = Consumer(
-                consumer_config(self.settings, self.group_id)
+                consumer_config(self.settings, self.group_id, self.role)
                 # Static membership: a restarted instance takes its partitions back at once instead of waiting out
                 # the dead one's session, and a second process with the same id fences the first.
                 | {"group.instance.id": f"{self.group_id}-{self.settings.instance_id}"}
@@ -154,7 +157,7 @@ class Materializer:
     async def _fetch_topic_id(self) -> str:
         assert self._loop is not None
         with faults.kafka_errors():
-            return await self._loop.run_in_executor(None, topic_id, self.settings, self.topic)
+            return await self._loop.run_in_executor(None, topic_id, self.settings, self.topic, self.role)
 
     async def _init_connection(self, conn: Any) -> None:
         await conn.execute(

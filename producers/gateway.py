@@ -28,6 +28,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import make_asgi_app
 from pydantic import AwareDatetime, BaseModel, Field
 
+from satubus import access
 from satubus.errors import BrokerUnavailable, DataError, InfrastructureError, RegistryUnavailable
 from satubus.metrics import REGISTRY
 from satubus.producers.publisher import AgencyPublisher, Change, Outcome
@@ -147,6 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
                     agency=agency,
                     dataset=dataset,
                     system="http-gateway",
+                    role=access.GATEWAY,
                     delivery_timeout=settings.gateway_ack_timeout,  # every event has its answer by then
                 )
             return publisher

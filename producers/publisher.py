@@ -23,6 +23,7 @@ from typing import Any, Literal
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import Counter
 
+from satubus import access
 from satubus.errors import BrokerUnavailable
 from satubus.kafka import producer_config
 from satubus.metrics import NAMESPACE, REGISTRY
@@ -144,15 +145,17 @@ class AgencyPublisher:
         system: str,
         major: int = 1,
         delivery_timeout: float | None = None,
+        role: str | None = None,
     ) -> None:
         """``delivery_timeout``: seconds after which an unacknowledged event is reported failed (librdkafka's
-        ``message.timeout.ms``; its default is 5 minutes)."""
+        ``message.timeout.ms``; its default is 5 minutes). ``role``: whose Kafka identity publishes (default: the
+        agency's own, which may write only its topics; the HTTP gateway publishes as itself)."""
         self.topic = settings.topic(agency_topic(agency, dataset, major))
         self.dataset = f"{agency}.{dataset}"
         self.model = agency_model(agency, dataset)
         self._encoder: Encoder = serde.encoder(value_subject(self.topic), agency_event_schema(agency, dataset))
         self._source = {"agency": agency, "system": system, "version": "1"}
-        config = producer_config(settings, client_id=f"{agency}-{system}")
+        config = producer_config(settings, f"{agency}-{system}", role or access.agency_principal(agency))
         if delivery_timeout is not None:
             config["message.timeout.ms"] = round(delivery_timeout * 1000)
         # How long publish_batch waits by default: past the delivery timeout, every event has a definite answer.

@@ -116,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     topics.set_defaults(handler=_topics)
 
+    acl = commands.add_parser(
+        "acl",
+        help="show or apply the Kafka ACLs of the bus's namespace",
+        description=(
+            "The ACLs are generated from the agency catalogue (satubus/access.py), never typed by hand. "
+            "plan: print what differs between them and the cluster (exit 2 when anything does); "
+            "apply: make the cluster match (idempotent). Runs as the Kafka administrator."
+        ),
+    )
+    acl.add_argument("action", choices=("plan", "apply"))
+    acl.set_defaults(handler=_lazy("satubus.acl", "main"))
+
     schemas = commands.add_parser(
         "schemas",
         help="check, register or diff the contract schemas",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import (
@@ -18,14 +20,68 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from satubus import access
+from satubus.errors import ConfigurationError
 from satubus.schemas.topics import all_contracts
+from satubus.secrets import LocalSecrets
 from satubus.settings import Settings
 
 
-def producer_config(settings: Settings, client_id: str) -> dict[str, Any]:
-    """An idempotent producer: no duplicates or reordering on retries, acknowledged by all replicas."""
+@dataclass(frozen=True)
+class Login:
+    """A Kafka identity: SCRAM-SHA-512 user and password, over TLS verified against ``ca_file``."""
+
+    username: str
+    password: str = field(repr=False)
+    ca_file: Path
+
+
+def login(settings: Settings, role: str) -> Login:
+    """The identity a process in ``role`` (``access.STREAMS``, ``access.agency_principal(code)``, ...) connects
+    with: ``SATUBUS_KAFKA_USERNAME``/``SATUBUS_KAFKA_PASSWORD`` when set, else the role's principal in the bus's
+    namespace with its password from the local stack's secrets."""
+    username = settings.kafka_username or access.principal(settings.namespace, role)
+    if settings.kafka_password is not None:
+        password = settings.kafka_password.get_secret_value()
+    else:
+        found = LocalSecrets(settings.secrets_dir).get("kafka", username)
+        if found is None:
+            raise ConfigurationError(
+                f"no Kafka password for user {username}: set SATUBUS_KAFKA_USERNAME and SATUBUS_KAFKA_PASSWORD, or on "
+                f"the local stack run `satubus stack up` (and `satubus acl apply` for namespace "
+                f"{settings.namespace or '(default)'}), which issue every principal's password into "
+                f"{settings.secrets_dir}"
+            )
+        password = found
+    if not settings.kafka_ca.is_file():
+        raise ConfigurationError(
+            f"the Kafka CA certificate {settings.kafka_ca} does not exist: set SATUBUS_KAFKA_CA_FILE to the PEM file "
+            "of the CA that signed the brokers' certificates, or start the local stack (`satubus stack up`)"
+        )
+    return Login(username, password, settings.kafka_ca)
+
+
+def client_config(settings: Settings, role: str) -> dict[str, Any]:
+    """librdkafka's connection settings for ``role``: SASL_SSL with SCRAM-SHA-512, the broker's certificate
+    verified (hostname included) against the CA."""
+    identity = login(settings, role)
     return {
         "bootstrap.servers": settings.kafka_bootstrap,
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanisms": "SCRAM-SHA-512",
+        "sasl.username": identity.username,
+        "sasl.password": identity.password,
+        "ssl.ca.location": str(identity.ca_file),
+    }
+
+
+def admin_client(settings: Settings, role: str = access.ADMIN) -> AdminClient:
+    return AdminClient(client_config(settings, role))
+
+
+def producer_config(settings: Settings, client_id: str, role: str) -> dict[str, Any]:
+    """An idempotent producer: no duplicates or reordering on retries, acknowledged by all replicas."""
+    return client_config(settings, role) | {
         "client.id": client_id,
         "enable.idempotence": True,
         "acks": "all",
@@ -34,9 +90,8 @@ def producer_config(settings: Settings, client_id: str) -> dict[str, Any]:
     }
 
 
-def consumer_config(settings: Settings, group_id: str) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap,
+def consumer_config(settings: Settings, group_id: str, role: str) -> dict[str, Any]:
+    return client_config(settings, role) | {
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -51,7 +106,7 @@ def create_topics(settings: Settings) -> list[str]:
 
 def ensure_topics(settings: Settings, topics: Iterable[tuple[str, bool]]) -> list[str]:
     """Create the missing topics among (name, compacted); returns the names created."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = admin_client(settings)
     existing = admin.list_topics(timeout=15).topics
     missing = [
         NewTopic(
@@ -81,7 +136,7 @@ def _wait_until_served(settings: Settings, topics: list[str]) -> None:
     """Return once the broker answers for every partition of ``topics``. The controller acknowledges a creation
     before the broker has created the partitions' logs; events produced in that moment to a topic that has just
     been deleted and created again were seen acknowledged and then missing."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "satubus-admin"})
+    consumer = Consumer(client_config(settings, access.ADMIN) | {"group.id": "satubus-admin"})
     try:
         for topic in topics:
             for partition in range(settings.topic_partitions):
@@ -90,9 +145,9 @@ def _wait_until_served(settings: Settings, topics: list[str]) -> None:
         consumer.close()
 
 
-def topic_id(settings: Settings, topic: str) -> str:
+def topic_id(settings: Settings, topic: str, role: str) -> str:
     """The topic's id: unlike its name, it changes when the topic is deleted and created again."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = admin_client(settings, role)
     description = admin.describe_topics(TopicCollection([topic]))[topic].result()
     return str(description.topic_id)
 
@@ -100,7 +155,7 @@ def topic_id(settings: Settings, topic: str) -> str:
 def read_to_end(settings: Settings, topic: str, *, timeout: float = 60.0) -> list[Message]:
     """Every message of ``topic`` from its beginning to its end as of now; raises if it cannot get there."""
     consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": "satubus-reader", "enable.auto.commit": False}
+        client_config(settings, access.ADMIN) | {"group.id": "satubus-reader", "enable.auto.commit": False}
     )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions

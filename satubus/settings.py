@@ -73,6 +73,13 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_controller_port: int = 19093
+    # This process's Kafka identity (SASL/SCRAM-SHA-512 over TLS). Unset, each process uses its own principal
+    # (satubus/access.py: satubus-streams, agency-<code>, ...) and finds its password in the local stack's secrets
+    # (state_dir/secrets); a deployment sets both per process.
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    # The CA that signed the brokers' certificates (PEM); default: the local stack's, state_dir/secrets/ca.pem.
+    kafka_ca_file: Path | None = None
     registry_url: str = "http://127.0.0.1:18085/apis/ccompat/v7"
     registry_management_port: int = 18086
     # Seconds before a registry request is abandoned (and retried by the client); without it a stuck request hangs.
@@ -139,6 +146,15 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """The Kafka name of a contract topic (or a consumer group, or an application id) in this namespace."""
         return f"{self.namespace}.{name}" if self.namespace else name
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Where the local stack keeps its CA, certificates and generated passwords (mode 0700)."""
+        return self.state_dir / "secrets"
+
+    @property
+    def kafka_ca(self) -> Path:
+        return self.kafka_ca_file or self.secrets_dir / "ca.pem"
 
     @property
     def kafka_port(self) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import ssl
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -31,7 +32,9 @@ import faust
 from faust.streams import _current_event
 from faust.types import TP
 
+from satubus import access
 from satubus.errors import ConfigurationError
+from satubus.kafka import Login, login
 from satubus.registry import registry_client
 from satubus.retry import Backoff, retry_async
 from satubus.schemas.envelope import AGENCIES_DIR
@@ -58,7 +61,7 @@ from satubus.streams.processor import EntityJoiner, Input, Joiner, Normalizer, R
 
 log = logging.getLogger(__name__)
 
-APP_ID = "satubus-streams"
+APP_ID = access.STREAMS  # the faust application id, its consumer group and its Kafka principal
 
 # The stream processor waits for the registry and the broker as long as it takes (a dead letter would blame the
 # agency, and a worker that exits only restarts into the same wait); the log shows every retry.
@@ -99,6 +102,7 @@ def build_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.topic(APP_ID),
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=_credentials(login(settings, access.STREAMS)),
         store=settings.stream_store,
         datadir=str(local_state(settings) / settings.instance_id),  # each worker its own
         topic_replication_factor=settings.topic_replication_factor,
@@ -116,6 +120,16 @@ def build_app(settings: Settings) -> faust.App:
     mappings = discover_mappings(settings.mappings_dir or AGENCIES_DIR)
     Adapter(app, settings, serde).install(mappings)
     return app
+
+
+def _credentials(identity: Login) -> faust.SASLCredentials:
+    """aiokafka's side of kafka.client_config: SCRAM-SHA-512 over TLS, the broker's certificate and name checked."""
+    return faust.SASLCredentials(
+        username=identity.username,
+        password=identity.password,
+        mechanism="SCRAM-SHA-512",
+        ssl_context=ssl.create_default_context(cafile=str(identity.ca_file)),
+    )
 
 
 def local_state(settings: Settings) -> Path:

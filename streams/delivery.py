@@ -14,6 +14,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from satubus import access
 from satubus.errors import BrokerUnavailable, ConfigurationError
 from satubus.kafka import producer_config
 from satubus.schemas.topics import TopicContract, partition_of
@@ -30,7 +31,8 @@ BATCH_ITEMS = 100
 class Delivery:
     def __init__(self, settings: Settings, serde: AvroSerde, contracts: list[TopicContract], client_id: str) -> None:
         self._producer = Producer(
-            producer_config(settings, client_id) | {"linger.ms": 2, "queue.buffering.max.messages": 1_000_000}
+            producer_config(settings, client_id, access.STREAMS)
+            | {"linger.ms": 2, "queue.buffering.max.messages": 1_000_000}
         )
         # Contract topic name -> (Kafka topic name in the bus's namespace, encoder; None: raw bytes, the dead letters)
         self._topics: dict[str, tuple[str, Encoder | None]] = {}

@@ -16,6 +16,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
+from satubus import access
 from satubus.errors import BrokerUnavailable
 from satubus.kafka import producer_config, read_to_end
 from satubus.schemas.dead_letters import HEADER_PREFIX, REPLAY_HEADER
@@ -102,7 +103,7 @@ def _replay(settings: Settings, letters: list[Letter], *, dry_run: bool) -> int:
             print(f"would replay {letter.partition}@{letter.offset} to {letter.facts['topic']}")
         print(f"{len(replayable)} of {len(letters)} matching letters would be replayed")
         return 0
-    producer = Producer(producer_config(settings, client_id="satubus-dlq-replay"))
+    producer = Producer(producer_config(settings, "satubus-dlq-replay", access.ADMIN))
     for letter in replayable:
         while len(producer) > 50_000:  # keep the local queue bounded
             producer.poll(0.1)

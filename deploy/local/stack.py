@@ -30,7 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from satubus.errors import SatuBusError
+from confluent_kafka.admin import AdminClient
+
+from satubus import access
+from satubus.acl import provision_local
+from satubus.deploy.local.tls import ensure_certificates
+from satubus.errors import ConfigurationError, SatuBusError
+from satubus.kafka import client_config
+from satubus.secrets import LocalSecrets
 from satubus.settings import Settings
 
 HERE = Path(__file__).resolve().parent
@@ -171,6 +178,11 @@ def _run(cmd: list[str], what: str, **kwargs: object) -> subprocess.CompletedPro
     return result  # type: ignore[no-any-return]
 
 
+def _property(pem: str) -> str:
+    """A PEM block as one line of a Java properties file (its \\n escapes are read back as line breaks)."""
+    return pem.strip().replace("\n", "\\n")
+
+
 # --------------------------------------------------------------------------------------------- Java and Maven
 
 
@@ -237,10 +249,11 @@ class Kafka:
     name = "kafka"
 
     def __init__(self, settings: Settings, layout: Layout) -> None:
+        self.settings = settings
         self.port = settings.kafka_port
         self.controller_port = settings.kafka_controller_port
-        self.bootstrap = settings.kafka_bootstrap
         self.dir = layout.service(self.name)
+        self.secrets = layout.root / "secrets"
         self.libs = self.dir / "libs"
         self.pidfile = layout.pidfile(self.name)
         self.log = layout.logfile(self.name)
@@ -281,16 +294,46 @@ class Kafka:
         ]
 
     def _configure(self) -> Path:
+        """Render server.properties (mode 0600: it holds the broker's key and passwords) and format the storage
+        on first start, with the administrator's and the broker's SCRAM users (every other user is made through
+        the Admin API: `satubus acl`)."""
+        ca, certificate, key = ensure_certificates(self.secrets)
+        secrets = LocalSecrets(self.secrets)
+        passwords = {user: secrets.ensure("kafka", user) for user in (access.ADMIN, access.BROKER, access.CONTROLLER)}
         config = self.dir / "server.properties"
         template = (HERE / "kafka-server.properties").read_text()
-        config.write_text(template.format(port=self.port, controller_port=self.controller_port, data=self.dir / "data"))
-        if not (self.dir / "data" / "meta.properties").exists():
+        text = template.format(
+            port=self.port,
+            controller_port=self.controller_port,
+            data=self.dir / "data",
+            ca=ca,
+            certificate=_property(certificate.read_text()),
+            key=_property(key.read_text()),
+            broker_password=passwords[access.BROKER],
+            controller_password=passwords[access.CONTROLLER],
+        )
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.touch(mode=0o600)
+        config.chmod(0o600)
+        config.write_text(text)
+        secured = self.dir / "data" / "secured"  # written once the storage was formatted with the SCRAM users
+        if (self.dir / "data" / "meta.properties").exists() and not secured.exists():
+            raise StackError(
+                f"Kafka's storage in {self.dir / 'data'} was made before the stack had users and ACLs. Stop the "
+                f"stack (`satubus stack down`), remove that folder (its topics are lost) and start again."
+            )
+        if not secured.exists():
             # May start with "-": passed as --cluster-id=... so the tool does not read it as an option.
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            scram = [
+                f"--add-scram=SCRAM-SHA-512=[name={user},password={passwords[user]}]"
+                for user in (access.ADMIN, access.BROKER)
+            ]
             _run(
-                self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)),
+                self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config), *scram),
                 "formatting Kafka's storage",
             )
+            secured.write_text("SCRAM-SHA-512 users admin and broker\n")
         return config
 
     def start(self) -> int | None:
@@ -303,9 +346,10 @@ class Kafka:
         return _spawn(self._java("kafka.Kafka", str(config)), log=self.log, pidfile=self.pidfile)
 
     def ready(self) -> bool:
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        try:
+            admin = AdminClient(client_config(self.settings, access.ADMIN) | {"log_level": 0})
+        except ConfigurationError:  # no password or CA yet
+            return False
         try:
             metadata = admin.list_topics(timeout=2)
         except Exception:  # any failure means "not yet"
@@ -632,6 +676,9 @@ class Stack:
             if pid is not None:
                 print(f"  {service.name:<9} starting on 127.0.0.1:{service.port} (pid {pid})...", flush=True)
         _wait("Kafka", self.kafka.ready, pid=_read_pid(self.kafka.pidfile), log=self.kafka.log)
+        created, acls = provision_local(self.kafka.settings)
+        if created or not acls.empty:
+            print(f"  kafka     {len(created)} user(s) issued, {len(acls.add)} ACL(s) added", flush=True)
         _wait(
             "the schema registry",
             self.registry.ready,

@@ -25,14 +25,14 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
+from satubus.acl import provision_local
 from satubus.consumers.materializer import GROUP_ID
 from satubus.consumers.migrate import recreate
 from satubus.consumers.tables import MATERIALIZED
 from satubus.deploy.local.stack import Stack
-from satubus.kafka import create_topics
+from satubus.kafka import admin_client, create_topics
 from satubus.registry import register_contracts, registry_client
 from satubus.schemas.topics import all_contracts
 from satubus.settings import Settings
@@ -71,7 +71,7 @@ def stack(settings: Settings) -> Stack:
 
 
 def _reset_topics(settings: Settings) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = admin_client(settings)
     existing = admin.list_topics(timeout=15).topics
     app_id = settings.topic(APP_ID)
     ours = [c.name for c in all_contracts(settings.namespace)] + [t for t in existing if t.startswith(f"{app_id}-")]
@@ -100,6 +100,7 @@ def _reset_topics(settings: Settings) -> None:
 
 @pytest.fixture(scope="session")
 def bus(stack: Stack, settings: Settings) -> Settings:
+    provision_local(settings)  # the namespace's principals, their passwords and ACLs
     _reset_topics(settings)
     with registry_client(settings) as registry:
         register_contracts(registry, all_contracts(settings.namespace))

@@ -23,6 +23,7 @@ import pytest
 import uvicorn
 from confluent_kafka import Producer
 
+from satubus import access
 from satubus.consumers import changes
 from satubus.consumers.api import create_app
 from satubus.consumers.changes import Changes, ViewChange
@@ -144,7 +145,7 @@ def test_a_registry_outage_delays_live_changes_and_loses_none(
     proxy = CuttableProxy(bus.registry_port)
     registry = urlsplit(bus.registry_url)._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
     live = Changes(bus.model_copy(update={"registry_url": registry, "registry_timeout": 2.0}), [UNIFIED_PERSON])
-    producer = Producer(producer_config(bus, "test-live-changes"))
+    producer = Producer(producer_config(bus, "test-live-changes", access.ADMIN))
     topic = bus.topic(UNIFIED_PERSON.name)
     record = unified_person(3_000_001)
 

@@ -17,6 +17,7 @@ import avro.schema
 import pytest
 from confluent_kafka import Producer
 
+from satubus import access
 from satubus.consumers.tables import PERSON
 from satubus.kafka import producer_config, read_to_end
 from satubus.producers.publisher import AgencyPublisher
@@ -40,7 +41,7 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
 
 def publish_malformed(settings: Settings) -> dict[tuple[int, int], str]:
     """One non-Avro value and one value with an unknown schema id on every partition; returns their offsets."""
-    producer = Producer(producer_config(settings, client_id="test-malformed"))
+    producer = Producer(producer_config(settings, "test-malformed", access.ADMIN))
     offsets: dict[tuple[int, int], str] = {}
     kinds = {
         "NotWireFormat": b"this is not Avro",
@@ -213,7 +214,7 @@ def test_a_row_the_database_refuses_is_dead_lettered_and_the_rest_is_written(
         for n, p in enumerate(list(run["simulation"].truth.persons.values())[:2], start=1)
     )
     poisoned = poisoned.model_copy(update={"full_name": "Nama\x00Rusak"})
-    producer = Producer(producer_config(bus, client_id="test-poison"))
+    producer = Producer(producer_config(bus, "test-poison", access.ADMIN))
     with AvroSerde(registry_client(bus)) as serde:
         unified_person = UNIFIED_PERSON.within(bus.namespace)
         encoder = serde.encoder(unified_person.subject, unified_person.value_schema())

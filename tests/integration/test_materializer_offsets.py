@@ -11,11 +11,11 @@ import uuid
 
 import asyncpg
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 
+from satubus import access
 from satubus.consumers.materializer import Materializer
 from satubus.consumers.tables import PERSON, TableSpec
-from satubus.kafka import ensure_topics, producer_config
+from satubus.kafka import admin_client, ensure_topics, producer_config
 from satubus.registry import registry_client
 from satubus.schemas.topics import TopicContract, TopicName
 from satubus.serde import AvroSerde
@@ -63,7 +63,7 @@ async def _materialize(settings: Settings, spec: TableSpec, group: str, person_i
 
 def _create_again(settings: Settings) -> None:
     topic = settings.topic(TOPIC)
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = admin_client(settings)
     if topic in admin.list_topics(timeout=15).topics:
         for future in admin.delete_topics([topic], operation_timeout=30).values():
             future.result()
@@ -78,7 +78,7 @@ def _create_again(settings: Settings) -> None:
 
 
 def _produce(settings: Settings, records: list[dict[str, object]]) -> None:
-    producer = Producer(producer_config(settings, "test-recreated"))
+    producer = Producer(producer_config(settings, "test-recreated", access.ADMIN))
     contract = PERSON.contract.within(settings.namespace)  # the subject registered for the suite's namespace
     with AvroSerde(registry_client(settings)) as serde:
         encoder = serde.encoder(contract.subject, contract.value_schema())

@@ -21,11 +21,11 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 
+from satubus import access
 from satubus.consumers.materializer import Materializer
 from satubus.consumers.tables import AGENCY_ACTIVITY, TableSpec
-from satubus.kafka import ensure_topics, producer_config, read_to_end
+from satubus.kafka import admin_client, ensure_topics, producer_config, read_to_end
 from satubus.metrics import REGISTRY
 from satubus.registry import registry_client
 from satubus.schemas.topics import ACTIVITY, TopicContract, TopicName
@@ -40,7 +40,7 @@ def topic(bus: Settings) -> Iterator[TopicName]:
     name = TopicName(f"materializer.outage.{uuid.uuid4().hex[:8]}")
     ensure_topics(bus, [(bus.topic(name), False)])
     yield name
-    admin = AdminClient({"bootstrap.servers": bus.kafka_bootstrap})
+    admin = admin_client(bus)
     for future in admin.delete_topics([bus.topic(name)], operation_timeout=30).values():
         future.result()
 
@@ -70,7 +70,7 @@ def _counts(agency: str, n: int, rng: random.Random) -> list[dict[str, Any]]:
 
 
 def _produce(settings: Settings, topic: TopicName, records: list[dict[str, Any]]) -> None:
-    producer = Producer(producer_config(settings, "test-outage"))
+    producer = Producer(producer_config(settings, "test-outage", access.ADMIN))
     contract = ACTIVITY.within(settings.namespace)  # a subject registered for the suite's namespace
     with AvroSerde(registry_client(settings)) as serde:
         encoder = serde.encoder(contract.subject, contract.value_schema())

@@ -10,6 +10,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from satubus import access
+from satubus.kafka import client_config
 from satubus.registry import registry_client
 from satubus.schemas.catalogue import load_catalogue
 from satubus.schemas.topics import agency_topic
@@ -33,7 +35,7 @@ def simulate(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]
 
 def message_counts(settings: Settings, topics: list[str]) -> dict[str, int]:
     """Messages in each contract topic (in the suite's namespace), by the contract topic's name."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "test-counter"})
+    consumer = Consumer(client_config(settings, access.ADMIN) | {"group.id": "test-counter"})
     try:
         counts = {}
         for topic in topics:

@@ -27,6 +27,7 @@ from satubus.settings import Settings, get_settings
 COMMANDS = [
     "stack",
     "topics",
+    "acl",
     "schemas",
     "migrate",
     "simulate",

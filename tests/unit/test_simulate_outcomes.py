@@ -13,7 +13,10 @@ from satubus.producers import simulate
 from satubus.settings import Settings
 from tests.unit.fake_kafka import Fakes, failed, install
 
-SETTINGS = Settings(namespace="kota", pseudonym_key=SecretStr("unit-test-key"))
+
+def _settings() -> Settings:
+    """Made in the test, after conftest.py has given it a Kafka identity."""
+    return Settings(namespace="kota", pseudonym_key=SecretStr("unit-test-key"))
 
 
 @pytest.fixture
@@ -26,7 +29,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Fakes:
 def test_counts_reconcile_and_the_truth_leaves_out_what_was_not_acknowledged(fakes: Fakes) -> None:
     fakes.fates = {0: failed(), 7: failed()}
     run = simulate.simulate(
-        SETTINGS, residents=60, seed=3, dirty=0.05, agencies={"dukcapil", "bpbd"}, progress=io.StringIO()
+        _settings(), residents=60, seed=3, dirty=0.05, agencies={"dukcapil", "bpbd"}, progress=io.StringIO()
     )
     assert run.outcomes == {"published": len(fakes.produced) - 2, "failed": 2}
     assert len(run.published) == len(fakes.produced) - 2
@@ -38,7 +41,7 @@ def test_counts_reconcile_and_the_truth_leaves_out_what_was_not_acknowledged(fak
 
 
 def test_each_dataset_gets_its_events_in_the_scripts_order(fakes: Fakes) -> None:
-    run = simulate.simulate(SETTINGS, residents=40, seed=4, dirty=0.05, agencies={"bpbd"}, progress=io.StringIO())
+    run = simulate.simulate(_settings(), residents=40, seed=4, dirty=0.05, agencies={"bpbd"}, progress=io.StringIO())
     for dataset in ("kejadian", "layanan"):
         sent = [key.decode() for topic, key, _ in fakes.produced if topic == f"kota.agency.bpbd.{dataset}.v1"]
         assert sent == [p.planned.key for p in run.published if p.planned.dataset == dataset]
@@ -50,7 +53,7 @@ def test_the_exit_code_says_some_events_were_not_acknowledged(fakes: Fakes, caps
     args = argparse.Namespace(
         metrics=False, agencies="bpbd", residents=20, seed=1, dirty=0.0, rate=0, duration=0, as_of=None, truth=None
     )
-    assert simulate.main(args, SETTINGS) == 3
+    assert simulate.main(args, _settings()) == 3
     assert "0 events rejected, 1 not acknowledged by the broker" in capsys.readouterr().err
     fakes.fates = {}
-    assert simulate.main(args, SETTINGS) == 0
+    assert simulate.main(args, _settings()) == 0

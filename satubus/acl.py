@@ -1,0 +1,176 @@
+"""Make the cluster's ACLs (and, on the local stack, its users) what ``satubus/access.py`` says.
+
+``satubus acl plan`` prints the difference between the namespace's wanted ACLs and the cluster's; ``satubus acl
+apply`` creates what is missing and deletes what is not wanted, and is idempotent. Only the namespace's own
+principals' ACLs are compared, so another bus on the same cluster is never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import cast, get_args
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._acl import AclBinding, AclBindingFilter, AclOperation, AclPermissionType
+from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
+from confluent_kafka.admin._scram import (
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
+)
+
+from satubus import access
+from satubus.access import Grant, Operation, Pattern, ResourceKind
+from satubus.kafka import admin_client
+from satubus.secrets import LocalSecrets
+from satubus.settings import Settings
+
+SCRAM_ITERATIONS = 8192
+TIMEOUT = 30.0
+
+
+@dataclass
+class Plan:
+    add: set[Grant] = field(default_factory=set)
+    remove: set[Grant] = field(default_factory=set)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.add or self.remove)
+
+    def lines(self) -> list[str]:
+        return [f"+ {g}" for g in sorted(self.add)] + [f"- {g}" for g in sorted(self.remove)]
+
+
+def _binding(grant: Grant, kind: type[AclBinding] = AclBinding) -> AclBinding:
+    return kind(
+        ResourceType[grant.resource_type],
+        grant.resource,
+        ResourcePatternType[grant.pattern],
+        f"User:{grant.principal}",
+        "*",
+        AclOperation[grant.operation],
+        AclPermissionType.ALLOW,
+    )
+
+
+def _grant(binding: AclBinding) -> Grant | None:
+    """The binding as a Grant, or None if it is not of a kind the plan makes (then it is always unwanted)."""
+    kind, pattern, operation = (
+        getattr(v, "name", None) for v in (binding.restype, binding.resource_pattern_type, binding.operation)
+    )
+    if kind not in get_args(ResourceKind) or pattern not in get_args(Pattern) or operation not in get_args(Operation):
+        return None
+    return Grant(
+        binding.principal.removeprefix("User:"),
+        cast(ResourceKind, kind),
+        binding.name,
+        cast(Pattern, pattern),
+        cast(Operation, operation),
+    )
+
+
+def _current(admin: AdminClient, namespace: str) -> tuple[set[Grant], list[AclBinding]]:
+    """The namespace's principals' ACLs on the cluster, and those among them the plan can never want."""
+    everything = AclBindingFilter(
+        ResourceType.ANY,
+        None,  # type: ignore[arg-type]  # None matches any name, principal and host
+        ResourcePatternType.ANY,
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    bindings = admin.describe_acls(everything, request_timeout=TIMEOUT).result()
+    grants: set[Grant] = set()
+    foreign: list[AclBinding] = []
+    for binding in bindings:
+        if not access.is_managed(namespace, binding.principal.removeprefix("User:")):
+            continue
+        grant = _grant(binding)
+        if grant is None or binding.host != "*" or binding.permission_type != AclPermissionType.ALLOW:
+            foreign.append(binding)
+        else:
+            grants.add(grant)
+    return grants, foreign
+
+
+def plan(settings: Settings, admin: AdminClient | None = None) -> Plan:
+    admin = admin or admin_client(settings)
+    have, foreign = _current(admin, settings.namespace)
+    wanted = access.grants(settings.namespace)
+    result = Plan(add=wanted - have, remove=have - wanted)
+    result.remove |= {g for b in foreign if (g := _grant(b)) is not None}
+    return result
+
+
+def apply(settings: Settings) -> Plan:
+    """Make the cluster's ACLs of the namespace the wanted ones; returns what was changed."""
+    admin = admin_client(settings)
+    changes = plan(settings, admin)
+    if changes.add:
+        for future in admin.create_acls([_binding(g) for g in sorted(changes.add)], request_timeout=TIMEOUT).values():
+            future.result()
+    if changes.remove:
+        filters = [cast(AclBindingFilter, _binding(g, AclBindingFilter)) for g in sorted(changes.remove)]
+        for future in admin.delete_acls(filters, request_timeout=TIMEOUT).values():
+            future.result()
+    return changes
+
+
+def set_password(admin: AdminClient, user: str, password: str) -> None:
+    """Create the SCRAM-SHA-512 user, or change its password."""
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
+    upsert = UserScramCredentialUpsertion(user, info, password.encode())
+    for future in admin.alter_user_scram_credentials([upsert], request_timeout=TIMEOUT).values():
+        future.result()
+
+
+def delete_user(admin: AdminClient, user: str) -> None:
+    deletion = UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_512)
+    for future in admin.alter_user_scram_credentials([deletion], request_timeout=TIMEOUT).values():
+        try:
+            future.result()
+        except KafkaException as exc:  # no such user: nothing to delete
+            if "RESOURCE_NOT_FOUND" not in str(exc):
+                raise
+
+
+def existing_users(admin: AdminClient) -> set[str]:
+    described = admin.describe_user_scram_credentials(request_timeout=TIMEOUT)
+    assert isinstance(described, Future)  # one future when no users are named
+    return set(described.result())
+
+
+def provision_local(settings: Settings) -> tuple[list[str], Plan]:
+    """On the local stack: every principal of the namespace gets a SCRAM user whose generated password is kept in
+    the local secrets, then the ACLs are applied. Returns the users created and the ACL changes."""
+    admin = admin_client(settings)
+    secrets = LocalSecrets(settings.secrets_dir)
+    users = existing_users(admin)
+    created = []
+    for user in access.principals(settings.namespace):
+        if user not in users or secrets.get("kafka", user) is None:
+            set_password(admin, user, secrets.ensure("kafka", user))
+            created.append(user)
+    return created, apply(settings)
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    """``satubus acl plan|apply``: exit 0, or 2 from ``plan`` when the cluster differs (like ``terraform plan
+    -detailed-exitcode``), so a CI job can fail on drift."""
+    if args.action == "plan":
+        changes = plan(settings)
+        for line in changes.lines():
+            print(line)
+        print(f"{len(changes.add)} to add, {len(changes.remove)} to remove")
+        return 0 if changes.empty else 2
+    changes = apply(settings)
+    for line in changes.lines():
+        print(line)
+    print(f"added {len(changes.add)}, removed {len(changes.remove)}; the cluster matches the plan")
+    return 0

@@ -329,8 +329,9 @@ class Kafka:
                 f"--add-scram=SCRAM-SHA-512=[name={user},password={passwords[user]}]"
                 for user in (access.ADMIN, access.BROKER)
             ]
+            storage = ("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config))
             _run(
-                self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config), *scram),
+                self._java(*storage, *scram),
                 "formatting Kafka's storage",
             )
             secured.write_text("SCRAM-SHA-512 users admin and broker\n")

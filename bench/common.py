@@ -20,8 +20,9 @@ import asyncpg
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from satubus import access
+from satubus.database import dsn as owner_dsn
 from satubus.deploy.local.stack import mvn
-from satubus.kafka import admin_client, client_config, create_topics, ensure_topics
+from satubus.kafka import admin_client, client_config, create_topics, ensure_topics, login
 from satubus.settings import Settings, get_settings
 from satubus.streams.app import APP_ID, local_state
 
@@ -50,7 +51,7 @@ def query(settings: Settings, sql: str) -> Any:
     """The one row a SQL query returns, from the settings' database."""
 
     async def fetch() -> Any:
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await asyncpg.connect(owner_dsn(settings))
         try:
             return await conn.fetchrow(sql)
         finally:
@@ -267,3 +268,28 @@ def java_tool(name: str, settings: Settings) -> str:
         )
         staging.rename(libs)
     return f"{libs}/*"
+
+
+def java_client_properties(settings: Settings, role: str = access.ADMIN) -> dict[str, str]:
+    """A Java Kafka client's connection settings for ``role``: what kafka.client_config gives librdkafka."""
+    identity = login(settings, role)
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{identity.username}" password="{identity.password}";'
+        ),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(identity.ca_file),
+    }
+
+
+def write_properties(path: Path, values: dict[str, str]) -> Path:
+    """A Java properties file, readable by its owner only (it may hold a password)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    return path

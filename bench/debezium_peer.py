@@ -21,12 +21,23 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from bench.common import JAVA_POMS, bench_settings, java_tool, query, recreate_topic, report
+from bench.common import (
+    JAVA_POMS,
+    bench_settings,
+    java_client_properties,
+    java_tool,
+    query,
+    recreate_topic,
+    report,
+    write_properties,
+)
 from bench.materialize import materialized, produce
 from satubus.consumers.materializer import BATCH_MAX
 from satubus.consumers.migrate import recreate
 from satubus.consumers.tables import REGION
+from satubus.database import dsn as owner_dsn
 from satubus.deploy.local.stack import kafka_java
 from satubus.settings import Settings
 
@@ -49,11 +60,11 @@ def measure(settings: Settings, *, rows: int) -> dict[str, Any]:
     recreate_topic(settings, TOPIC, compacted=True)
     produce(settings, REGION, TOPIC, records)
 
-    asyncio.run(recreate(settings.database_url))
+    asyncio.run(recreate(owner_dsn(settings)))
     asyncio.run(materialized(settings, REGION, TOPIC, rows))
     ours = _span_rate(settings)
 
-    asyncio.run(recreate(settings.database_url))
+    asyncio.run(recreate(owner_dsn(settings)))
     started = time.monotonic()
     with _connect(settings) as log:
         _wait_for_rows(settings, rows, log)
@@ -97,8 +108,8 @@ class _connect:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "offsets").unlink(missing_ok=True)
         worker, sink = self.dir / "worker.properties", self.dir / "jdbc-sink.properties"
-        worker.write_text(_properties(_worker(self.settings, self.dir)))
-        sink.write_text(_properties(_sink(self.settings)))
+        write_properties(worker, _worker(self.settings, self.dir))
+        write_properties(sink, _sink(self.settings))
         java = kafka_java()
         command = [
             java,
@@ -123,8 +134,10 @@ class _connect:
 
 
 def _worker(settings: Settings, directory: Path) -> dict[str, str]:
+    client = java_client_properties(settings)  # the worker's own clients and its connectors' (prefixed)
     return {
-        "bootstrap.servers": settings.kafka_bootstrap,
+        **client,
+        **{f"{kind}.{key}": value for kind in ("consumer", "producer", "admin") for key, value in client.items()},
         "listeners": f"http://127.0.0.1:{CONNECT_PORT}",
         "rest.advertised.host.name": "127.0.0.1",
         "offset.storage.file.filename": str(directory / "offsets"),
@@ -137,9 +150,7 @@ def _worker(settings: Settings, directory: Path) -> dict[str, str]:
 
 
 def _sink(settings: Settings) -> dict[str, str]:
-    server, database = settings.database_url.rsplit("/", 1)
-    host = server.rsplit("@", 1)[1]
-    user = server.split("://", 1)[1].split("@", 1)[0].split(":", 1)[0]
+    parts = urlsplit(owner_dsn(settings))
     return {
         "name": "bench-jdbc-sink",
         "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
@@ -151,9 +162,9 @@ def _sink(settings: Settings) -> dict[str, str]:
         "value.converter.apicurio.registry.url": settings.registry_url.split("/apis/", 1)[0] + "/apis/registry/v2",
         "value.converter.apicurio.registry.as-confluent": "true",
         "value.converter.apicurio.registry.use-id": "contentId",
-        "connection.url": f"jdbc:postgresql://{host}/{database}",
-        "connection.username": user,
-        "connection.password": "",
+        "connection.url": f"jdbc:postgresql://{parts.hostname}:{parts.port}{parts.path}",
+        "connection.username": unquote(parts.username or ""),
+        "connection.password": unquote(parts.password or ""),
         "insert.mode": "upsert",
         "primary.key.mode": "record_value",
         "primary.key.fields": REGION.key,
@@ -166,10 +177,6 @@ def _sink(settings: Settings) -> dict[str, str]:
         "consumer.override.auto.offset.reset": "earliest",
         "consumer.override.group.id": f"bench-jdbc-sink-{time.time_ns()}",
     }
-
-
-def _properties(values: dict[str, str]) -> str:
-    return "".join(f"{key}={value}\n" for key, value in values.items())
 
 
 def _wait_for_rows(settings: Settings, rows: int, log: Path) -> None:

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench.common import JAVA_POMS, java_tool, recreate_topic, report
+from bench.common import JAVA_POMS, java_client_properties, java_tool, recreate_topic, report, write_properties
 from satubus.deploy.local.stack import kafka_java
 from satubus.settings import Settings, get_settings
 
@@ -31,11 +31,15 @@ def main() -> None:
 
 def measure(settings: Settings, *, records: int, size: int) -> dict[str, Any]:
     recreate_topic(settings, TOPIC)
+    # TLS and SCRAM, as every client of the bus connects.
+    client = write_properties(
+        settings.state_dir / "bench" / "kafka-client.properties", java_client_properties(settings)
+    )
     produced = _tool(
         settings,
         "org.apache.kafka.tools.ProducerPerformance",
         *("--topic", TOPIC, "--num-records", str(records), "--record-size", str(size), "--throughput", "-1"),
-        *("--producer-props", f"bootstrap.servers={settings.kafka_bootstrap}", "acks=all", "enable.idempotence=true"),
+        *("--producer.config", str(client), "--producer-props", "acks=all", "enable.idempotence=true"),
     )
     # "500000 records sent, 123813.4 records/sec (24.68 MB/sec), 27.62 ms avg latency, ..."
     summary = next(line for line in produced.splitlines() if " records sent, " in line)
@@ -44,7 +48,7 @@ def measure(settings: Settings, *, records: int, size: int) -> dict[str, Any]:
         settings,
         "org.apache.kafka.tools.ConsumerPerformance",
         *("--bootstrap-server", settings.kafka_bootstrap, "--topic", TOPIC, "--messages", str(records)),
-        *("--timeout", "60000", "--group", "bench-kafka-ceiling"),
+        *("--timeout", "60000", "--group", "bench-kafka-ceiling", "--consumer.config", str(client)),
     )
     # start.time, end.time, MB, MB.sec, nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
     row = consumed.strip().splitlines()[-1].split(", ")

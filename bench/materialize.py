@@ -27,6 +27,7 @@ from satubus import access
 from satubus.consumers.materializer import BATCH_MAX, Materializer
 from satubus.consumers.migrate import recreate
 from satubus.consumers.tables import PERSON, TableSpec
+from satubus.database import dsn as owner_dsn
 from satubus.kafka import producer_config
 from satubus.registry import registry_client
 from satubus.schemas.topics import TopicContract, TopicName
@@ -50,9 +51,9 @@ def measure(settings: Settings, *, rows: int) -> dict[str, Any]:
     records = [unified_person(n) for n in range(rows)]
     ceilings = {}
     for name, method in CEILINGS.items():
-        asyncio.run(recreate(settings.database_url))
+        asyncio.run(recreate(owner_dsn(settings)))
         ceilings[name] = asyncio.run(_ceiling(settings, records, method))
-    asyncio.run(recreate(settings.database_url))
+    asyncio.run(recreate(owner_dsn(settings)))
     recreate_topic(settings, TOPIC, compacted=True)
     produce(settings, PERSON, TOPIC, records)
     rate = asyncio.run(materialized(settings, PERSON, TOPIC, len(records)))
@@ -104,7 +105,7 @@ async def _ceiling(
     settings: Settings, records: list[dict[str, Any]], method: Callable[[asyncpg.Connection, Rows], Awaitable[None]]
 ) -> float:
     """Rows per second writing the records in the materializer's batch size, one transaction per batch, no Kafka."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(owner_dsn(settings))
     rows = [PERSON.row(r) for r in records]
     try:
         await conn.execute(f"CREATE TEMP TABLE bench_staging (LIKE {PERSON.table} INCLUDING DEFAULTS)")

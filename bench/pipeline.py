@@ -25,6 +25,7 @@ from typing import Any
 from bench.common import bench_settings, cpu_seconds, empty_topics, metric, pipeline, query, report
 from satubus.consumers.migrate import recreate
 from satubus.consumers.tables import TABLES
+from satubus.database import dsn as owner_dsn
 from satubus.producers.simulate import Simulation, simulate
 from satubus.schemas.topics import all_contracts
 from satubus.settings import Settings
@@ -92,7 +93,7 @@ def latency(settings: Settings, *, rate: float, duration: float) -> dict[str, An
 
 def _fresh(settings: Settings) -> None:
     empty_topics(settings, [c.name for c in all_contracts()])
-    asyncio.run(recreate(settings.database_url))
+    asyncio.run(recreate(owner_dsn(settings)))
 
 
 def _simulate(settings: Settings, **options: Any) -> Simulation:

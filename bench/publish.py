@@ -23,6 +23,7 @@ import asyncpg
 from confluent_kafka import Producer
 
 from satubus import access
+from satubus.database import dsn as owner_dsn
 from satubus.kafka import producer_config
 from satubus.producers.outbox import OutboxRelay, install
 from satubus.producers.publisher import AgencyPublisher, Change
@@ -127,8 +128,8 @@ def _envelope(record: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _relay(settings: Settings, publisher: AgencyPublisher, records: list[dict[str, Any]]) -> float:
-    admin = settings.database_url.rsplit("/", 1)[0] + "/postgres"
-    dsn = settings.database_url.rsplit("/", 1)[0] + "/bench_outbox"
+    admin = owner_dsn(settings).rsplit("/", 1)[0] + "/postgres"
+    dsn = owner_dsn(settings).rsplit("/", 1)[0] + "/bench_outbox"
     conn = await asyncpg.connect(admin)
     await conn.execute("DROP DATABASE IF EXISTS bench_outbox WITH (FORCE)")
     await conn.execute("CREATE DATABASE bench_outbox")

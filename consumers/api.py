@@ -33,9 +33,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import make_asgi_app
 from pydantic import BaseModel
 
+from satubus import database
 from satubus.consumers import faults, scoreboard_metrics
 from satubus.consumers.changes import Changes, ChangesStopped, ViewChange
-from satubus.consumers.scoreboard import AgencyStatus, Rules, load_activity, scoreboard
+from satubus.consumers.scoreboard import AgencyStatus, Rules, load_activity, load_blocks, scoreboard
 from satubus.consumers.tables import TABLES, TableSpec
 from satubus.errors import DataError, InfrastructureError
 from satubus.metrics import REGISTRY
@@ -55,7 +56,7 @@ class AgencyScore(BaseModel):
     name: str
     kind: str
     datasets: list[str]
-    status: Literal["integrated", "stale", "silent"]
+    status: Literal["integrated", "stale", "silent", "blocked"]
     reason: str
     last_valid_at: dt.datetime | None
     events_per_minute: float
@@ -87,7 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def board() -> list[AgencyStatus]:
         now = dt.datetime.now(dt.UTC)
         async with faults.connection(state["pool"]) as conn:
-            return scoreboard(catalogue, await load_activity(conn, now, rules), now, rules)
+            return scoreboard(catalogue, await load_activity(conn, now, rules), now, rules, await load_blocks(conn))
 
     async def refresh_metrics() -> None:
         while True:
@@ -102,7 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # No connection at start (min_size=0): the API starts and answers 503 while PostgreSQL is unavailable.
-        state["pool"] = await asyncpg.create_pool(settings.database_url, min_size=0, max_size=4)
+        state["pool"] = await asyncpg.create_pool(database.dsn(settings, database.API), min_size=0, max_size=4)
         changes = state["changes"] = Changes(settings, [spec.contract for spec in TABLES.values()])
         changes.start(asyncio.get_running_loop())
         refreshing = asyncio.create_task(refresh_metrics())

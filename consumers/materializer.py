@@ -31,7 +31,7 @@ import asyncpg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as KafkaPartition
 
-from satubus import access
+from satubus import access, database
 from satubus.consumers import activity, faults, metrics
 from satubus.consumers.tables import TableSpec
 from satubus.errors import BrokerUnavailable
@@ -99,7 +99,9 @@ class Materializer:
         self.group_id = settings.topic(group_id or f"{GROUP_ID}-{spec.entity}")
         self.topic = settings.topic(spec.contract.name)
         # Clear NIKs are read by their own principal: the materializer's cannot read restricted topics.
-        self.role = access.RESTRICTED if spec.contract.name.startswith("restricted.") else access.MATERIALIZER
+        restricted = spec.contract.name.startswith("restricted.")
+        self.role = access.RESTRICTED if restricted else access.MATERIALIZER
+        self.login = database.NIK_MATERIALIZER if restricted else database.MATERIALIZER
         self._reader = spec.contract.value_schema()  # records of older versions get this version's defaults
         self._serde = AvroSerde(registry_client(settings))
         self._positions: dict[int, int | None] = {}  # partition -> next offset stored in PostgreSQL
@@ -151,7 +153,7 @@ class Materializer:
     async def _create_pool(self) -> Any:
         with faults.database_errors():
             return await asyncpg.create_pool(
-                self.settings.database_url, min_size=1, max_size=2, init=self._init_connection
+                database.dsn(self.settings, self.login), min_size=1, max_size=2, init=self._init_connection
             )
 
     async def _fetch_topic_id(self) -> str:

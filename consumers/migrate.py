@@ -37,13 +37,25 @@ async def migrate(dsn: str) -> list[str]:
         await conn.close()
 
 
+async def pending(dsn: str) -> list[str]:
+    """The migrations not applied to the database yet, in order (all of them before the first)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM public.schema_migrations")}
+    except (asyncpg.UndefinedTableError, asyncpg.InsufficientPrivilegeError):  # never migrated
+        done = set()
+    finally:
+        await conn.close()
+    return [path.name for path in sorted(MIGRATIONS_DIR.glob("*.sql")) if path.name not in done]
+
+
 async def recreate(dsn: str) -> list[str]:
     """Drop the database ``dsn`` names, create it empty and migrate it: for tests and benchmarks only."""
     server, name = dsn.rsplit("/", 1)
     conn = await asyncpg.connect(f"{server}/postgres")
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')  # owned by the connecting user, the owner
     finally:
         await conn.close()
     return await migrate(dsn)

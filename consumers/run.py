@@ -7,11 +7,12 @@ import asyncio
 import logging
 import signal
 
-from satubus import metrics
+from satubus import database, metrics
 from satubus.consumers import faults
 from satubus.consumers.materializer import Materializer
-from satubus.consumers.migrate import migrate
+from satubus.consumers.migrate import migrate, pending
 from satubus.consumers.tables import MATERIALIZED
+from satubus.errors import ConfigurationError
 from satubus.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,18 +32,28 @@ async def _materialize(settings: Settings, entities: list[str]) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        applied = await faults.until_available(lambda: _migrate(settings), what="migrating PostgreSQL", stop=stop)
+        missing = await faults.until_available(lambda: _pending(settings), what="reading the migrations", stop=stop)
     except faults.Stopped:
         return
-    if applied:
-        log.info("applied migrations %s", applied)
+    if missing:
+        raise ConfigurationError(
+            f"the database lacks migration(s) {', '.join(missing)}: run `satubus migrate` as its owner first "
+            "(the materializer's login may write the view, not change its schema)"
+        )
     await asyncio.gather(*(Materializer(settings, MATERIALIZED[entity]).run(stop) for entity in entities))
 
 
 async def _migrate(settings: Settings) -> list[str]:
-    """The migrations applied; PostgreSQL unavailable is ``DatabaseUnavailable``, waited for by the caller."""
+    """The migrations applied, as the database's owner; PostgreSQL unavailable is ``DatabaseUnavailable``."""
     with faults.database_errors():
-        return await migrate(settings.database_url)
+        return await migrate(database.dsn(settings))
+
+
+async def _pending(settings: Settings) -> list[str]:
+    """The migrations not applied yet, as seen by the materializer's login; unavailable: ``DatabaseUnavailable``,
+    waited for by the caller."""
+    with faults.database_errors():
+        return await pending(database.dsn(settings, database.MATERIALIZER))
 
 
 def run_migrations(args: argparse.Namespace, settings: Settings) -> int:

@@ -4,7 +4,8 @@
 An agency is **integrated** when a valid event of it arrived within the freshness SLA and at most the allowed share
 of its events in the ratio window were invalid; **stale** when it has sent valid events, but not recently enough or
 with too many invalid ones; **silent** when no valid event of it ever arrived. A valid event is one the stream
-processor accepted: neither invalid nor dropped as a redelivery or as older than its key's version.
+processor accepted: neither invalid nor dropped as a redelivery or as older than its key's version. An agency
+the province has **blocked** (``satubus agency block``) is shown so whatever it sent, with who blocked it and why.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Literal
 
 from satubus.schemas.catalogue import Agency
 
-Status = Literal["integrated", "stale", "silent"]
+Status = Literal["integrated", "stale", "silent", "blocked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,13 @@ class Activity:
 
 
 @dataclass(frozen=True, slots=True)
+class Block:
+    blocked_at: dt.datetime
+    blocked_by: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AgencyStatus:
     code: str
     name: str
@@ -50,11 +58,17 @@ class AgencyStatus:
     invalid_ratio: float | None  # None: no events in the ratio window
 
 
-def assess(agency: Agency, activity: Activity | None, now: dt.datetime, rules: Rules) -> AgencyStatus:
+def assess(
+    agency: Agency, activity: Activity | None, now: dt.datetime, rules: Rules, block: Block | None = None
+) -> AgencyStatus:
     activity = activity or Activity(None, 0, 0, 0)
     ratio = activity.window_invalid / activity.window_events if activity.window_events else None
-    if activity.last_valid_at is None:
-        status: Status = "silent"
+    status: Status
+    if block is not None:
+        status = "blocked"
+        reason = f"blocked by {block.blocked_by} at {block.blocked_at:%Y-%m-%d %H:%M} UTC: {block.reason}"
+    elif activity.last_valid_at is None:
+        status = "silent"
         reason = "no valid event has arrived"
     elif (age := now - activity.last_valid_at) > rules.freshness:
         status, reason = "stale", f"last valid event {_duration(age)} ago, more than {_duration(rules.freshness)}"
@@ -78,11 +92,16 @@ def assess(agency: Agency, activity: Activity | None, now: dt.datetime, rules: R
 
 
 def scoreboard(
-    catalogue: Sequence[Agency], activity: dict[str, Activity], now: dt.datetime, rules: Rules
+    catalogue: Sequence[Agency],
+    activity: dict[str, Activity],
+    now: dt.datetime,
+    rules: Rules,
+    blocks: dict[str, Block] | None = None,
 ) -> list[AgencyStatus]:
     """Every catalogue agency, integrated first, then by code."""
-    order = {"integrated": 0, "stale": 1, "silent": 2}
-    statuses = [assess(agency, activity.get(agency.code), now, rules) for agency in catalogue]
+    order = {"integrated": 0, "stale": 1, "silent": 2, "blocked": 3}
+    blocks = blocks or {}
+    statuses = [assess(a, activity.get(a.code), now, rules, blocks.get(a.code)) for a in catalogue]
     return sorted(statuses, key=lambda s: (order[s.status], s.code))
 
 
@@ -103,6 +122,11 @@ async def load_activity(conn: Any, now: dt.datetime, rules: Rules) -> dict[str, 
         r["agency"]: Activity(r["last_valid_at"], r["recent_events"], r["window_events"], r["window_invalid"])
         for r in rows
     }
+
+
+async def load_blocks(conn: Any) -> dict[str, Block]:
+    rows = await conn.fetch("SELECT agency, blocked_at, blocked_by, reason FROM bus.agency_blocks")
+    return {r["agency"]: Block(r["blocked_at"], r["blocked_by"], r["reason"]) for r in rows}
 
 
 def _duration(delta: dt.timedelta) -> str:

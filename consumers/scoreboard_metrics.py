@@ -41,6 +41,6 @@ def record(statuses: Iterable[AgencyStatus], now: dt.datetime) -> None:
         AGENCY_INTEGRATED.labels(status.code).set(status.status == "integrated")
         if status.last_valid_at is not None:
             AGENCY_FRESHNESS.labels(status.code).set((now - status.last_valid_at).total_seconds())
-    for name in ("integrated", "stale", "silent"):
+    for name in ("integrated", "stale", "silent", "blocked"):
         AGENCIES.labels(name).set(by_status[name])
     AGENCIES_INTEGRATED.set(by_status["integrated"])

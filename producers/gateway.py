@@ -13,10 +13,8 @@ No ``from __future__ import annotations`` here: FastAPI reads the dependency ann
 
 import argparse
 import asyncio
-import hmac
 import json
 import logging
-import sys
 import uuid
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -31,6 +29,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from satubus import access
 from satubus.errors import BrokerUnavailable, DataError, InfrastructureError, RegistryUnavailable
 from satubus.metrics import REGISTRY
+from satubus.producers.gateway_tokens import Tokens, follow
 from satubus.producers.publisher import AgencyPublisher, Change, Outcome
 from satubus.registry import registry_client
 from satubus.schemas.catalogue import load_catalogue
@@ -79,16 +78,24 @@ class BatchResponse(BaseModel):
     rejected: list[RejectedEvent]
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, given: Tokens | None = None) -> FastAPI:
+    """The gateway; its tokens are read from PostgreSQL and kept current, unless ``given`` (tests)."""
     datasets: dict[str, set[str]] = {a.code: set(a.datasets) for a in load_catalogue()}
-    tokens = {agency: token.get_secret_value().encode() for agency, token in settings.gateway_tokens.items()}
+    tokens = given or Tokens()
     publishers: dict[tuple[str, str], AgencyPublisher] = {}
     creating = asyncio.Lock()
     serde = AvroSerde(registry_client(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
+        stop, first = asyncio.Event(), asyncio.Event()
+        following = None if given else asyncio.create_task(follow(tokens, settings, stop, first))
+        if following is not None:
+            await first.wait()
         yield
+        stop.set()
+        if following is not None:
+            await following
         for publisher in publishers.values():  # outcomes already went to the callers; just drain
             await asyncio.to_thread(publisher.wait, settings.gateway_ack_timeout + 5)
         serde.close()
@@ -103,14 +110,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/metrics", make_asgi_app(registry=REGISTRY))
     bearer = HTTPBearer(auto_error=False)
 
-    def agency_of(token: str) -> str | None:
-        for agency, secret in tokens.items():
-            if hmac.compare_digest(token.encode(), secret):
-                return agency
-        return None
-
     def authenticated_agency(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
-        agency = None if credentials is None else agency_of(credentials.credentials)
+        agency = None if credentials is None else tokens.agency_of(credentials.credentials)
         if agency is None:
             raise HTTPException(401, UNAUTHENTICATED, headers=CHALLENGE)
         return agency
@@ -118,7 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         credentials = await bearer(request)  # a stranger learns nothing about the body
-        if credentials is None or agency_of(credentials.credentials) is None:
+        if credentials is None or tokens.agency_of(credentials.credentials) is None:
             return JSONResponse({"detail": UNAUTHENTICATED}, 401, headers=CHALLENGE)
         if any(error["type"] == "json_invalid" for error in exc.errors()):
             return JSONResponse({"detail": "the body is not valid JSON"}, status_code=400)
@@ -218,12 +219,6 @@ def _service(error: InfrastructureError) -> str:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    if not settings.gateway_tokens:
-        print(
-            'satubus gateway: no agency tokens configured; set SATUBUS_GATEWAY_TOKENS=\'{"<agency>": "<token>"}\'',
-            file=sys.stderr,
-        )
-        return 2
     uvicorn.run(
         create_app(settings),
         host=args.host or settings.gateway_host,

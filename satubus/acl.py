@@ -8,10 +8,12 @@ principals' ACLs are compared, so another bus on the same cluster is never touch
 from __future__ import annotations
 
 import argparse
+import asyncio
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import cast, get_args
 
+import asyncpg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._acl import AclBinding, AclBindingFilter, AclOperation, AclPermissionType
@@ -23,7 +25,7 @@ from confluent_kafka.admin._scram import (
     UserScramCredentialUpsertion,
 )
 
-from satubus import access
+from satubus import access, database
 from satubus.access import Grant, Operation, Pattern, ResourceKind
 from satubus.kafka import admin_client
 from satubus.secrets import LocalSecrets
@@ -46,7 +48,7 @@ class Plan:
         return [f"+ {g}" for g in sorted(self.add)] + [f"- {g}" for g in sorted(self.remove)]
 
 
-def _binding(grant: Grant, kind: type[AclBinding] = AclBinding) -> AclBinding:
+def binding(grant: Grant, kind: type[AclBinding] = AclBinding) -> AclBinding:
     return kind(
         ResourceType[grant.resource_type],
         grant.resource,
@@ -99,10 +101,29 @@ def _current(admin: AdminClient, namespace: str) -> tuple[set[Grant], list[AclBi
     return grants, foreign
 
 
+def blocked_agencies(settings: Settings) -> frozenset[str]:
+    """The agencies the province has blocked (``satubus agency block``); none while the bus's database is not
+    there yet (a stack being set up)."""
+
+    async def read() -> frozenset[str]:
+        try:
+            connection = await asyncpg.connect(database.dsn(settings), timeout=10)
+        except asyncpg.InvalidCatalogNameError:  # no database yet
+            return frozenset()
+        try:
+            return frozenset(r["agency"] for r in await connection.fetch("SELECT agency FROM bus.agency_blocks"))
+        except asyncpg.UndefinedTableError:  # not migrated yet
+            return frozenset()
+        finally:
+            await connection.close()
+
+    return asyncio.run(read())
+
+
 def plan(settings: Settings, admin: AdminClient | None = None) -> Plan:
     admin = admin or admin_client(settings)
     have, foreign = _current(admin, settings.namespace)
-    wanted = access.grants(settings.namespace)
+    wanted = access.grants(settings.namespace, blocked=blocked_agencies(settings))
     result = Plan(add=wanted - have, remove=have - wanted)
     result.remove |= {g for b in foreign if (g := _grant(b)) is not None}
     return result
@@ -113,10 +134,10 @@ def apply(settings: Settings) -> Plan:
     admin = admin_client(settings)
     changes = plan(settings, admin)
     if changes.add:
-        for future in admin.create_acls([_binding(g) for g in sorted(changes.add)], request_timeout=TIMEOUT).values():
+        for future in admin.create_acls([binding(g) for g in sorted(changes.add)], request_timeout=TIMEOUT).values():
             future.result()
     if changes.remove:
-        filters = [cast(AclBindingFilter, _binding(g, AclBindingFilter)) for g in sorted(changes.remove)]
+        filters = [cast(AclBindingFilter, binding(g, AclBindingFilter)) for g in sorted(changes.remove)]
         for future in admin.delete_acls(filters, request_timeout=TIMEOUT).values():
             future.result()
     return changes

@@ -76,7 +76,7 @@ def _schemas(args: argparse.Namespace, settings: Settings) -> int:
         print(f"no subject matches {args.subject!r}", file=sys.stderr)
         return 2
     require_registry(settings)
-    with registry_client(settings) as registry:
+    with registry_client(settings, admin=args.action == "register") as registry:
         reports = [action(registry, contract) for contract in contracts]
     for report in reports:
         if args.verbose or report.details or not report.ok:
@@ -127,6 +127,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     acl.add_argument("action", choices=("plan", "apply"))
     acl.set_defaults(handler=_lazy("satubus.acl", "main"))
+
+    agency = commands.add_parser(
+        "agency",
+        help="issue, rotate or revoke an agency's credentials; block or unblock it",
+        description=(
+            "An agency's credentials: its Kafka user (agency-<code>, which may write only its own topics) and its "
+            "gateway tokens, printed once when issued and kept only as digests. block: the province's switch, "
+            "which removes the agency's ACLs, makes the gateway refuse its tokens and shows it as blocked on the "
+            "scoreboard; unblock undoes it."
+        ),
+    )
+    groups = agency.add_subparsers(dest="command_group", required=True, metavar="ACTION")
+    credentials = groups.add_parser(
+        "credentials",
+        help="issue|rotate|revoke|list an agency's credentials",
+        description=(
+            "issue: a new Kafka password (the user is created if needed) and a new gateway token; rotate: the same, "
+            "and the older tokens expire after --old-valid-for hours (the old Kafka password stops at once); "
+            "revoke: every token and the Kafka user, or only --token; list: the tokens, without secrets."
+        ),
+    )
+    credentials.add_argument("action", choices=("issue", "rotate", "revoke", "list"))
+    credentials.add_argument("code", help="the agency's code in the catalogue, e.g. dukcapil")
+    credentials.add_argument("--expires-in", type=float, metavar="DAYS", help="the new token expires after this")
+    credentials.add_argument(
+        "--old-valid-for", type=float, default=24.0, metavar="HOURS", help="rotate: the older tokens' overlap (24)"
+    )
+    credentials.add_argument("--token", metavar="ID", help="revoke only this token (default: all, and the Kafka user)")
+    credentials.add_argument("--by", help="who does this (default: the current user)")
+    for action, text in (("block", "cut an agency off the bus"), ("unblock", "let a blocked agency back in")):
+        switch = groups.add_parser(action, help=text, description=text)
+        switch.add_argument("code", help="the agency's code in the catalogue")
+        switch.add_argument("--by", help="who does this (default: the current user)")
+        if action == "block":
+            switch.add_argument("--reason", required=True, help="why (shown on the scoreboard)")
+        switch.set_defaults(action=action)
+    agency.set_defaults(handler=_lazy("satubus.credentials", "main"))
 
     schemas = commands.add_parser(
         "schemas",
@@ -186,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gateway",
         help="run the HTTP ingest gateway",
         description="Serve POST /v1/agencies/{agency}/datasets/{dataset}/events for agencies without a Kafka client "
-        "(OpenAPI at /docs). Tokens: SATUBUS_GATEWAY_TOKENS.",
+        "(OpenAPI at /docs). Tokens: `satubus agency credentials issue <code>`.",
     )
     gateway.add_argument("--host", help="listen address (default SATUBUS_GATEWAY_HOST, 127.0.0.1)")
     gateway.add_argument("--port", type=int, help="listen port (default SATUBUS_GATEWAY_PORT, 19110)")

@@ -23,14 +23,34 @@ from fastavro.schema import SchemaParseException
 from satubus.schemas.compatibility import field_changes, incompatibilities, same, undocumented
 from satubus.schemas.errors import SchemaError
 from satubus.schemas.topics import TopicContract
+from satubus.secrets import LocalSecrets
 from satubus.settings import Settings
 
 Status = Literal["new", "unchanged", "compatible", "incompatible", "invalid", "registered", "refused"]
 SUBJECT_NOT_FOUND = 40401
 
 
-def registry_client(settings: Settings) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": settings.registry_url, "timeout": settings.registry_timeout})
+def registry_client(settings: Settings, *, admin: bool = False) -> SchemaRegistryClient:
+    """Anonymous (reads only), or as the registry's administrator, who may register schemas and set rules."""
+    config: dict[str, Any] = {"url": settings.registry_url, "timeout": settings.registry_timeout}
+    if admin:
+        config["basic.auth.user.info"] = ":".join(registry_admin(settings))
+    return SchemaRegistryClient(config)
+
+
+def registry_admin(settings: Settings) -> tuple[str, str]:
+    """The administrator's user name and password: from the settings, else from the local stack's secrets."""
+    user = settings.registry_admin_username
+    if settings.registry_admin_password is not None:
+        return user, settings.registry_admin_password.get_secret_value()
+    password = LocalSecrets(settings.secrets_dir).get("registry", user)
+    if password is None:
+        raise SchemaError(
+            "registering schemas needs the registry's administrator: set SATUBUS_REGISTRY_ADMIN_USERNAME and "
+            "SATUBUS_REGISTRY_ADMIN_PASSWORD (on the local stack, `satubus stack up` keeps it in "
+            f"{settings.secrets_dir})"
+        )
+    return user, password
 
 
 def require_registry(settings: Settings) -> None:

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
             super().__init__(_env_file=_env_file, **values)
         except ValidationError as exc:
             raise ConfigurationError(_invalid(exc, _env_file)) from exc
-        except SettingsError as exc:  # a value that should be JSON (e.g. SATUBUS_GATEWAY_TOKENS) is not
+        except SettingsError as exc:  # a value that should be JSON is not
             raise ConfigurationError(_invalid(exc, _env_file)) from exc
 
     kafka_bootstrap: str = "127.0.0.1:19092"
@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     kafka_ca_file: Path | None = None
     registry_url: str = "http://127.0.0.1:18085/apis/ccompat/v7"
     registry_management_port: int = 18086
+    # Reads are anonymous; registering schemas and changing compatibility need the registry's administrator.
+    # Unset, the password is the local stack's (state_dir/secrets); only `satubus schemas register` and the
+    # tools that set up a bus use it.
+    registry_admin_username: str = "admin"
+    registry_admin_password: SecretStr | None = None
     # Seconds before a registry request is abandoned (and retried by the client); without it a stuck request hangs.
     registry_timeout: float = 10.0
     database_url: str = "postgresql://satubus@127.0.0.1:15432/satubus"
@@ -121,8 +126,9 @@ class Settings(BaseSettings):
     topic_partitions: int = 4
     topic_replication_factor: int = 1
 
-    # HTTP ingest gateway: each agency's bearer token, as JSON: SATUBUS_GATEWAY_TOKENS='{"bpbd": "..."}'.
-    gateway_tokens: dict[str, SecretStr] = {}
+    # HTTP ingest gateway. Agencies' tokens are issued by `satubus agency credentials` (kept as digests in
+    # PostgreSQL); the gateway reads them, and the blocks, this often.
+    gateway_token_refresh_seconds: float = 2.0
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 19110
     gateway_max_events: int = 1000

@@ -19,6 +19,7 @@ import asyncpg
 
 from satubus import metrics
 from satubus.consumers.migrate import migrate
+from satubus.database import dsn as owner_dsn
 from satubus.deploy.local.stack import Stack, StackError
 from satubus.kafka import create_topics
 from satubus.producers.simulate import simulate
@@ -45,7 +46,7 @@ async def _follow_view(
     patience: float = 600,
 ) -> bool:
     """Wait until every person is in the view; True when they all were at the first look."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(owner_dsn(settings))
     started = time.monotonic()
     first = True
     try:
@@ -73,7 +74,7 @@ def _exit_code(children: list[subprocess.Popen[bytes]]) -> int | None:
 
 
 async def _people(settings: Settings) -> int:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(owner_dsn(settings))
     try:
         return int(await conn.fetchval("SELECT count(*) FROM unified.person"))
     finally:
@@ -85,9 +86,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     Stack.from_settings(settings).up()
     print("2/5 topics, schemas and tables")
     create_topics(settings)
-    with registry_client(settings) as registry:
+    with registry_client(settings, admin=True) as registry:
         register_contracts(registry, all_contracts(settings.namespace))
-    asyncio.run(migrate(settings.database_url))
+    asyncio.run(migrate(owner_dsn(settings)))
 
     logs = settings.state_dir.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)

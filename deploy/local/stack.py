@@ -32,11 +32,12 @@ from urllib.parse import urlsplit
 
 from confluent_kafka.admin import AdminClient
 
-from satubus import access
+from satubus import access, database
 from satubus.acl import provision_local
 from satubus.deploy.local.tls import ensure_certificates
 from satubus.errors import ConfigurationError, SatuBusError
 from satubus.kafka import client_config
+from satubus.registry import registry_admin
 from satubus.secrets import LocalSecrets
 from satubus.settings import Settings
 
@@ -369,11 +370,12 @@ class Registry:
 
     def __init__(self, settings: Settings, layout: Layout) -> None:
         self.url = settings.registry_url.rstrip("/")
+        self.settings = settings
+        self.secrets = LocalSecrets(layout.root / "secrets")
         self.port = settings.registry_port
         self.management_port = settings.registry_management_port
         parts = urlsplit(settings.database_url)
         self.jdbc_url = f"jdbc:postgresql://127.0.0.1:{parts.port}/apicurio"
-        self.db_user = parts.username or "satubus"
         self.dir = layout.service(self.name)
         self.app = self.dir / f"apicurio-registry-{APICURIO_VERSION}"
         self.downloads = layout.downloads
@@ -413,6 +415,7 @@ class Registry:
             override_env="SATUBUS_REGISTRY_JAVA",
             install=f"a JDK 21 or newer under /usr/lib/jvm (the registry is run on Temurin {REGISTRY_JAVA} here)",
         )
+        admin = self.settings.registry_admin_username
         env = {
             "QUARKUS_HTTP_HOST": "127.0.0.1",
             "QUARKUS_HTTP_PORT": str(self.port),
@@ -423,8 +426,19 @@ class Registry:
             "APICURIO_STORAGE_KIND": "sql",
             "APICURIO_STORAGE_SQL_KIND": "postgresql",
             "APICURIO_DATASOURCE_URL": self.jdbc_url,
-            "APICURIO_DATASOURCE_USERNAME": self.db_user,
-            "APICURIO_DATASOURCE_PASSWORD": "local",
+            "APICURIO_DATASOURCE_USERNAME": database.REGISTRY,
+            "APICURIO_DATASOURCE_PASSWORD": self.secrets.ensure("postgres", database.REGISTRY),
+            # Anyone may read schemas; only the administrator (HTTP basic, a user embedded in the registry, no
+            # identity server) may register or delete them or change rules.
+            "QUARKUS_OIDC_TENANT_ENABLED": "false",
+            "APICURIO_AUTHN_ENABLED": "true",
+            "QUARKUS_HTTP_AUTH_BASIC": "true",
+            "APICURIO_AUTH_ROLE_BASED_AUTHORIZATION": "true",
+            "APICURIO_AUTH_ANONYMOUS_READ_ACCESS_ENABLED": "true",
+            "QUARKUS_SECURITY_USERS_EMBEDDED_ENABLED": "true",
+            "QUARKUS_SECURITY_USERS_EMBEDDED_PLAIN_TEXT": "true",
+            f"QUARKUS_SECURITY_USERS_EMBEDDED_USERS_{admin.upper()}": self.secrets.ensure("registry", admin),
+            f"QUARKUS_SECURITY_USERS_EMBEDDED_ROLES_{admin.upper()}": "sr-admin",
         }
         cmd = [java, "-Xms128m", "-Xmx512m", "-jar", str(self.app / "quarkus-run.jar")]
         return _spawn(cmd, log=self.log, pidfile=self.pidfile, env=env, cwd=self.dir)
@@ -437,12 +451,14 @@ class Registry:
             return False
 
     def enforce_compatibility(self) -> None:
-        """Apicurio enforces compatibility only under a rule: set the global one and read it back."""
+        """Apicurio enforces compatibility only under a rule: set the global one (as the administrator) and read
+        it back."""
+        login = base64.b64encode(":".join(registry_admin(self.settings)).encode()).decode()
         request = urllib.request.Request(
             f"{self.url}/config",
             method="PUT",
             data=json.dumps({"compatibility": "BACKWARD"}).encode(),
-            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+            headers={"Content-Type": "application/vnd.schemaregistry.v1+json", "Authorization": f"Basic {login}"},
         )
         with urllib.request.urlopen(request, timeout=10):
             pass
@@ -466,6 +482,7 @@ class Postgres:
         self.port = settings.database_port
         self.user = parts.username or "satubus"
         self.database = parts.path.lstrip("/") or "satubus"
+        self.secrets = LocalSecrets(layout.root / "secrets")
         self.dir = layout.service(self.name)
         self.data = self.dir / "data"
         self.log = layout.logfile(self.name)
@@ -488,9 +505,25 @@ class Postgres:
                 "(or set SATUBUS_PG_BIN to the folder holding initdb and pg_ctl)."
             )
         if (self.data / "PG_VERSION").exists():
+            if re.search(r"^\s*host.*\btrust\b", (self.data / "pg_hba.conf").read_text(), re.MULTILINE):
+                raise StackError(
+                    f"PostgreSQL's data in {self.data} lets anyone in (trust): it was made before the stack had "
+                    f"logins. Stop the stack (`satubus stack down`), remove that folder (its databases are lost) "
+                    f"and start again."
+                )
             return
         shutil.rmtree(self.data, ignore_errors=True)
         self.data.mkdir(parents=True)
+        password_file = self.dir / "owner-password"  # read by initdb, then removed
+        password_file.touch(mode=0o600)
+        password_file.write_text(self.secrets.ensure("postgres", self.user) + "\n")
+        try:
+            self._initdb(password_file)
+        finally:
+            password_file.unlink(missing_ok=True)
+
+    def _initdb(self, password_file: Path) -> None:
+        """Every connection, local or over TCP, authenticates with SCRAM-SHA-256; the owner's password is set."""
         _run(
             self._as_server_user(
                 [
@@ -499,7 +532,8 @@ class Postgres:
                     str(self.data),
                     "-U",
                     self.user,
-                    "--auth=trust",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={password_file}",
                     "-E",
                     "UTF8",
                     "--locale=C.UTF-8",
@@ -540,16 +574,51 @@ class Postgres:
         result = subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)])
         return result.returncode == 0
 
+    def create_logins(self) -> None:
+        """One login per process (satubus/database.py), each a member of its group role; passwords generated into
+        the local secrets. Idempotent: run at every start, it also sets each password to the kept one."""
+        statements = []
+        for group in sorted(set(database.GROUPS.values())):
+            statements.append(
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{group}') THEN "
+                f"CREATE ROLE {group} NOLOGIN; END IF; END $$;"
+            )
+        for login in database.LOGINS:
+            password = self.secrets.ensure("postgres", login)
+            statements.append(
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{login}') THEN "
+                f"CREATE ROLE {login} LOGIN; END IF; END $$;"
+            )
+            statements.append(
+                f"ALTER ROLE {login} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}';"
+            )
+            if login in database.GROUPS:
+                statements.append(f"GRANT {database.GROUPS[login]} TO {login};")
+        # stdin, not the command line, where other users of the machine could read the passwords
+        _run(
+            self._psql("postgres", None), "creating the PostgreSQL logins", input="\n".join(statements), env=self._env()
+        )
+
     def create_databases(self) -> None:
-        for database in (self.database, "apicurio"):
+        owners = {self.database: self.user, "apicurio": database.REGISTRY}
+        for name, owner in owners.items():
             exists = _run(
-                self._psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{database}'"),
+                self._psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"),
                 "querying PostgreSQL",
+                env=self._env(),
             ).stdout.strip()
             if not exists:
-                _run(self._psql("postgres", f'CREATE DATABASE "{database}"'), f"creating database {database}")
+                _run(
+                    self._psql("postgres", f'CREATE DATABASE "{name}" OWNER {owner}'),
+                    f"creating database {name}",
+                    env=self._env(),
+                )
 
-    def _psql(self, database: str, sql: str) -> list[str]:
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "PGPASSWORD": self.secrets.ensure("postgres", self.user)}
+
+    def _psql(self, database: str, sql: str | None) -> list[str]:
+        """psql as the owner, running ``sql`` (or its standard input), stopping at the first error."""
         return [
             str(PG_BIN / "psql"),
             "-h",
@@ -560,8 +629,10 @@ class Postgres:
             self.user,
             "-d",
             database,
-            "-tAc",
-            sql,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-tA",
+            *(["-c", sql] if sql is not None else ["-f", "-"]),
         ]
 
     def stop(self) -> None:
@@ -670,6 +741,7 @@ class Stack:
         if self.postgres.start() is not None:
             print(f"  postgres  started on 127.0.0.1:{self.postgres.port}", flush=True)
         _wait("PostgreSQL", self.postgres.ready, pid=self.postgres.pid(), log=self.postgres.log)
+        self.postgres.create_logins()
         self.postgres.create_databases()
         # Kafka, the registry and Prometheus start in parallel; each is then awaited on its own readiness check.
         started_pids = [(s, s.start()) for s in (self.kafka, self.registry, self.prometheus)]

@@ -31,6 +31,7 @@ from satubus.acl import provision_local
 from satubus.consumers.materializer import GROUP_ID
 from satubus.consumers.migrate import recreate
 from satubus.consumers.tables import MATERIALIZED
+from satubus.database import dsn as owner_dsn
 from satubus.deploy.local.stack import Stack
 from satubus.kafka import admin_client, create_topics
 from satubus.registry import register_contracts, registry_client
@@ -102,9 +103,9 @@ def _reset_topics(settings: Settings) -> None:
 def bus(stack: Stack, settings: Settings) -> Settings:
     provision_local(settings)  # the namespace's principals, their passwords and ACLs
     _reset_topics(settings)
-    with registry_client(settings) as registry:
+    with registry_client(settings, admin=True) as registry:
         register_contracts(registry, all_contracts(settings.namespace))
-    asyncio.run(recreate(settings.database_url))
+    asyncio.run(recreate(owner_dsn(settings)))
     return settings
 
 
@@ -195,7 +196,7 @@ def pipeline_env() -> dict[str, str]:
 def pipeline(bus: Settings, pipeline_env: dict[str, str]) -> Iterator[Pipeline]:
     """A clean bus (empty topics, stream state and database) and the pipeline's processes running on it."""
     _reset_topics(bus)
-    asyncio.run(recreate(bus.database_url))
+    asyncio.run(recreate(owner_dsn(bus)))
     logs = bus.state_dir.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(bus, logs, pipeline_env)

@@ -19,6 +19,7 @@ from confluent_kafka import Producer
 
 from satubus import access
 from satubus.consumers.tables import PERSON
+from satubus.database import dsn as owner_dsn
 from satubus.kafka import producer_config, read_to_end
 from satubus.producers.publisher import AgencyPublisher
 from satubus.producers.simulate import simulate
@@ -69,7 +70,7 @@ async def wait_for_rows(
     settings: Settings, expected: int, pipeline: Pipeline, patience: float = 300, *, at_most: bool = False
 ) -> None:
     """Until the view holds at least ``expected`` rows (with ``at_most``: at most)."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(owner_dsn(settings))
     try:
         deadline = time.monotonic() + patience
         while True:
@@ -84,7 +85,7 @@ async def wait_for_rows(
 
 
 async def fetch_rows(settings: Settings) -> list[dict[str, Any]]:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(owner_dsn(settings))
     try:
         return [dict(r) for r in await conn.fetch("SELECT * FROM unified.person")]
     finally:

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from satubus.credentials import add_token
 from satubus.registry import registry_client
 from satubus.schemas.topics import agency_topic
 from satubus.serde import AvroSerde
@@ -23,7 +24,6 @@ from satubus.settings import Settings
 from tests.integration.conftest import process_env, unanswered_address
 from tests.integration.test_dukcapil_end_to_end import read_topic
 
-TOKENS = {"bpbd": "token-of-bpbd", "dinsos": "token-of-dinsos"}
 URL = "/v1/agencies/bpbd/datasets/kejadian/events"
 TOPIC = agency_topic("bpbd", "kejadian")
 MAX_BODY = 100_000
@@ -43,7 +43,7 @@ def incident(i: int) -> dict[str, Any]:
 @contextlib.contextmanager
 def running_gateway(bus: Settings, port: int, **env: str) -> Iterator[httpx.Client]:
     log = bus.state_dir.resolve() / "logs" / f"test-gateway-{port}.log"
-    env = process_env(bus) | {"SATUBUS_GATEWAY_TOKENS": json.dumps(TOKENS), "SATUBUS_GATEWAY_PORT": str(port)} | env
+    env = process_env(bus) | {"SATUBUS_GATEWAY_PORT": str(port)} | env
     with log.open("ab") as out:
         server = subprocess.Popen(
             [str(Path(sys.executable).with_name("satubus")), "gateway"], stdout=out, stderr=subprocess.STDOUT, env=env
@@ -67,17 +67,32 @@ def running_gateway(bus: Settings, port: int, **env: str) -> Iterator[httpx.Clie
 
 
 @pytest.fixture(scope="module")
-def gateway(bus: Settings) -> Iterator[httpx.Client]:
+def tokens(bus: Settings) -> dict[str, str]:
+    """A token for each of two agencies, issued as `satubus agency credentials` does, into the suite's database."""
+    return {agency: asyncio.run(add_token(bus, agency, "test")).token for agency in ("bpbd", "dinsos")}
+
+
+@pytest.fixture(scope="module")
+def gateway(bus: Settings, tokens: dict[str, str]) -> Iterator[httpx.Client]:
     limits = {"SATUBUS_GATEWAY_MAX_EVENTS": "50", "SATUBUS_GATEWAY_MAX_BODY_BYTES": str(MAX_BODY)}
     with running_gateway(bus, bus.gateway_port, **limits) as client:
         yield client
 
 
-def auth(agency: str = "bpbd") -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKENS[agency]}"}
+Auth = Callable[..., dict[str, str]]
 
 
-def test_a_batch_is_acknowledged_after_the_broker_and_lists_rejections(bus: Settings, gateway: httpx.Client) -> None:
+@pytest.fixture(scope="module")
+def auth(tokens: dict[str, str]) -> Auth:
+    def header(agency: str = "bpbd") -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens[agency]}"}
+
+    return header
+
+
+def test_a_batch_is_acknowledged_after_the_broker_and_lists_rejections(
+    bus: Settings, gateway: httpx.Client, auth: Auth
+) -> None:
     events = [{"key": f"G-{i}", "version": 1, "record": incident(i)} for i in range(20)]
     events[3]["record"] = incident(3) | {"pengungsi": "banyak", "status": None}
     events[11] = {"key": "G-11", "version": 1, "op": "c", "record": None}
@@ -111,7 +126,7 @@ def test_credentials_are_required(gateway: httpx.Client, headers: dict[str, str]
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-def test_an_agency_may_post_only_to_its_own_datasets(gateway: httpx.Client) -> None:
+def test_an_agency_may_post_only_to_its_own_datasets(gateway: httpx.Client, auth: Auth) -> None:
     response = gateway.post(URL, json={"events": []}, headers=auth("dinsos"))
     assert response.status_code == 403
     assert "own datasets" in response.json()["detail"]
@@ -121,7 +136,7 @@ def test_an_agency_may_post_only_to_its_own_datasets(gateway: httpx.Client) -> N
     )
 
 
-def test_malformed_json_is_400_and_a_wrong_shape_is_422(gateway: httpx.Client) -> None:
+def test_malformed_json_is_400_and_a_wrong_shape_is_422(gateway: httpx.Client, auth: Auth) -> None:
     response = gateway.post(URL, content=b'{"events": [', headers=auth() | {"Content-Type": "application/json"})
     assert response.status_code == 400
     assert response.json()["detail"] == "the body is not valid JSON"
@@ -130,7 +145,7 @@ def test_malformed_json_is_400_and_a_wrong_shape_is_422(gateway: httpx.Client) -
     assert {e["field"] for e in response.json()["errors"]} == {"events.0.key", "events.0.version"}
 
 
-def test_oversized_batches_are_413(gateway: httpx.Client) -> None:
+def test_oversized_batches_are_413(gateway: httpx.Client, auth: Auth) -> None:
     events = [{"key": f"G-{i}", "version": 1, "record": incident(i)} for i in range(51)]
     assert gateway.post(URL, json={"events": events}, headers=auth()).status_code == 413
     huge = b'{"events": [], "padding": "' + b"x" * MAX_BODY + b'"}'
@@ -138,7 +153,7 @@ def test_oversized_batches_are_413(gateway: httpx.Client) -> None:
     assert response.status_code == 413
 
 
-def test_an_oversized_chunked_body_is_413_as_it_streams_in(gateway: httpx.Client) -> None:
+def test_an_oversized_chunked_body_is_413_as_it_streams_in(gateway: httpx.Client, auth: Auth) -> None:
     def chunks() -> Iterator[bytes]:  # no Content-Length: the size is known only while reading
         yield b'{"events": [], "padding": "'
         for _ in range(MAX_BODY // 10_000 + 1):
@@ -156,7 +171,7 @@ def test_a_stranger_gets_401_before_the_body_is_judged(gateway: httpx.Client) ->
         assert response.status_code == 401, body
 
 
-def test_a_batch_of_only_bad_records_is_422_and_never_echoes_a_nik(gateway: httpx.Client) -> None:
+def test_a_batch_of_only_bad_records_is_422_and_never_echoes_a_nik(gateway: httpx.Client, auth: Auth) -> None:
     nik = "3171069935850001"  # day 99: impossible
     record = {
         "id_penyaluran": "PKH-1",
@@ -187,7 +202,7 @@ def test_openapi_describes_the_endpoint(gateway: httpx.Client) -> None:
     assert gateway.get("/docs").status_code == 200
 
 
-def test_a_broker_that_does_not_answer_gives_503_within_the_ack_timeout(bus: Settings) -> None:
+def test_a_broker_that_does_not_answer_gives_503_within_the_ack_timeout(bus: Settings, auth: Auth) -> None:
     down = unanswered_address()
     events = [{"key": f"G-{i}", "version": 1, "record": incident(i)} for i in range(3)]
     with running_gateway(
@@ -200,7 +215,7 @@ def test_a_broker_that_does_not_answer_gives_503_within_the_ack_timeout(bus: Set
     assert {e["field"] for r in response.json()["rejected"] for e in r["errors"]} == {"<broker>"}
 
 
-def test_a_registry_that_does_not_answer_gives_503_with_retry_after(bus: Settings) -> None:
+def test_a_registry_that_does_not_answer_gives_503_with_retry_after(bus: Settings, auth: Auth) -> None:
     down = f"http://{unanswered_address()}/apis/ccompat/v7"
     events = [{"key": "G-1", "version": 1, "record": incident(1)}]
     with running_gateway(bus, bus.gateway_port + 2, SATUBUS_REGISTRY_URL=down, SATUBUS_REGISTRY_TIMEOUT="2") as gateway:

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from satubus.consumers.tables import TABLES
+from satubus.database import dsn as owner_dsn
 from satubus.kafka import read_to_end
 from satubus.producers.simulate import simulate
 from satubus.schemas.topics import unified_topic
@@ -92,7 +93,7 @@ def view(settings: Settings, entity: str) -> dict[str, dict[str, Any]]:
 
 
 async def _persons(settings: Settings) -> int:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(owner_dsn(settings))
     try:
         return int(await conn.fetchval("SELECT count(*) FROM unified.person"))
     finally:
@@ -100,7 +101,7 @@ async def _persons(settings: Settings) -> int:
 
 
 async def _stored_offsets(settings: Settings) -> dict[tuple[str, int], int]:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(owner_dsn(settings))
     try:
         rows = await conn.fetch("SELECT topic, partition, next_offset FROM bus.consumer_offsets")
     finally:

@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 from satubus import access
 from satubus.consumers.materializer import Materializer
 from satubus.consumers.tables import PERSON, TableSpec
+from satubus.database import dsn as owner_dsn
 from satubus.kafka import admin_client, ensure_topics, producer_config
 from satubus.registry import registry_client
 from satubus.schemas.topics import TopicContract, TopicName
@@ -22,12 +23,13 @@ from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.samples import unified_person
 
-TOPIC = TopicName("materializer.recreated")  # in the suite's namespace, like every topic the materializer reads
+# In the suite's namespace and under unified.*, like every topic the materializer's principal may read.
+TOPIC = TopicName("unified.test-recreated.v1")
 
 
 def test_a_topic_created_again_is_read_from_its_start(bus: Settings) -> None:
     spec = dataclasses.replace(PERSON, contract=TopicContract(TOPIC, PERSON.contract.schema, compacted=True))
-    group = f"test-recreated-{uuid.uuid4().hex[:8]}"
+    group = f"{access.MATERIALIZER_GROUPS}test-recreated-{uuid.uuid4().hex[:8]}"
     first = [unified_person(n) for n in range(1_000_000, 1_000_020)]
     second = [unified_person(n) for n in range(2_000_000, 2_000_200)]
 
@@ -46,7 +48,7 @@ async def _materialize(settings: Settings, spec: TableSpec, group: str, person_i
     materializer = Materializer(settings, spec, group_id=group)
     stop = asyncio.Event()
     running = asyncio.create_task(materializer.run(stop))
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(owner_dsn(settings))
     try:
         deadline = time.monotonic() + 60
         query = "SELECT count(*) FROM unified.person WHERE person_id = ANY($1::text[])"

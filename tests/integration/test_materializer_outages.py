@@ -25,6 +25,7 @@ from confluent_kafka import Producer
 from satubus import access
 from satubus.consumers.materializer import Materializer
 from satubus.consumers.tables import AGENCY_ACTIVITY, TableSpec
+from satubus.database import dsn as owner_dsn
 from satubus.kafka import admin_client, ensure_topics, producer_config, read_to_end
 from satubus.metrics import REGISTRY
 from satubus.registry import registry_client
@@ -37,7 +38,8 @@ from tests.integration.proxy import CuttableProxy
 @pytest.fixture
 def topic(bus: Settings) -> Iterator[TopicName]:
     """A topic of the test's own (its name in the suite's namespace is ``bus.topic(name)``), deleted afterwards."""
-    name = TopicName(f"materializer.outage.{uuid.uuid4().hex[:8]}")
+    # Under unified.*, which the materializer's principal may read.
+    name = TopicName(f"unified.test-outage-{uuid.uuid4().hex[:8]}.v1")
     ensure_topics(bus, [(bus.topic(name), False)])
     yield name
     admin = admin_client(bus)
@@ -81,7 +83,7 @@ def _produce(settings: Settings, topic: TopicName, records: list[dict[str, Any]]
 
 
 async def _events_in(settings: Settings, agency: str) -> int:
-    conn = await asyncpg.connect(settings.database_url)  # directly, not through the proxy
+    conn = await asyncpg.connect(owner_dsn(settings))  # directly, not through the proxy
     try:
         total = await conn.fetchval("SELECT sum(events_in) FROM bus.agency_activity WHERE agency = $1", agency)
     finally:
@@ -109,7 +111,9 @@ class Running:
     """A materializer running on this test's event loop."""
 
     def __init__(self, settings: Settings, spec: TableSpec) -> None:
-        self.materializer = Materializer(settings, spec, group_id=f"test-outage-{uuid.uuid4().hex[:8]}")
+        self.materializer = Materializer(
+            settings, spec, group_id=f"{access.MATERIALIZER_GROUPS}test-outage-{uuid.uuid4().hex[:8]}"
+        )
         self.stop = asyncio.Event()
         self.task = asyncio.create_task(self.materializer.run(self.stop))
 
@@ -233,7 +237,7 @@ def _produce_slowly(settings: Settings, topic: TopicName, records: list[dict[str
 
 
 async def _stored_offsets(settings: Settings, group: str) -> dict[int, int]:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(owner_dsn(settings))
     try:
         rows = await conn.fetch("SELECT partition, next_offset FROM bus.consumer_offsets WHERE group_id = $1", group)
     finally:

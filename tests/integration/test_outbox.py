@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
+from satubus.database import dsn as owner_dsn
 from satubus.producers.outbox import install
 from satubus.registry import registry_client
 from satubus.schemas.topics import agency_topic
@@ -52,8 +53,8 @@ def payload(i: int, rng: random.Random) -> dict[str, Any]:
 @pytest.fixture
 def agency_db(bus: Settings) -> Iterator[str]:
     name = "agency_dinsos_" + re.sub(r"\W", "_", bus.namespace)  # one per suite's namespace
-    admin = bus.database_url.rsplit("/", 1)[0] + "/postgres"
-    dsn = bus.database_url.rsplit("/", 1)[0] + f"/{name}"
+    admin = owner_dsn(bus).rsplit("/", 1)[0] + "/postgres"
+    dsn = owner_dsn(bus).rsplit("/", 1)[0] + f"/{name}"
 
     async def fresh() -> None:
         conn = await asyncpg.connect(admin)
@@ -226,7 +227,8 @@ async def insert_rows(dsn: str, numbers: range) -> set[str]:
 def test_the_relay_outlives_a_database_outage(bus: Settings, agency_db: str) -> None:
     """Before, the first error of the agency's database ended the relay; now it waits with bounded backoff."""
     proxy = CuttableProxy(urlsplit(agency_db).port or 5432)
-    through_proxy = urlsplit(agency_db)._replace(netloc=f"{urlsplit(agency_db).username}@127.0.0.1:{proxy.port}")
+    login = urlsplit(agency_db).netloc.rpartition("@")[0]  # user and password
+    through_proxy = urlsplit(agency_db)._replace(netloc=f"{login}@127.0.0.1:{proxy.port}")
     log = bus.state_dir.resolve() / "logs" / f"{bus.namespace}-outbox-outage.log"
     log.unlink(missing_ok=True)
     relay = start_relay(bus, through_proxy.geturl(), log)

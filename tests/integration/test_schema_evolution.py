@@ -41,7 +41,7 @@ def contract(schema: dict[str, Any], level: Level, topic: str) -> TopicContract:
 
 @pytest.fixture
 def registry(bus: Settings) -> Iterator[SchemaRegistryClient]:
-    with registry_client(bus) as client:
+    with registry_client(bus, admin=True) as client:
         yield client
 
 

@@ -129,7 +129,7 @@ def test_truncated_and_overlong_bodies_are_malformed(serde: AvroSerde) -> None:
 
 
 def test_registering_again_is_idempotent(bus: Settings) -> None:
-    with registry_client(bus) as client:
+    with registry_client(bus, admin=True) as client:
         schema = Schema(__import__("json").dumps(PERSON_CONTRACT.value_schema()), "AVRO")
         assert client.register_schema(PERSON_CONTRACT.subject, schema) == client.register_schema(
             PERSON_CONTRACT.subject, schema

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from satubus.consumers.tables import TABLES
+from satubus.database import dsn as owner_dsn
 from satubus.producers.publisher import AgencyPublisher
 from satubus.producers.simulate import Simulation, simulate
 from satubus.registry import registry_client
@@ -34,7 +35,7 @@ PARTS = {agency_topic(m.agency, m.dataset) for m in MAPPINGS if m.spec.part is n
 async def table(settings: Settings, entity: str) -> dict[str, dict[str, Any]]:
     """The materialized view of ``entity``, keyed like its topic, JSON columns parsed."""
     spec = TABLES[entity]
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(owner_dsn(settings))
     try:
         rows = await conn.fetch(f"SELECT * FROM {spec.table}")
     finally:
@@ -194,7 +195,7 @@ def test_clear_niks_are_only_in_the_restricted_schema(bus: Settings, simulation:
 
 async def as_role(settings: Settings, role: str | None, sql: str) -> list[tuple[Any, ...]]:
     """``sql`` run as ``role`` (None: the owner), as a login granted that role would run it."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(owner_dsn(settings))
     try:
         if role is not None:
             await conn.execute(f"SET ROLE {role}")

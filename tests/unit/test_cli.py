@@ -28,6 +28,7 @@ COMMANDS = [
     "stack",
     "topics",
     "acl",
+    "agency",
     "schemas",
     "migrate",
     "simulate",

@@ -14,16 +14,18 @@ import fastavro
 import pytest
 from confluent_kafka import KafkaError
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
+from satubus import tokens
 from satubus.producers import gateway
+from satubus.producers.gateway_tokens import Tokens
 from satubus.schemas.envelope import agency_event_schema
 from satubus.schemas.record_models import agency_model
 from satubus.settings import Settings
 from tests.unit.fake_kafka import Fakes, count_validations, failed, install
 
 URL = "/v1/agencies/bpbd/datasets/kejadian/events"
-AUTH = {"Authorization": "Bearer token-of-bpbd"}
+ISSUED = {"bpbd": tokens.issue(), "dinsos": tokens.issue()}
+AUTH = {"Authorization": f"Bearer {ISSUED['bpbd'].token}"}
 NIK = "3171069935850001"
 
 
@@ -51,12 +53,8 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Fakes:
 
 @pytest.fixture
 def client(fakes: Fakes) -> Iterator[TestClient]:
-    settings = Settings(
-        namespace="kota",
-        gateway_tokens={"bpbd": SecretStr("token-of-bpbd"), "dinsos": SecretStr("token-of-dinsos")},
-        gateway_ack_timeout=0.2,
-    )
-    with TestClient(gateway.create_app(settings)) as client:
+    settings = Settings(namespace="kota", gateway_ack_timeout=0.2)
+    with TestClient(gateway.create_app(settings, Tokens.of(ISSUED))) as client:
         yield client
     assert fakes.on_the_loop == [], "a blocking call ran on the event loop"
 
@@ -90,7 +88,7 @@ def test_a_batch_whose_every_record_is_wrong_is_422_with_the_reasons(client: Tes
     response = client.post(
         "/v1/agencies/dinsos/datasets/penerima_bansos/events",
         json={"events": [{"key": "PKH-1", "version": 1, "record": record}]},
-        headers={"Authorization": "Bearer token-of-dinsos"},
+        headers={"Authorization": f"Bearer {ISSUED['dinsos'].token}"},
     )
     assert response.status_code == 422
     body = response.json()

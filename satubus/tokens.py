@@ -1,0 +1,48 @@
+"""Gateway tokens: ``sdb.<token id>.<secret>``, shown once when issued and kept only as a SHA-256 digest.
+
+The secret is 32 random bytes, so a fast digest is enough (a slow password hash protects guessable secrets; nothing
+here is guessable). The id finds the stored digest without scanning; the comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+PREFIX = "sdb"
+
+
+@dataclass(frozen=True)
+class Issued:
+    token_id: str
+    token: str  # the whole bearer token; never stored
+
+    @property
+    def digest(self) -> bytes:
+        parsed = parse(self.token)
+        assert parsed is not None
+        return digest(parsed[1])
+
+
+def issue() -> Issued:
+    token_id = secrets.token_hex(6)
+    return Issued(token_id, f"{PREFIX}.{token_id}.{secrets.token_urlsafe(32)}")
+
+
+def parse(token: str) -> tuple[str, str] | None:
+    """``(token id, secret)``, or None when ``token`` is not one of ours."""
+    prefix, _, rest = token.partition(".")
+    token_id, _, secret = rest.partition(".")
+    if prefix != PREFIX or not token_id or not secret:
+        return None
+    return token_id, secret
+
+
+def digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def matches(secret: str, stored: bytes) -> bool:
+    return hmac.compare_digest(digest(secret), stored)

@@ -103,8 +103,20 @@ def ratios(runs: dict[str, Any]) -> list[dict[str, Any]]:
         }
 
     table = [
-        row("Kafka ProducerPerformance (acks=all)", produce, "records/s"),
-        row("Kafka ConsumerPerformance", consume, "records/s"),
+        row(
+            "Kafka ProducerPerformance (acks=all), TLS and SCRAM",
+            produce,
+            "records/s",
+            "same, without TLS and SCRAM",
+            kafka["without TLS and SCRAM: ProducerPerformance (records/s)"],
+        ),
+        row(
+            "Kafka ConsumerPerformance, TLS and SCRAM",
+            consume,
+            "records/s",
+            "same, without TLS and SCRAM",
+            kafka["without TLS and SCRAM: ConsumerPerformance, after group join (records/s)"],
+        ),
         row(
             "serde encode",
             runs["serde"]["our serde encode (records/s)"],

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import empty_topics, report
-from satubus.kafka import admin_client
+from satubus import access
+from satubus.kafka import admin_client, client_config
 from satubus.producers.simulate import simulate
 from satubus.schemas.topics import agency_topic, all_contracts
 from satubus.settings import Settings, get_settings
@@ -52,7 +53,8 @@ def measure(settings: Settings, *, events: int) -> dict[str, Any]:
         **os.environ,
         "PYTHONPATH": str(HERE.parent.parent),
         "QUIX_STATE_DIR": str(state),
-        "SATUBUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        # The same TLS and SCRAM login as the bus's own clients (librdkafka's settings, as JSON).
+        "QUIX_KAFKA_CONFIG": json.dumps(client_config(settings, access.ADMIN)),
         "SATUBUS_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value(),
     }
     done = subprocess.run(

@@ -92,6 +92,9 @@ class Batch:
     undecodable: list[tuple[Received, DecodeError]] = field(default_factory=list)
 
 
+POOL_CLOSE_TIMEOUT = 10.0  # seconds
+
+
 class Materializer:
     def __init__(self, settings: Settings, spec: TableSpec, *, group_id: str | None = None) -> None:
         self.settings = settings
@@ -142,7 +145,11 @@ class Materializer:
             if self._dead_letters is not None:
                 await loop.run_in_executor(None, self._dead_letters.flush, DEAD_LETTER_TIMEOUT)
             if self._pool is not None:
-                await self._pool.close()
+                try:  # a connection an interrupted batch never gave back would make close() wait for ever
+                    await asyncio.wait_for(self._pool.close(), POOL_CLOSE_TIMEOUT)
+                except TimeoutError:
+                    log.warning("PostgreSQL connections still busy after %.0f s; closing them", POOL_CLOSE_TIMEOUT)
+                    self._pool.terminate()
             self._serde.close()
 
     async def _until_available(self, operation: Callable[[], Awaitable[T]], what: str) -> T:

@@ -20,6 +20,7 @@ from typing import Any
 
 import fastavro
 from quixstreams import Application, State
+from quixstreams.kafka.configuration import ConnectionConfig
 
 from satubus.schemas.regions import load_regions
 from satubus.streams.errors import Rejected
@@ -67,7 +68,7 @@ class Normalizer:
 def main() -> None:
     expected, topics = int(sys.argv[1]), sys.argv[2:]
     app = Application(
-        broker_address=os.environ["SATUBUS_KAFKA_BOOTSTRAP"],
+        broker_address=ConnectionConfig.from_librdkafka_dict(json.loads(os.environ["QUIX_KAFKA_CONFIG"])),
         consumer_group=f"bench-quix-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         state_dir=os.environ.get("QUIX_STATE_DIR", "state"),

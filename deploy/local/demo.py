@@ -14,10 +14,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 
-from satubus import metrics
+from satubus import access, database, metrics
 from satubus.consumers.migrate import migrate
 from satubus.database import dsn as owner_dsn
 from satubus.deploy.local.stack import Stack, StackError
@@ -25,6 +26,7 @@ from satubus.kafka import create_topics
 from satubus.producers.simulate import simulate
 from satubus.registry import register_contracts, registry_client
 from satubus.schemas.topics import all_contracts
+from satubus.secrets import LocalSecrets
 from satubus.settings import Settings
 
 
@@ -81,6 +83,10 @@ async def _people(settings: Settings) -> int:
         await conn.close()
 
 
+def _host(settings: Settings) -> str:
+    return urlsplit(settings.database_url).netloc.rpartition("@")[2]
+
+
 def main(args: argparse.Namespace, settings: Settings) -> int:
     print("1/5 local stack (Kafka, schema registry, PostgreSQL, Prometheus)")
     Stack.from_settings(settings).up()
@@ -110,6 +116,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
                 f"Run `satubus demo --seed N` to simulate another one."
             )
         api = f"http://{settings.api_host}:{settings.api_port}"
+        reader = urlsplit(settings.database_url)._replace(netloc=f"{database.API}@{_host(settings)}").geturl()
+        secrets_file = LocalSecrets(settings.secrets_dir).path
         print(
             f"\n{len(simulation.published)} agency events published; the {len(expected)} residents are in the unified "
             f"view {elapsed:.1f}s after publishing began. The stream processor normalizes every dataset that has a "
@@ -117,15 +125,17 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             f"tax, zoning and permits, regions, incidents and findings.\n\nWhere to look:\n"
             f"  scoreboard        {api}/v1/scoreboard (which of the 52 agencies are integrated)\n"
             f"  live API          {api}/docs (lookups, findings, live changes at /v1/changes)\n"
-            f"  the unified view  psql {settings.database_url} -c "
+            f"  the unified view  psql {reader} -c "
             f"'SELECT kota_code, count(*), sum(is_deceased::int) AS deceased FROM unified.person GROUP BY 1'\n"
+            f"                    (a read-only login; its password: {secrets_file}, postgres.{database.API})\n"
             f"  metrics           http://127.0.0.1:{settings.prometheus_port} (Prometheus, with the alert rules); "
             f"Grafana dashboards to import: deploy/grafana/*.json\n"
             f"                    each process's own: publishing http://{settings.metrics_host}:"
             f"{settings.simulator_metrics_port}/metrics, stream {settings.stream_metrics_port}, "
             f"materializer {settings.materializer_metrics_port}\n"
             f"  unified topics    unified.person.v1, .parcel.v1, .region.v1, .incident.v1, .finding.v1 on "
-            f"{settings.kafka_bootstrap} (schema registry {settings.registry_url})\n"
+            f"{settings.kafka_bootstrap} (schema registry {settings.registry_url}), SASL_SSL with SCRAM-SHA-512 as "
+            f"{access.DOWNSTREAM} (CA {settings.kafka_ca}; password: {secrets_file}, kafka.{access.DOWNSTREAM})\n"
             f"  logs              {logs}\n"
             f"  stop the stack    satubus stack down"
         )

@@ -278,7 +278,7 @@ class Kafka:
         shutil.rmtree(self.libs, ignore_errors=True)
         staging.rename(self.libs)
 
-    def _java(self, main: str, *args: str) -> list[str]:
+    def java_command(self, main: str, *args: str) -> list[str]:
         java = kafka_java()
         return [
             java,
@@ -332,7 +332,7 @@ class Kafka:
             ]
             storage = ("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config))
             _run(
-                self._java(*storage, *scram),
+                self.java_command(*storage, *scram),
                 "formatting Kafka's storage",
             )
             secured.write_text("SCRAM-SHA-512 users admin and broker\n")
@@ -345,7 +345,7 @@ class Kafka:
         _require_free(self.port, "Kafka", "SATUBUS_KAFKA_BOOTSTRAP")
         _require_free(self.controller_port, "Kafka's controller", "SATUBUS_KAFKA_CONTROLLER_PORT")
         config = self._configure()
-        return _spawn(self._java("kafka.Kafka", str(config)), log=self.log, pidfile=self.pidfile)
+        return _spawn(self.java_command("kafka.Kafka", str(config)), log=self.log, pidfile=self.pidfile)
 
     def ready(self) -> bool:
         try:

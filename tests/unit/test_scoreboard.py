@@ -1,7 +1,7 @@
 import datetime as dt
 
 from satubus.consumers.activity import per_minute
-from satubus.consumers.scoreboard import Activity, Rules, assess, scoreboard
+from satubus.consumers.scoreboard import Activity, Block, Rules, assess, scoreboard
 from satubus.schemas.catalogue import load_catalogue
 
 NOW = dt.datetime(2026, 11, 29, 10, 30, tzinfo=dt.UTC)
@@ -92,3 +92,12 @@ def test_a_batch_of_only_redeliveries_is_no_valid_activity() -> None:
     assert last_valid == {accepted_at.replace(second=0, microsecond=0): accepted_at, NOW: None}
     activity = Activity(max(v for v in last_valid.values() if v is not None), 50, 55, 1)
     assert assess(DINSOS, activity, NOW, RULES).status == "stale"
+
+
+def test_a_blocked_agency_is_blocked_whatever_it_sent_and_says_who_and_why() -> None:
+    block = Block(NOW - dt.timedelta(hours=1), "pusdatin", "forged deaths")
+    status = assess(DINSOS, Activity(NOW, 500, 10_000, 0), NOW, RULES, block)
+    assert status.status == "blocked"
+    assert status.reason == "blocked by pusdatin at 2026-11-29 09:30 UTC: forged deaths"
+    board = scoreboard(load_catalogue(), {"dinsos": Activity(NOW, 1, 1, 0)}, NOW, RULES, {"dinsos": block})
+    assert board[-1].code == "dinsos"  # listed last, after the silent ones

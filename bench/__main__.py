@@ -23,6 +23,8 @@ from typing import Any
 
 from bench import debezium_peer, kafka_ceiling, materialize, pipeline, publish, quix_peer, serde, state, stream
 from bench.common import bench_settings
+from satubus.registry import register_contracts, registry_client
+from satubus.schemas.topics import all_contracts
 from satubus.settings import get_settings
 
 RESULTS = Path(__file__).parent / "results"
@@ -45,6 +47,8 @@ def main() -> None:
     args = parser.parse_args()
     size = {name: sizes[1 if args.quick else 0] for name, sizes in SIZES.items()}
     settings, bench = get_settings(), bench_settings()
+    with registry_client(settings, admin=True) as registry:  # a fresh stack holds no schema yet
+        register_contracts(registry, all_contracts(settings.namespace))
     runs: dict[str, Any] = {}
 
     def step(name: str, work: Callable[[], Any]) -> Any:

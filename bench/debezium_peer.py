@@ -42,7 +42,7 @@ from satubus.deploy.local.stack import kafka_java
 from satubus.settings import Settings
 
 RESULTS = Path(__file__).parent / "results" / "debezium_peer.json"
-TOPIC = "bench.unified.region"
+TOPIC = "unified.bench-region"  # read by our materializer as well (bench/materialize.py)
 CONNECT_PORT = 19083
 STALL = 120  # seconds without a new row after which the sink is called stuck
 

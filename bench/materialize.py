@@ -36,7 +36,7 @@ from satubus.settings import Settings
 from tests.samples import unified_person
 
 RESULTS = Path(__file__).parent / "results" / "materialize.json"
-TOPIC = TopicName("bench.unified.person")
+TOPIC = TopicName("unified.bench-person")  # under unified.*, which the materializer's principal may read
 
 
 def main() -> None:
@@ -138,7 +138,7 @@ async def materialized(settings: Settings, spec: TableSpec, topic: str, rows: in
     """Rows per second the materializer commits from the topic into the spec's table, from its first committed
     batch to its last."""
     spec = dataclasses.replace(spec, contract=TopicContract(TopicName(topic), spec.contract.schema, compacted=True))
-    materializer = Materializer(settings, spec, group_id=f"bench-materializer-{time.time_ns()}")
+    materializer = Materializer(settings, spec, group_id=f"{access.MATERIALIZER_GROUPS}bench-{time.time_ns()}")
     stop = asyncio.Event()
     running = asyncio.create_task(materializer.run(stop))
     first: tuple[float, int] | None = None

@@ -47,10 +47,9 @@ def login(settings: Settings, role: str) -> Login:
         found = LocalSecrets(settings.secrets_dir).get("kafka", username)
         if found is None:
             raise ConfigurationError(
-                f"no Kafka password for user {username}: set SATUBUS_KAFKA_USERNAME and SATUBUS_KAFKA_PASSWORD, or on "
-                f"the local stack run `satubus stack up` (and `satubus acl apply` for namespace "
-                f"{settings.namespace or '(default)'}), which issue every principal's password into "
-                f"{settings.secrets_dir}"
+                f"no Kafka password for user {username}: set SATUBUS_KAFKA_USERNAME and SATUBUS_KAFKA_PASSWORD, or "
+                f"on the local stack run `satubus stack up` (with this SATUBUS_NAMESPACE), which issues every "
+                f"principal of the namespace its password, kept in {settings.secrets_dir}"
             )
         password = found
     if not settings.kafka_ca.is_file():

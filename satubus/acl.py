@@ -39,13 +39,25 @@ TIMEOUT = 30.0
 class Plan:
     add: set[Grant] = field(default_factory=set)
     remove: set[Grant] = field(default_factory=set)
+    # ACLs of the namespace's principals of a kind the plan never makes (DENY, one host, another operation)
+    stray: list[AclBinding] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.add or self.remove)
+        return not (self.add or self.remove or self.stray)
 
     def lines(self) -> list[str]:
-        return [f"+ {g}" for g in sorted(self.add)] + [f"- {g}" for g in sorted(self.remove)]
+        strays = [
+            f"- {b.principal} {_name(b.permission_type)} {_name(b.operation)} {_name(b.restype).lower()} {b.name} "
+            f"(host {b.host}, {_name(b.resource_pattern_type).lower()})"
+            for b in self.stray
+        ]
+        return [f"+ {g}" for g in sorted(self.add)] + [f"- {g}" for g in sorted(self.remove)] + strays
+
+
+def _name(value: object) -> str:
+    """An enum member's name (the admin client's types also allow its str or int)."""
+    return str(getattr(value, "name", value))
 
 
 def binding(grant: Grant, kind: type[AclBinding] = AclBinding) -> AclBinding:
@@ -62,9 +74,7 @@ def binding(grant: Grant, kind: type[AclBinding] = AclBinding) -> AclBinding:
 
 def _grant(binding: AclBinding) -> Grant | None:
     """The binding as a Grant, or None if it is not of a kind the plan makes (then it is always unwanted)."""
-    kind, pattern, operation = (
-        getattr(v, "name", None) for v in (binding.restype, binding.resource_pattern_type, binding.operation)
-    )
+    kind, pattern, operation = (_name(v) for v in (binding.restype, binding.resource_pattern_type, binding.operation))
     if kind not in get_args(ResourceKind) or pattern not in get_args(Pattern) or operation not in get_args(Operation):
         return None
     return Grant(
@@ -124,9 +134,7 @@ def plan(settings: Settings, admin: AdminClient | None = None) -> Plan:
     admin = admin or admin_client(settings)
     have, foreign = _current(admin, settings.namespace)
     wanted = access.grants(settings.namespace, blocked=blocked_agencies(settings))
-    result = Plan(add=wanted - have, remove=have - wanted)
-    result.remove |= {g for b in foreign if (g := _grant(b)) is not None}
-    return result
+    return Plan(add=wanted - have, remove=have - wanted, stray=foreign)
 
 
 def apply(settings: Settings) -> Plan:
@@ -136,8 +144,14 @@ def apply(settings: Settings) -> Plan:
     if changes.add:
         for future in admin.create_acls([binding(g) for g in sorted(changes.add)], request_timeout=TIMEOUT).values():
             future.result()
-    if changes.remove:
-        filters = [cast(AclBindingFilter, binding(g, AclBindingFilter)) for g in sorted(changes.remove)]
+    filters = [cast(AclBindingFilter, binding(g, AclBindingFilter)) for g in sorted(changes.remove)]
+    filters += [
+        AclBindingFilter(
+            b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type
+        )
+        for b in changes.stray
+    ]
+    if filters:
         for future in admin.delete_acls(filters, request_timeout=TIMEOUT).values():
             future.result()
     return changes
@@ -188,10 +202,10 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         changes = plan(settings)
         for line in changes.lines():
             print(line)
-        print(f"{len(changes.add)} to add, {len(changes.remove)} to remove")
+        print(f"{len(changes.add)} to add, {len(changes.remove) + len(changes.stray)} to remove")
         return 0 if changes.empty else 2
     changes = apply(settings)
     for line in changes.lines():
         print(line)
-    print(f"added {len(changes.add)}, removed {len(changes.remove)}; the cluster matches the plan")
+    print(f"added {len(changes.add)}, removed {len(changes.remove) + len(changes.stray)}; the cluster matches the plan")
     return 0

@@ -278,7 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     materialize = commands.add_parser(
         "materialize",
         help="run the materializer",
-        description="Apply pending migrations, then upsert a unified topic into PostgreSQL, exactly once.",
+        description=(
+            "Upsert unified topics into PostgreSQL, exactly once. The database must be migrated first "
+            "(`satubus migrate`, as its owner); each entity's consumer logs in as the materializer, clear NIKs "
+            "(person_nik) as their own principal and login."
+        ),
     )
     materialize.add_argument(
         "--entity",

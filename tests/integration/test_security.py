@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
 import pytest
 from confluent_kafka import (
     Consumer,
@@ -31,7 +32,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic
-from confluent_kafka.admin._acl import AclBindingFilter
+from confluent_kafka.admin._acl import AclBinding, AclBindingFilter, AclOperation, AclPermissionType
+from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
 
 from satubus import access, database
 from satubus.acl import binding, plan, provision_local
@@ -47,6 +49,7 @@ BPBD = agency_topic("bpbd", "kejadian")
 DUKCAPIL = agency_topic("dukcapil", "penduduk")
 TARGET = "dlh"  # the agency whose credentials these tests issue, rotate, revoke and block
 TARGET_TOPIC = agency_topic(TARGET, "layanan")
+TARGET_URL = f"/v1/agencies/{TARGET}/datasets/layanan/events"
 REFUSED_WITHIN = 20.0  # seconds for a block or a revocation to take effect (the gateway rereads every 2 s)
 
 
@@ -222,15 +225,26 @@ def test_acl_apply_is_idempotent_and_plan_finds_drift(secured: Settings) -> None
     env = process_env(secured)
     satubus = str(Path(sys.executable).with_name("satubus"))
     assert subprocess.run([satubus, "acl", "plan"], env=env, capture_output=True).returncode == 0
-    extra = access.Grant(access.principal(secured.namespace, access.DOWNSTREAM), "TOPIC", "x.", "PREFIXED", "WRITE")
+    downstream = access.principal(secured.namespace, access.DOWNSTREAM)
+    extra = access.Grant(downstream, "TOPIC", "x.", "PREFIXED", "WRITE")
+    deny = AclBinding(
+        ResourceType.TOPIC,
+        "y.",
+        ResourcePatternType.PREFIXED,
+        f"User:{downstream}",
+        "*",
+        AclOperation.READ,
+        AclPermissionType.DENY,
+    )  # of a kind the plan never makes
     admin = admin_client(secured)
-    for future in admin.create_acls([binding(extra)]).values():
+    for future in admin.create_acls([binding(extra), deny]).values():
         future.result()
     drift = subprocess.run([satubus, "acl", "plan"], env=env, capture_output=True, text=True)
-    assert drift.returncode == 2 and f"- {extra}" in drift.stdout
+    assert drift.returncode == 2 and f"- {extra}" in drift.stdout and "DENY READ topic y." in drift.stdout
     assert subprocess.run([satubus, "acl", "apply"], env=env, capture_output=True).returncode == 0
     again = subprocess.run([satubus, "acl", "apply"], env=env, capture_output=True, text=True)
     assert "added 0, removed 0" in again.stdout
+    assert plan(secured).empty
 
 
 # --------------------------------------------------------------------------------------------- registry
@@ -374,29 +388,37 @@ def _until(check: Any, what: str) -> float:
     return time.monotonic() - started
 
 
+def _refused_everywhere(
+    settings: Settings, kafka: dict[str, Any], gateway: httpx.Client, header: dict[str, str], who: str
+) -> tuple[float, KafkaError]:
+    """Wait until ``who``'s publishes are refused by Kafka and by the gateway; then check that one more of each is
+    refused and writes nothing. Returns the seconds it took and Kafka's answer."""
+    topic, url = settings.topic(TARGET_TOPIC), TARGET_URL
+    seconds = _until(lambda: produce(kafka, topic, timeout=3) is not None, f"{who}'s publish refused")
+    seconds += _until(
+        lambda: gateway.post(url, json={"events": [_event(2)]}, headers=header).status_code == 401,
+        f"{who}'s token refused",
+    )
+    before = ends(settings, topic)
+    refused = produce(kafka, topic, timeout=3)
+    assert refused is not None
+    assert gateway.post(url, json={"events": [_event(2)]}, headers=header).status_code == 401
+    assert ends(settings, topic) == before
+    return seconds, refused
+
+
 def test_a_blocked_agency_is_refused_on_kafka_and_the_gateway_until_unblocked(secured: Settings) -> None:
     password, token = _issued(_satubus(secured, "agency", "credentials", "issue", TARGET))
     kafka = _kafka_identity(secured, password)
     topic = secured.topic(TARGET_TOPIC)
-    url = f"/v1/agencies/{TARGET}/datasets/layanan/events"
-    header = {"Authorization": f"Bearer {token}"}
+    url, header = TARGET_URL, {"Authorization": f"Bearer {token}"}
     with running_gateway(secured, secured.gateway_port + 7) as gateway:
         assert produce(kafka, topic) is None
         assert gateway.post(url, json={"events": [_event(1)]}, headers=header).status_code == 200
         _satubus(secured, "agency", "block", TARGET, "--reason", "attack suite", "--by", "test")
         try:
-            seconds = _until(
-                lambda: produce(kafka, topic, timeout=3) is not None, "the blocked agency's publish refused"
-            )
-            seconds += _until(
-                lambda: gateway.post(url, json={"events": [_event(2)]}, headers=header).status_code == 401,
-                "the blocked agency's token refused",
-            )
-            before = ends(secured, topic)
-            refused = produce(kafka, topic, timeout=3)
-            assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
-            assert gateway.post(url, json={"events": [_event(2)]}, headers=header).status_code == 401
-            assert ends(secured, topic) == before
+            seconds, refused = _refused_everywhere(secured, kafka, gateway, header, "the blocked agency")
+            assert refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
             print(f"\nblocked: publish and token refused within {seconds:.1f} s")
         finally:
             _satubus(secured, "agency", "unblock", TARGET, "--by", "test")
@@ -410,28 +432,18 @@ def test_a_blocked_agency_is_refused_on_kafka_and_the_gateway_until_unblocked(se
 def test_a_revoked_agency_is_refused_within_seconds(secured: Settings) -> None:
     password, token = _issued(_satubus(secured, "agency", "credentials", "issue", TARGET))
     kafka = _kafka_identity(secured, password)
-    topic = secured.topic(TARGET_TOPIC)
-    url = f"/v1/agencies/{TARGET}/datasets/layanan/events"
-    header = {"Authorization": f"Bearer {token}"}
+    url, header = TARGET_URL, {"Authorization": f"Bearer {token}"}
     with running_gateway(secured, secured.gateway_port + 8) as gateway:
         assert gateway.post(url, json={"events": [_event(4)]}, headers=header).status_code == 200
         _satubus(secured, "agency", "credentials", "revoke", TARGET)
-        seconds = _until(lambda: produce(kafka, topic, timeout=3) is not None, "the revoked agency's publish refused")
-        seconds += _until(
-            lambda: gateway.post(url, json={"events": [_event(5)]}, headers=header).status_code == 401,
-            "the revoked token refused",
-        )
-        before = ends(secured, topic)
-        assert produce(kafka, topic, timeout=3) is not None
-        assert gateway.post(url, json={"events": [_event(5)]}, headers=header).status_code == 401
-        assert ends(secured, topic) == before
+        seconds, _ = _refused_everywhere(secured, kafka, gateway, header, "the revoked agency")
         print(f"\nrevoked: publish and token refused within {seconds:.1f} s")
 
 
 def test_a_rotated_token_works_until_revoked(secured: Settings) -> None:
     old = asyncio.run(add_token(secured, TARGET, "test"))
     _, new = _issued(_satubus(secured, "agency", "credentials", "rotate", TARGET))
-    url = f"/v1/agencies/{TARGET}/datasets/layanan/events"
+    url = TARGET_URL
     with running_gateway(secured, secured.gateway_port + 9) as gateway:
         for token in (old.token, new):
             response = gateway.post(url, json={"events": [_event(6)]}, headers={"Authorization": f"Bearer {token}"})

@@ -1,9 +1,10 @@
 """The local stack's generated secrets: one JSON file in the state folder, readable by its owner only.
 
-The launcher and ``satubus acl apply`` write the passwords they generate here, so that ``make demo`` and ``make test``
-need nothing typed by hand; processes find their own password here when ``SATUBUS_KAFKA_PASSWORD`` (and its
-siblings) are not set. Never in the repository: the state folder is ignored by git. A deployment sets each
-process's secrets in its environment instead and has no such file.
+``satubus stack up`` (and the test suite, for its namespace) writes the passwords it generates here, and
+``satubus agency credentials`` updates an agency's, so that ``make demo`` and ``make test`` need nothing typed by
+hand; processes find their own password here when ``SATUBUS_KAFKA_PASSWORD`` (and its siblings) are not set. Never
+in the repository: the state folder is ignored by git. A deployment sets each process's secrets in its environment
+instead and has no such file.
 """
 
 from __future__ import annotations

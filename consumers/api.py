@@ -4,10 +4,16 @@
 - ``GET /v1/persons/{person_id}``, ``/v1/parcels/{nop}``, ``/v1/regions/{kelurahan_code}``, ``/v1/incidents/{id}``:
   one unified record; 404 when there is none, 422 when the id cannot be one
 - ``GET /v1/findings``: findings newest first, filtered by kind, status, subject and agency, paginated
+- ``GET /v1/restricted/persons/{person_id}/nik``: the clear NIK behind a person_id
 - ``GET /v1/changes``: Server-Sent Events, every unified record as it is published (tombstones included); the
   stream ends with an ``error`` event if the consumer behind it dies (503 for a new subscriber then)
 - ``GET /health``: 200 when PostgreSQL answers and the live changes flow, 503 saying what is wrong otherwise
 - ``GET /metrics``: this process's metrics, the scoreboard's among them; OpenAPI at ``/openapi.json``
+
+Who reads what (consumers/api_scopes.py): callers send an API key (``Authorization: Bearer``, from ``satubus
+api-key issue``); without one they read the public parts (scoreboard, regions, incidents, health, metrics and the
+OpenAPI page: none holds personal data). Personal records need the key's scopes and a ``purpose``; each read of
+them is appended to the hash-chained audit log (satubus/audit.py) before the answer leaves: no audit row, no data.
 
 Errors (satubus/errors.py): a ``DataError`` answers 422; an ``InfrastructureError`` (PostgreSQL, Kafka or the
 registry unavailable, asyncpg's connection errors included) answers 503 with ``Retry-After``, not a 500 traceback.
@@ -17,6 +23,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the parameter anno
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import json
@@ -28,13 +35,17 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import make_asgi_app
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from satubus import database
-from satubus.consumers import faults, scoreboard_metrics
+from satubus import audit, database
+from satubus.consumers import api_keys, api_scopes, faults, scoreboard_metrics
+from satubus.consumers.api_keys import ANONYMOUS, Caller, Keys
+from satubus.consumers.api_scopes import Purpose
 from satubus.consumers.changes import Changes, ChangesStopped, ViewChange
 from satubus.consumers.scoreboard import AgencyStatus, Rules, load_activity, load_blocks, scoreboard
 from satubus.consumers.tables import TABLES, TableSpec
@@ -49,6 +60,8 @@ log = logging.getLogger(__name__)
 KELURAHAN_CODE = r"^31\.\d{2}\.\d{2}\.\d{4}$"
 RETRY_AFTER_SECONDS = 5  # told to a client when a service behind the API is unavailable
 HEALTH_TIMEOUT = 5.0  # seconds for PostgreSQL to answer the health check
+STREAM_BATCH = 500  # live changes sent (and audited) together at most
+LAST = ("overflow", "error", "gone")  # changes that end a live stream (consumers/changes.py)
 
 
 class AgencyScore(BaseModel):
@@ -70,6 +83,18 @@ class Scoreboard(BaseModel):
     agencies: list[AgencyScore]
 
 
+class PersonView(Person):
+    """A person as the caller's scopes show them: ``withheld`` names the fields left out (they need
+    ``read:health`` or ``read:aid``)."""
+
+    withheld: list[str] = Field(default_factory=list)
+
+
+class PersonNik(BaseModel):
+    person_id: str
+    nik: str
+
+
 class FindingsPage(BaseModel):
     total: int
     limit: int
@@ -77,7 +102,10 @@ class FindingsPage(BaseModel):
     items: list[Finding]
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, keys: Keys | None = None) -> FastAPI:
+    """The API; ``keys`` given (tests) replace the keys read from PostgreSQL."""
+    given = keys is not None
+    keys = keys if keys is not None else Keys()
     rules = Rules(
         freshness=dt.timedelta(seconds=settings.scoreboard_freshness_seconds),
         max_invalid_ratio=settings.scoreboard_max_invalid_ratio,
@@ -104,15 +132,24 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # No connection at start (min_size=0): the API starts and answers 503 while PostgreSQL is unavailable.
         state["pool"] = await asyncpg.create_pool(database.dsn(settings, database.API), min_size=0, max_size=4)
+        state["nik_pool"] = await asyncpg.create_pool(database.dsn(settings, database.NIK_API), min_size=0, max_size=2)
         changes = state["changes"] = Changes(settings, [spec.contract for spec in TABLES.values()])
         changes.start(asyncio.get_running_loop())
         refreshing = asyncio.create_task(refresh_metrics())
+        stop, first = asyncio.Event(), asyncio.Event()
+        following = None if given else asyncio.create_task(api_keys.follow(keys, settings, stop, first))
+        if following is not None:
+            await first.wait()
         try:
             yield
         finally:
+            stop.set()
             refreshing.cancel()
+            if following is not None:
+                await following
             await asyncio.to_thread(changes.stop)  # joins the consumer thread: not on the event loop
             await state["pool"].close()
+            await state["nik_pool"].close()
 
     app = FastAPI(
         title="Satu Data Bus live API",
@@ -121,6 +158,52 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.mount("/metrics", make_asgi_app(registry=REGISTRY))
+    hosts = [host.strip() for host in settings.api_allowed_hosts.split(",") if host.strip()]
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
+    bearer = HTTPBearer(auto_error=False, description="An API key: `satubus api-key issue <caller> --scope ...`")
+    open_streams: collections.Counter[str] = collections.Counter()
+
+    def caller(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
+        if credentials is None:
+            return ANONYMOUS
+        found = keys.caller(credentials.credentials)
+        if found is None:
+            raise HTTPException(
+                401,
+                "the API key is unknown, revoked or expired: ask the bus's operators for a new one",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return found
+
+    def purpose(
+        purpose: Annotated[
+            Purpose | None, Query(description="Why personal data is read (or the Satubus-Purpose header)")
+        ] = None,
+        header: Annotated[Purpose | None, Header(alias="Satubus-Purpose", include_in_schema=False)] = None,
+    ) -> str:
+        given = purpose or header
+        if given is None:
+            raise HTTPException(
+                422,
+                "personal data is read for a stated purpose: add ?purpose= (or the Satubus-Purpose header), one of "
+                + ", ".join(f"{name} ({meaning})" for name, meaning in api_scopes.PURPOSE_MEANINGS.items()),
+            )
+        return given
+
+    Who = Annotated[Caller, Depends(caller)]
+    Why = Annotated[str, Depends(purpose)]
+
+    def require(who: Caller, scope: str) -> None:
+        if scope in who.scopes:
+            return
+        if who is ANONYMOUS:
+            raise HTTPException(
+                401, f"this needs an API key with the scope {scope}", headers={"WWW-Authenticate": "Bearer"}
+            )
+        raise HTTPException(403, f"the API key of {who.name} lacks the scope {scope}")
+
+    def client_of(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
 
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> JSONResponse:
@@ -138,6 +221,19 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, f"no {spec.entity} {key!r} in the unified view")
         return _record(spec, row)
 
+    async def personal(spec: TableSpec, key: str, who: Caller, why: str, request: Request) -> dict[str, Any]:
+        """One personal record as ``who`` may see it, audited before it is returned (a 404 is audited too)."""
+        require(who, api_scopes.ENTITY_SCOPES[spec.entity] or "")
+        async with faults.connection(state["pool"]) as conn:
+            row = await conn.fetchrow(f"SELECT * FROM {spec.table} WHERE {spec.key} = $1", key)
+            record, withheld = (
+                ({}, []) if row is None else api_scopes.visible(spec.entity, _record(spec, row), who.scopes)
+            )
+            await audit.append(conn, _access(who, why, request, spec.entity, [key], sorted(record)))
+        if row is None:
+            raise HTTPException(404, f"no {spec.entity} {key!r} in the unified view")
+        return {**record, "withheld": withheld} if spec.entity == "person" else record
+
     @app.get("/v1/scoreboard", response_model=Scoreboard, summary="The integration scoreboard of every agency")
     async def get_scoreboard() -> Scoreboard:
         statuses = await board()
@@ -148,13 +244,39 @@ def create_app(settings: Settings) -> FastAPI:
             agencies=[AgencyScore(**{**_fields(s), "datasets": list(s.datasets)}) for s in statuses],
         )
 
-    @app.get("/v1/persons/{person_id}", response_model=Person, summary="A person by person_id")
-    async def get_person(person_id: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]) -> dict[str, Any]:
-        return await one(TABLES["person"], person_id)
+    @app.get(
+        "/v1/persons/{person_id}",
+        response_model=PersonView,
+        response_model_exclude_unset=True,
+        summary="A person by person_id (read:person; aid needs read:aid, health read:health)",
+    )
+    async def get_person(
+        person_id: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], who: Who, why: Why, request: Request
+    ) -> dict[str, Any]:
+        return await personal(TABLES["person"], person_id, who, why, request)
 
-    @app.get("/v1/parcels/{nop}", response_model=Parcel, summary="A parcel by NOP (18 digits)")
-    async def get_parcel(nop: Annotated[str, Path(pattern=r"^\d{18}$")]) -> dict[str, Any]:
-        return await one(TABLES["parcel"], nop)
+    @app.get("/v1/parcels/{nop}", response_model=Parcel, summary="A parcel by NOP, 18 digits (read:person)")
+    async def get_parcel(
+        nop: Annotated[str, Path(pattern=r"^\d{18}$")], who: Who, why: Why, request: Request
+    ) -> dict[str, Any]:
+        return await personal(TABLES["parcel"], nop, who, why, request)
+
+    @app.get(
+        "/v1/restricted/persons/{person_id}/nik",
+        response_model=PersonNik,
+        summary="The clear NIK behind a person_id (read:restricted)",
+    )
+    async def get_nik(
+        person_id: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], who: Who, why: Why, request: Request
+    ) -> PersonNik:
+        require(who, api_scopes.RESTRICTED)
+        async with faults.connection(state["pool"]) as conn:  # the audit row first: no row, no NIK
+            await audit.append(conn, _access(who, why, request, "person_nik", [person_id], ["nik"]))
+        async with faults.connection(state["nik_pool"]) as conn:
+            nik = await conn.fetchval("SELECT nik FROM restricted.person_nik WHERE person_id = $1", person_id)
+        if nik is None:
+            raise HTTPException(404, f"no NIK is held for person {person_id!r}")
+        return PersonNik(person_id=person_id, nik=nik)
 
     @app.get("/v1/regions/{kelurahan_code}", response_model=Region, summary="A kelurahan by Kemendagri code")
     async def get_region(kelurahan_code: Annotated[str, Path(pattern=KELURAHAN_CODE)]) -> dict[str, Any]:
@@ -164,8 +286,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def get_incident(incident_id: str) -> dict[str, Any]:
         return await one(TABLES["incident"], incident_id)
 
-    @app.get("/v1/findings", response_model=FindingsPage, summary="Findings, newest first")
+    @app.get("/v1/findings", response_model=FindingsPage, summary="Findings, newest first (read:person)")
     async def get_findings(
+        who: Who,
+        why: Why,
+        request: Request,
         kind: FindingKind | None = None,
         status: Literal["OPEN", "RESOLVED"] | None = None,
         subject_type: str | None = None,
@@ -180,6 +305,7 @@ def create_app(settings: Settings) -> FastAPI:
         where += f" AND (${len(filters) + 1}::text IS NULL OR ${len(filters) + 1} = ANY(agencies))"
         args = [*filters.values(), agency]
         spec = TABLES["finding"]
+        require(who, api_scopes.PERSON)
         async with faults.connection(state["pool"]) as conn:
             total = await conn.fetchval(f"SELECT count(*) FROM {spec.table} WHERE {where}", *args)
             rows = await conn.fetch(
@@ -187,50 +313,98 @@ def create_app(settings: Settings) -> FastAPI:
                 f"LIMIT {limit} OFFSET {offset}",
                 *args,
             )
+            if rows:  # the findings and their subjects: a person's report lists the findings about them
+                read = [r["finding_id"] for r in rows] + sorted({r["subject_id"] for r in rows})
+                await audit.append(conn, _access(who, why, request, "finding", read, list(rows[0].keys())))
         return FindingsPage(total=total, limit=limit, offset=offset, items=[Finding(**_record(spec, r)) for r in rows])
 
     @app.get(
         "/v1/changes",
         summary="Live changes (Server-Sent Events)",
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "The live stream is down"}},
+        responses={
+            200: {"content": {"text/event-stream": {}}},
+            429: {"description": "The caller has too many streams open"},
+            503: {"description": "The live stream is down"},
+        },
     )
     async def get_changes(
         request: Request,
+        who: Who,
         entity: Annotated[
             list[Literal["person", "parcel", "region", "incident", "finding"]] | None,
-            Query(description="Only these entities (repeat the parameter); all by default"),
+            Query(description="Only these entities (repeat the parameter); by default all that the key may read"),
         ] = None,
+        purpose: Annotated[Purpose | None, Query(description="Required when personal entities are streamed")] = None,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> StreamingResponse:
         """Each unified record as it is published, as an SSE event named after its entity, with the Kafka
-        position as its id; ``data`` is ``{"key": ..., "record": ...}`` (``record`` null for a deletion).
-        The stream ends with an ``overflow`` event when the client fell behind (reload, then subscribe again) and
-        with an ``error`` event when the stream behind it stopped; ``data`` is then ``{"detail": ...}``."""
-        wanted = set(entity or TABLES)
+        position as its id; ``data`` is ``{"key": ..., "record": ..., "withheld": [...]}`` (``record`` null for a
+        deletion; ``withheld`` the fields the key's scopes leave out). A client that reconnects with
+        ``Last-Event-ID`` gets the changes it missed, or a ``gone`` event when they are no longer held (reload,
+        then subscribe again without it). The stream ends with an ``overflow`` event when the client fell behind
+        and with an ``error`` event when the stream behind it stopped; ``data`` is then ``{"detail": ...}``.
+        Personal records are audited as they are sent, in batches."""
+        if entity is None:
+            wanted = {name for name in TABLES if api_scopes.may_read(name, who.scopes)}
+        else:
+            for name in entity:
+                require(who, api_scopes.ENTITY_SCOPES[name] or "")
+            wanted = set(entity)
+        why = purpose or request.headers.get("Satubus-Purpose")
+        if any(api_scopes.is_personal(name) for name in wanted) and why not in api_scopes.PURPOSES:
+            raise HTTPException(
+                422, "streaming personal records needs ?purpose=, one of " + ", ".join(api_scopes.PURPOSES)
+            )
         changes: Changes = state["changes"]
         changes.ensure_running()  # 503 when the stream is dead
+        stream_of = who.key_id or f"anonymous@{client_of(request)}"
+        if open_streams[stream_of] >= settings.api_streams_per_caller:
+            raise HTTPException(
+                429,
+                f"{settings.api_streams_per_caller} live streams are open for this caller already: close one first",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        open_streams[stream_of] += 1
 
         async def events() -> AsyncIterator[str]:
             try:
-                with changes.subscribe() as queue:
+                with changes.subscribe(after=last_event_id) as queue:
                     yield ": connected\n\n"
                     while not await request.is_disconnected():
                         try:
-                            change = await asyncio.wait_for(queue.get(), timeout=15)
+                            batch = [await asyncio.wait_for(queue.get(), timeout=15)]
                         except TimeoutError:
                             changes.ensure_running()
                             yield ": keep-alive\n\n"
                             continue
-                        if change.entity in ("overflow", "error"):
-                            yield _last_event(change, changes.failure)
+                        while len(batch) < STREAM_BATCH and not queue.empty() and batch[-1].entity not in LAST:
+                            batch.append(queue.get_nowait())
+                        shown = [c for c in batch if c.entity in wanted]
+                        await audit_stream(who, str(why), request, shown)
+                        for change in shown:
+                            yield _event(change, who)
+                        if batch[-1].entity in LAST:
+                            yield _last_event(batch[-1], changes.failure)
                             return
-                        if change.entity in wanted:
-                            data = json.dumps({"key": change.key, "record": change.record}, default=str)
-                            yield f"event: {change.entity}\nid: {change.position}\ndata: {data}\n\n"
             except ChangesStopped as exc:
                 yield f"event: error\ndata: {json.dumps({'detail': str(exc)})}\n\n"
+            finally:
+                open_streams[stream_of] -= 1
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    async def audit_stream(who: Caller, why: str, request: Request, shown: list[ViewChange]) -> None:
+        by_entity: dict[str, list[str]] = {}
+        for change in shown:
+            if api_scopes.is_personal(change.entity):
+                by_entity.setdefault(change.entity, []).append(change.key)
+        if not by_entity:
+            return
+        async with faults.connection(state["pool"]) as conn:
+            for name, keys_sent in by_entity.items():
+                fields = sorted(api_scopes.visible(name, dict.fromkeys(TABLES[name].columns), who.scopes)[0])
+                await audit.append(conn, _access(who, why, request, name, keys_sent, fields, "GET /v1/changes"))
 
     @app.get(
         "/health",
@@ -255,7 +429,27 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def _access(
+    who: Caller, why: str, request: Request, entity: str, keys: list[str], fields: list[str], action: str = ""
+) -> audit.Access:
+    route = request.scope.get("route")
+    action = action or f"{request.method} {getattr(route, 'path', request.url.path)}"
+    client = request.client.host if request.client else "unknown"
+    return audit.Access(who.name, why, action, entity, keys, fields, client)
+
+
+def _event(change: ViewChange, who: Caller) -> str:
+    record, withheld = (
+        (None, []) if change.record is None else api_scopes.visible(change.entity, change.record, who.scopes)
+    )
+    data = json.dumps({"key": change.key, "record": record, "withheld": withheld}, default=str)
+    return f"event: {change.entity}\nid: {change.position}\ndata: {data}\n\n"
+
+
 def _last_event(change: ViewChange, failure: str | None) -> str:
+    if change.entity == "gone":
+        detail = "the changes since Last-Event-ID are no longer held: reload, then subscribe again without it"
+        return f"event: gone\ndata: {json.dumps({'detail': detail})}\n\n"
     if change.entity == "overflow":
         detail = "the client fell behind and was dropped: reload, then subscribe again"
         return f"event: overflow\nid: {change.position}\ndata: {json.dumps({'detail': detail})}\n\n"

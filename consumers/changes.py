@@ -14,6 +14,7 @@ is dead and says so: every subscriber gets an ``error`` change, ``subscribe`` ra
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import threading
@@ -37,6 +38,7 @@ from satubus.settings import Settings
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 10_000
+RECENT = QUEUE_SIZE - 1  # changes kept for a subscriber that resumes after a disconnection (SSE Last-Event-ID)
 GROUP_ID = "satubus-api-changes"  # required by the client; offsets are never committed
 METADATA_TIMEOUT = 10.0  # seconds for the broker to say which partitions the unified topics have
 # Transient errors in a row before the stream is declared dead: with the metadata timeout, about two minutes of a
@@ -49,7 +51,9 @@ class ViewChange:
     """A change of the unified view as the live stream sends it (not an agency's change event, which is
     ``satubus.producers.publisher.Change``)."""
 
-    entity: str  # or "overflow": the subscriber fell behind and was dropped; "error": the stream stopped
+    # or "overflow": the subscriber fell behind and was dropped; "error": the stream stopped; "gone": the changes
+    # since the position a subscriber resumes from are no longer held
+    entity: str
     key: str
     record: dict[str, Any] | None  # None: the record was deleted
     position: str  # topic:partition:offset
@@ -66,6 +70,7 @@ class Changes:
         self._entities = {settings.topic(c.name): c.name.split(".")[1] for c in contracts}
         self._readers = {settings.topic(c.name): c.value_schema() for c in contracts}
         self._subscribers: set[asyncio.Queue[ViewChange]] = set()
+        self._recent: collections.deque[ViewChange] = collections.deque(maxlen=RECENT)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -98,17 +103,31 @@ class Changes:
             raise ChangesStopped(f"the live change stream stopped: {failure}")
 
     @contextlib.contextmanager
-    def subscribe(self) -> Iterator[asyncio.Queue[ViewChange]]:
-        """A queue of every change from now on (on the event loop); ``ChangesStopped`` if the stream is dead."""
+    def subscribe(self, after: str | None = None) -> Iterator[asyncio.Queue[ViewChange]]:
+        """A queue of every change from now on (on the event loop); ``ChangesStopped`` if the stream is dead.
+
+        With ``after`` (the position of the last change a subscriber got before it was cut off), the queue starts
+        with the changes since then; when they are no longer held, with a ``gone`` change instead."""
         self.ensure_running()
         queue: asyncio.Queue[ViewChange] = asyncio.Queue(QUEUE_SIZE)
+        if after is not None:
+            for change in self._since(after):
+                queue.put_nowait(change)
         self._subscribers.add(queue)
         try:
             yield queue
         finally:
             self._subscribers.discard(queue)
 
+    def _since(self, position: str) -> list[ViewChange]:
+        held = list(self._recent)
+        for n in range(len(held) - 1, -1, -1):
+            if held[n].position == position:
+                return held[n + 1 :]  # fewer than RECENT < QUEUE_SIZE: they fit in the queue
+        return [ViewChange("gone", "", None, position)]
+
     def _deliver(self, change: ViewChange) -> None:  # on the event loop
+        self._recent.append(change)
         for queue in list(self._subscribers):
             if queue.qsize() >= QUEUE_SIZE - 1:
                 self._subscribers.discard(queue)

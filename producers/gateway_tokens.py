@@ -9,17 +9,13 @@ not fail.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import logging
 from dataclasses import dataclass
 
 import asyncpg
 
 from satubus import database, tokens
 from satubus.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,21 +57,5 @@ class Tokens:
 async def follow(view: Tokens, settings: Settings, stop: asyncio.Event, first: asyncio.Event) -> None:
     """Keep ``view`` current until ``stop``; ``first`` is set once the first read succeeded or failed."""
     url = database.dsn(settings, database.GATEWAY)
-    failing = False
-    while not stop.is_set():
-        try:
-            connection = await asyncpg.connect(url, timeout=5)
-            try:
-                await view.load(connection)
-            finally:
-                await connection.close()
-            if failing:
-                log.info("the gateway's tokens are read from PostgreSQL again")
-            failing = False
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            if not failing:
-                log.warning("cannot read the gateway's tokens (%s); keeping the last ones read", exc)
-            failing = True
-        first.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), settings.gateway_token_refresh_seconds)
+    every = settings.gateway_token_refresh_seconds
+    await database.follow(view, url, every, stop, first, "the gateway's tokens")

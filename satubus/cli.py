@@ -304,6 +304,39 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, help="port to listen on (default: SATUBUS_API_PORT, 19120)")
     api.set_defaults(handler=_lazy("satubus.consumers.api", "main"))
 
+    api_key = commands.add_parser(
+        "api-key",
+        help="issue, revoke or list the live API's keys",
+        description=(
+            "A key belongs to one calling application (the principal the audit log names) and carries scopes: "
+            "read:person (persons, parcels, findings), read:aid, read:health (those fields of a person), "
+            "read:restricted (the clear NIK lookup), read:metrics. Printed once when issued; only its digest is kept."
+        ),
+    )
+    api_key.add_argument("action", choices=("issue", "revoke", "list"))
+    api_key.add_argument("caller", nargs="?", help="the calling application, e.g. dinsos-bansos-app")
+    api_key.add_argument("--scope", action="append", default=[], help="issue: a scope of the key (repeat it)")
+    api_key.add_argument("--expires-in", type=float, metavar="DAYS", help="issue: the key expires after this")
+    api_key.add_argument("--key", metavar="ID", help="revoke only this key (default: every key of the caller)")
+    api_key.add_argument("--by", help="who does this (default: the current user)")
+    api_key.set_defaults(handler=_lazy("satubus.consumers.api_keys", "main"))
+
+    audit = commands.add_parser(
+        "audit",
+        help="verify the audit log, or report who read a person's data",
+        description=(
+            "verify: recompute the hash chain of the audit log and name the first broken row (exit 1 then); "
+            "report: every read of one person's data (who, what, why, when, from where), for a data subject's "
+            "access request (UU PDP Pasal 32). Runs as the auditor's login."
+        ),
+    )
+    audit.add_argument("action", choices=("verify", "report"))
+    subject = audit.add_mutually_exclusive_group()
+    subject.add_argument("--person", metavar="PERSON_ID", help="report: the person's person_id")
+    subject.add_argument("--nik", help="report: the person's NIK (turned into the person_id; never printed)")
+    audit.add_argument("--json", action="store_true", help="report: one JSON object per line")
+    audit.set_defaults(handler=_lazy("satubus.audit", "main"))
+
     demo = commands.add_parser(
         "demo",
         help="run the whole pipeline with simulated agencies",

@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     # The live API (consumers/api.py) and the scoreboard it serves (consumers/scoreboard.py).
     api_host: str = "127.0.0.1"
     api_port: int = 19120
+    # Hosts the API answers to (the Host header, without the port; "*" for any): others get 400, which stops DNS
+    # rebinding. Comma-separated.
+    api_allowed_hosts: str = "127.0.0.1,localhost"
+    api_key_refresh_seconds: float = 2.0  # how often the API reloads the callers' keys (satubus api-key)
+    api_streams_per_caller: int = 4  # live change streams open at once per API key (per address without one)
     scoreboard_freshness_seconds: float = 3600  # a valid event at least this recently: integrated
     scoreboard_max_invalid_ratio: float = 0.1  # of an agency's events in the last 24 h
     scoreboard_refresh_seconds: float = 15  # how often the API recomputes the scoreboard's metrics

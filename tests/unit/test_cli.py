@@ -39,6 +39,8 @@ COMMANDS = [
     "dlq",
     "materialize",
     "api",
+    "api-key",
+    "audit",
     "demo",
 ]
 

@@ -30,7 +30,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from bench.common import StreamWorker, disk_usage, empty_topics, progress, report
-from satubus import access
+from satubus import access, pseudonym_key
 from satubus.kafka import admin_client, client_config, producer_config
 from satubus.producers.simulator.world import FAMILY_NAMES, FIRST_NAMES_FEMALE, FIRST_NAMES_MALE, STREETS
 from satubus.registry import registry_client
@@ -159,8 +159,7 @@ def identities(key: bytes, persons: int, *, seed: int = 1) -> Iterator[tuple[byt
 def publish(settings: Settings, persons: int) -> tuple[float, int]:
     """Write the persons' identity parts to ``canonical.person.v2``, in records of up to BATCH_ITEMS parts of one
     partition, as the stream processor does; returns the parts/s and the number of kelurahan they live in."""
-    assert settings.pseudonym_key is not None
-    key = settings.pseudonym_key.get_secret_value().encode()
+    key = pseudonym_key.load(settings).secret
     contract = canonical_contract("person").within(settings.namespace)
     serde = AvroSerde(registry_client(settings))
     encoder = serde.encoder(contract.subject, contract.value_schema())

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import StreamWorker, empty_topics, group_lag, progress, report
+from satubus import pseudonym_key
 from satubus.producers.simulate import simulate
 from satubus.schemas.regions import load_regions
 from satubus.schemas.topics import JOINED_ENTITIES, agency_topic, all_contracts, canonical_topic
@@ -75,8 +76,7 @@ def measure(
     simulation = simulate(settings, residents=residents, seed=1, dirty=0.02, agencies=agencies, progress=io.StringIO())
     events = [e for e in simulation.published if (e.planned.agency, e.planned.dataset) in mappings]
 
-    assert settings.pseudonym_key is not None
-    key, regions, now = settings.pseudonym_key.get_secret_value().encode(), load_regions(), dt.datetime.now(dt.UTC)
+    key, regions, now = pseudonym_key.load(settings).secret, load_regions(), dt.datetime.now(dt.UTC)
     started = time.perf_counter()
     for event in events:
         p = event.planned

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from satubus import metrics
+from satubus import metrics, pseudonym_key
 from satubus.errors import EXIT_FAILURE, EXIT_UNAVAILABLE, ConfigurationError
 from satubus.producers.publisher import AgencyPublisher, Change, Outcome, Status
 from satubus.producers.simulator.script import Planned, plan
@@ -59,8 +59,7 @@ def simulate(
     as_of: dt.datetime | None = None,
     progress: TextIO = sys.stderr,
 ) -> Simulation:
-    if settings.pseudonym_key is None:
-        raise ConfigurationError("SATUBUS_PSEUDONYM_KEY is not set: the ground truth needs the pseudonym key")
+    key = pseudonym_key.load(settings)  # the ground truth needs it: ConfigurationError first, if there is none
     integrated: set[str] = {a.code for a in load_catalogue() if a.integrated}
     chosen = integrated if agencies is None else agencies & integrated
     regions = load_regions()
@@ -71,7 +70,7 @@ def simulate(
     script = plan(world, seed=seed, dirty=dirty, regions=regions, agencies=chosen)
     simulation = Simulation(world, [], Truth())
     _publish(settings, script, simulation, rate=rate, duration=duration, progress=progress)
-    simulation.truth = compute(simulation.published, settings.pseudonym_key.get_secret_value().encode())
+    simulation.truth = compute(simulation.published, key.secret)
     return simulation
 
 

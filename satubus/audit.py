@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from satubus import database
+from satubus import database, pseudonym_key
 from satubus.schemas.nik import InvalidNik, parse_nik
 from satubus.schemas.pseudonym import person_id
 from satubus.settings import Settings
@@ -185,7 +185,4 @@ def _person_of(nik: str, settings: Settings) -> str | None:
     except InvalidNik as exc:
         print(f"satubus audit report: {exc}", file=sys.stderr)
         return None
-    if settings.pseudonym_key is None:
-        print("satubus audit report --nik needs the pseudonym key (SATUBUS_PSEUDONYM_KEY)", file=sys.stderr)
-        return None
-    return person_id(settings.pseudonym_key.get_secret_value().encode(), nik)
+    return person_id(pseudonym_key.load(settings).secret, nik)

@@ -91,8 +91,13 @@ class Settings(BaseSettings):
     registry_timeout: float = 10.0
     database_url: str = "postgresql://satubus@127.0.0.1:15432/satubus"
 
-    # Key of the HMAC that turns a NIK into a person_id. No default: a guessable key would make
-    # person_id reversible by brute force over the 16-digit NIK space.
+    # "local": the local stack, where public keys and passwords are fine; anything else is a deployment.
+    env: Literal["local", "production"] = "production"
+
+    # Key of the HMAC that turns a NIK into a person_id (satubus/pseudonym_key.py): a file of at least 32 random
+    # bytes. No default: a guessable key would make person_id reversible by brute force over the NIK space. The
+    # key itself in the environment (pseudonym_key) is accepted on the local stack only.
+    pseudonym_key_file: Path | None = None
     pseudonym_key: SecretStr | None = None
 
     # Where the stream processor finds <agency>/<dataset>.avsc and .mapping.yaml files (default: schemas/agencies).

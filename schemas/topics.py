@@ -106,6 +106,9 @@ PERSON_NIK = TopicContract(
     TopicName("restricted.person_nik.v1"), person_nik_schema, compacted=True, compatibility="FULL_TRANSITIVE"
 )
 
+# Topics whose records carry person_ids to consumers: each record says which pseudonym key made them.
+PSEUDONYMOUS = frozenset({UNIFIED_PERSON.name, unified_contract("finding").name, PERSON_NIK.name})
+
 
 def all_contracts(namespace: str = "") -> tuple[TopicContract, ...]:
     """Every topic of the bus (in ``namespace``): each catalogue agency's datasets, the canonical parts of the joined

@@ -32,9 +32,9 @@ import faust
 from faust.streams import _current_event
 from faust.types import TP
 
-from satubus import access
-from satubus.errors import ConfigurationError
+from satubus import access, pseudonym_key
 from satubus.kafka import Login, login
+from satubus.pseudonym_key import PseudonymKey
 from satubus.registry import registry_client
 from satubus.retry import Backoff, retry_async
 from satubus.schemas.envelope import AGENCIES_DIR
@@ -48,6 +48,7 @@ from satubus.schemas.topics import (
     agency_topic,
     canonical_contract,
     unified_contract,
+    value_subject,
 )
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
@@ -94,11 +95,7 @@ OUTPUTS = [
 
 def build_app(settings: Settings) -> faust.App:
     commit_guard.install()
-    if settings.pseudonym_key is None:
-        raise ConfigurationError(
-            "SATUBUS_PSEUDONYM_KEY is not set: the stream processor needs the secret HMAC key that turns NIKs "
-            "into person_id values (set it in the environment or in the file named by SATUBUS_ENV_FILE)"
-        )
+    key = pseudonym_key.load(settings)  # ConfigurationError before anything starts
     app = faust.App(
         settings.topic(APP_ID),
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -118,7 +115,7 @@ def build_app(settings: Settings) -> faust.App:
     )
     serde = AvroSerde(registry_client(settings))
     mappings = discover_mappings(settings.mappings_dir or AGENCIES_DIR)
-    Adapter(app, settings, serde).install(mappings)
+    Adapter(app, settings, serde, key).install(mappings)
     return app
 
 
@@ -139,12 +136,12 @@ def local_state(settings: Settings) -> Path:
 
 
 class Adapter:
-    def __init__(self, app: faust.App, settings: Settings, serde: AvroSerde) -> None:
-        assert settings.pseudonym_key is not None
+    def __init__(self, app: faust.App, settings: Settings, serde: AvroSerde, key: PseudonymKey) -> None:
         self.app = app
         self.settings = settings
         self.serde = serde
-        self.key = settings.pseudonym_key.get_secret_value().encode()
+        self.key = key.secret
+        self.key_id = key.key_id
         self.meter = Meter()
         self.stuck = StuckPartitions(app, topics=(), every=STUCK_LOOK_SECONDS)
         app.timer(STUCK_LOOK_SECONDS)(self.stuck.look)
@@ -169,7 +166,7 @@ class Adapter:
         log.info("normalizing %d agency datasets; joining %s", len(by_topic), ", ".join(sorted(joined | {"region"})))
 
     def _decode(self, value: bytes, origin: Any, reader: dict[str, Any] | None) -> dict[str, Any]:
-        return self.serde.decode(value, origin, reader=reader)
+        return self.serde.decode(value, value_subject(origin.topic), origin, reader=reader)
 
     def _table(self, name: str) -> Any:
         options = ROCKSDB_OPTIONS if self.settings.stream_store.startswith("rocksdb") else None
@@ -192,7 +189,9 @@ class Adapter:
         self.stuck.topics.update(topics)
         source = self.app.topic(*topics, key_type=bytes, value_type=bytes, maxsize=2 * records_per_batch)
         # A producer of its own: an agent confirms its own batch's deliveries, not another agent's.
-        delivery = Delivery(self.settings, self.serde, OUTPUTS, client_id=f"{self.app.conf.id}-{name}")
+        delivery = Delivery(
+            self.settings, self.serde, OUTPUTS, client_id=f"{self.app.conf.id}-{name}", key_id=self.key_id
+        )
 
         async def agent(stream: faust.StreamT[bytes]) -> None:
             # Not ``take_events``: a worker stopping in the middle of a batch would acknowledge the whole batch, and

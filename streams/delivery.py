@@ -17,7 +17,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from satubus import access
 from satubus.errors import BrokerUnavailable, ConfigurationError
 from satubus.kafka import producer_config
-from satubus.schemas.topics import TopicContract, partition_of
+from satubus.pseudonym_key import KEY_ID_HEADER
+from satubus.schemas.topics import PSEUDONYMOUS, TopicContract, partition_of
 from satubus.serde import AvroSerde, Encoder
 from satubus.settings import Settings
 from satubus.streams.processor import Output
@@ -29,7 +30,15 @@ BATCH_ITEMS = 100
 
 
 class Delivery:
-    def __init__(self, settings: Settings, serde: AvroSerde, contracts: list[TopicContract], client_id: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        serde: AvroSerde,
+        contracts: list[TopicContract],
+        client_id: str,
+        key_id: str | None = None,
+    ) -> None:
+        """``key_id``: of the pseudonym key, stamped on every record of a topic that carries person_ids."""
         self._producer = Producer(
             producer_config(settings, client_id, access.STREAMS)
             | {"linger.ms": 2, "queue.buffering.max.messages": 1_000_000}
@@ -44,6 +53,7 @@ class Delivery:
             if contract.batched:
                 self._partitions[contract.name] = self._count_partitions(namespaced.name)
         self._failed: list[KafkaError] = []
+        self._stamp = [] if key_id is None else [(KEY_ID_HEADER, key_id.encode())]
         # (changelog topic, partition) -> offset of the last record acknowledged there
         self.changelog_offsets: dict[tuple[str, int], int] = {}
 
@@ -61,7 +71,8 @@ class Delivery:
             if isinstance(value, dict):
                 assert encoder is not None, f"{output.topic} has no Avro contract"
                 value = encoder.encode(value)
-            self._produce(topic, value, key=output.key, headers=list(output.headers))
+            stamp = self._stamp if output.topic in PSEUDONYMOUS else []
+            self._produce(topic, value, key=output.key, headers=[*output.headers, *stamp])
         for (contract_topic, partition), items in batches.items():
             topic, encoder = self._topics[contract_topic]
             assert encoder is not None

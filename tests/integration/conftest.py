@@ -40,7 +40,7 @@ from satubus.settings import Settings
 from satubus.streams.app import APP_ID, local_state
 
 NAMESPACE = os.environ.get("SATUBUS_TEST_NAMESPACE", "test")
-PSEUDONYM_KEY = "integration-test-key"
+PSEUDONYM_KEY = "integration-test-key-public-not-a-secret"
 # The suite's processes listen on their own ports, so that they run beside a demo's: the defaults shifted by 100
 # (by more for another namespace, so that two suites can run side by side).
 PORT_SHIFT = 100 if NAMESPACE == "test" else 200 + zlib.crc32(NAMESPACE.encode()) % 40 * 10
@@ -53,6 +53,7 @@ def suite_settings(**overrides: Any) -> Settings:
     defaults: dict[str, Any] = {
         "namespace": NAMESPACE,
         "database_url": base.database_url.rsplit("/", 1)[0] + f"/satubus_{NAMESPACE}",
+        "env": "local",
         "pseudonym_key": SecretStr(PSEUDONYM_KEY),
         **{port: getattr(base, port) + PORT_SHIFT for port in PORTS},
     }
@@ -124,6 +125,7 @@ def process_env(settings: Settings) -> dict[str, str]:
         "SATUBUS_DATABASE_URL": settings.database_url,
         **{f"SATUBUS_{port.upper()}": str(getattr(settings, port)) for port in PORTS},
         "SATUBUS_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value(),
+        "SATUBUS_ENV": settings.env,
     }
 
 

@@ -71,12 +71,14 @@ def test_postgresql_unavailable_answers_503_with_retry_after(bus: Settings) -> N
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             _wait_until_up(client, process)  # before: the API did not even start without its database
-            for path in ("/v1/scoreboard", f"/v1/persons/{PERSON_ID}", "/v1/findings"):
+            for path in ("/v1/scoreboard", "/v1/regions/31.71.06.1001", "/v1/incidents/bpbd:1"):
                 answer = client.get(path)
                 assert answer.status_code == 503, (path, answer.text)
                 assert int(answer.headers["Retry-After"]) > 0
                 assert "PostgreSQL is unavailable" in answer.json()["detail"]
             assert client.get("/v1/persons/not-a-person-id").status_code == 422  # checked before any query
+            # No key can be checked without the database: a personal read is refused, not served.
+            assert client.get(f"/v1/persons/{PERSON_ID}", params={"purpose": "pelayanan"}).status_code == 401
             health = client.get("/health")
             assert health.status_code == 503
             assert set(health.json()["problems"]) == {"database"}  # the live changes flow

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.topics import canonical_topic
 
 ADMIN = "admin"  # the super user that creates topics, users and ACLs; never namespaced
 BROKER = "broker"  # the broker's own identity on the inter-broker listener (a super user)
 CONTROLLER = "controller"  # on the controller listener (SASL/PLAIN: SCRAM does not work there, KAFKA-15513)
 STREAMS = "satubus-streams"  # the stream processor; also its faust application id and consumer group
 MATERIALIZER = "satubus-materializer"
-RESTRICTED = "satubus-restricted"  # the only reader of restricted.* (the materializer of clear NIKs)
+# The only reader of restricted.* (the materializer of clear NIKs), and the sender of erasures (satubus erase)
+RESTRICTED = "satubus-restricted"
 API = "satubus-api"
 GATEWAY = "satubus-gateway"
 DOWNSTREAM = "satubus-downstream"  # read-only, for the applications that subscribe to unified topics
@@ -103,6 +105,7 @@ def grants(namespace: str, *, blocked: frozenset[str] = frozenset()) -> set[Gran
     allow(MATERIALIZER, "GROUP", f"{p}{MATERIALIZER_GROUPS}", "PREFIXED", "READ")
 
     allow(RESTRICTED, "TOPIC", f"{p}restricted.", "PREFIXED", "READ")
+    allow(RESTRICTED, "TOPIC", f"{p}{canonical_topic('person')}", "LITERAL", "WRITE")  # erasures (satubus erase)
     allow(RESTRICTED, "TOPIC", f"{p}bus.dlq", "LITERAL", "WRITE")
     allow(RESTRICTED, "GROUP", f"{p}{RESTRICTED_GROUP}", "LITERAL", "READ")
 

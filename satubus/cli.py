@@ -19,6 +19,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import get_args
 
+from satubus import log_masking
 from satubus.errors import ConfigurationError, SatuBusError, exit_code
 from satubus.settings import LogLevel, Settings, get_settings
 
@@ -337,6 +338,22 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="report: one JSON object per line")
     audit.set_defaults(handler=_lazy("satubus.audit", "main"))
 
+    erase = commands.add_parser(
+        "erase",
+        help="erase a person from the bus (UU PDP)",
+        description=(
+            "Remove a person from the unified view, the restricted NIKs, the findings and the stream processor's "
+            "state, and tombstone them on the unified and restricted topics (Kafka drops the values within "
+            "SATUBUS_ERASURE_BOUND_HOURS). Audited. Runs as the restricted principal; waits for the pipeline to "
+            "apply it (exit 1 if it did not within --wait)."
+        ),
+    )
+    erase.add_argument("--nik", required=True, help="the person's NIK (16 digits; never printed or logged)")
+    erase.add_argument("--reason", required=True, help="the request's reference, e.g. a ticket number")
+    erase.add_argument("--by", help="who does this (default: the current user)")
+    erase.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the pipeline (default 120)")
+    erase.set_defaults(handler=_lazy("satubus.erasure", "main"))
+
     demo = commands.add_parser(
         "demo",
         help="run the whole pipeline with simulated agencies",
@@ -359,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code(exc)
     level = logging.DEBUG if args.verbose else settings.log_level
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_masking.install()  # no clear NIK in any log line
     for chatty in ("httpx", "httpx2"):  # one line per registry request otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:

@@ -18,11 +18,12 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
 from satubus import access
 from satubus.errors import ConfigurationError
-from satubus.schemas.topics import all_contracts
+from satubus.schemas.topics import DEAD_LETTERS, all_contracts
 from satubus.secrets import LocalSecrets
 from satubus.settings import Settings
 
@@ -99,12 +100,56 @@ def consumer_config(settings: Settings, group_id: str, role: str) -> dict[str, A
 
 
 def create_topics(settings: Settings) -> list[str]:
-    """Create every contract topic of the bus's namespace that is missing; returns the names created."""
-    return ensure_topics(settings, [(c.name, c.compacted) for c in all_contracts(settings.namespace)])
+    """Create every contract topic of the bus's namespace that is missing, and give every one (the stream
+    processor's changelogs too) its retention (``topic_config``); returns the names created."""
+    created = ensure_topics(settings, [(c.name, c.compacted) for c in all_contracts(settings.namespace)])
+    changelogs = f"{access.principal(settings.namespace, access.STREAMS)}-"
+    admin = admin_client(settings)
+    existing = [
+        t for t in admin.list_topics(timeout=15).topics if t.startswith(changelogs) and t.endswith("-changelog")
+    ]
+    configure_topics(settings, [(c.name, c.compacted) for c in all_contracts(settings.namespace)])
+    configure_topics(settings, [(name, True) for name in existing])
+    return created
+
+
+def topic_config(settings: Settings, name: str, compacted: bool) -> dict[str, str]:
+    """How long a topic keeps what it holds. A compacted topic rolls its active segment and cleans a replaced or
+    deleted value within ``erasure_bound_hours`` (Kafka's max.compaction.lag.ms: a segment is also rolled when a
+    record is appended after that lag) and keeps a tombstone as long again, so that consumers see it."""
+    if compacted:
+        bound = str(int(settings.erasure_bound_hours * 3_600_000))
+        return {
+            "cleanup.policy": "compact",
+            "max.compaction.lag.ms": bound,
+            "delete.retention.ms": bound,
+            "min.cleanable.dirty.ratio": "0.1",
+        }
+    days = settings.dlq_retention_days if name == settings.topic(DEAD_LETTERS.name) else settings.retention_days
+    return {"cleanup.policy": "delete", "retention.ms": str(int(days * 86_400_000))}
+
+
+def configure_topics(settings: Settings, topics: Iterable[tuple[str, bool]]) -> None:
+    """Set ``topic_config`` on existing topics (name, compacted), leaving their other settings alone."""
+    resources = [
+        ConfigResource(
+            "TOPIC",
+            name,
+            incremental_configs=[
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in topic_config(settings, name, compacted).items()
+            ],
+        )
+        for name, compacted in topics
+    ]
+    if not resources:
+        return
+    for future in admin_client(settings).incremental_alter_configs(resources).values():
+        future.result()
 
 
 def ensure_topics(settings: Settings, topics: Iterable[tuple[str, bool]]) -> list[str]:
-    """Create the missing topics among (name, compacted); returns the names created."""
+    """Create the missing topics among (name, compacted), with their retention; returns the names created."""
     admin = admin_client(settings)
     existing = admin.list_topics(timeout=15).topics
     missing = [
@@ -112,7 +157,7 @@ def ensure_topics(settings: Settings, topics: Iterable[tuple[str, bool]]) -> lis
             name,
             num_partitions=settings.topic_partitions,
             replication_factor=settings.topic_replication_factor,
-            config={"cleanup.policy": "compact"} if compacted else {},
+            config=topic_config(settings, name, compacted),
         )
         for name, compacted in topics
         if name not in existing

@@ -130,6 +130,13 @@ class Settings(BaseSettings):
 
     topic_partitions: int = 4
     topic_replication_factor: int = 1
+    # How long personal data stays in Kafka (README: "Personal data"). Compacted topics (the unified view, the
+    # restricted NIKs, the stream processor's state) drop a replaced or erased value within erasure_bound_hours,
+    # and the erasure's tombstone within as long again; the others (agency topics, the canonical parts, bus.activity)
+    # keep records retention_days, the dead letters dlq_retention_days.
+    erasure_bound_hours: float = 24
+    retention_days: float = 30
+    dlq_retention_days: float = 14
 
     # HTTP ingest gateway. Agencies' tokens are issued by `satubus agency credentials` (kept as digests in
     # PostgreSQL); the gateway reads them, and the blocks, this often.

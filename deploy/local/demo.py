@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from satubus import access, database, metrics
+from satubus.consumers import api_keys, api_scopes
 from satubus.consumers.migrate import migrate
 from satubus.database import dsn as owner_dsn
 from satubus.deploy.local.stack import Stack, StackError
@@ -116,6 +117,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
                 f"Run `satubus demo --seed N` to simulate another one."
             )
         api = f"http://{settings.api_host}:{settings.api_port}"
+        key = asyncio.run(api_keys.issue(settings, "demo-operator", frozenset({api_scopes.PERSON}), "satubus demo"))
         reader = urlsplit(settings.database_url)._replace(netloc=f"{database.API}@{_host(settings)}").geturl()
         secrets_file = LocalSecrets(settings.secrets_dir).path
         print(
@@ -124,7 +126,10 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             f"mapping file and joins them: people with their aid, schooling and health visits, parcels with their "
             f"tax, zoning and permits, regions, incidents and findings.\n\nWhere to look:\n"
             f"  scoreboard        {api}/v1/scoreboard (which of the 52 agencies are integrated)\n"
-            f"  live API          {api}/docs (lookups, findings, live changes at /v1/changes)\n"
+            f"  live API          {api}/docs (lookups, findings, live changes at /v1/changes); personal records\n"
+            f"                    need a key and a purpose, e.g. with this one (read:person, shown once):\n"
+            f"                    curl -H 'Authorization: Bearer {key.token}' "
+            f"'{api}/v1/persons/{expected[0].person_id}?purpose=pelayanan'\n"
             f"  the unified view  psql {reader} -c "
             f"'SELECT kota_code, count(*), sum(is_deceased::int) AS deceased FROM unified.person GROUP BY 1'\n"
             f"                    (a read-only login; its password: {secrets_file}, postgres.{database.API})\n"

@@ -40,6 +40,7 @@ COMMANDS = [
     "materialize",
     "api",
     "api-key",
+    "erase",
     "audit",
     "demo",
 ]

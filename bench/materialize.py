@@ -29,7 +29,7 @@ from satubus.consumers.migrate import recreate
 from satubus.consumers.tables import PERSON, TableSpec
 from satubus.database import dsn as owner_dsn
 from satubus.kafka import producer_config
-from satubus.registry import registry_client
+from satubus.registry import register_contract, registry_client
 from satubus.schemas.topics import TopicContract, TopicName
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
@@ -119,10 +119,14 @@ async def _ceiling(
 
 
 def produce(settings: Settings, spec: TableSpec, topic: str, records: list[dict[str, Any]]) -> None:
-    """The records, encoded with the unified contract's registered schema, into the topic."""
+    """The records, encoded with the unified contract's schema, into the topic; the schema is registered for the topic
+    first (a value is decoded only with a schema its topic's subject holds)."""
+    contract = TopicContract(TopicName(topic), spec.contract.schema, compacted=True)
+    with registry_client(settings, admin=True) as registry:
+        register_contract(registry, contract)
     producer = Producer(producer_config(settings, "bench-materialize", access.ADMIN))
     with AvroSerde(registry_client(settings)) as serde:
-        encoder = serde.encoder(spec.contract.subject, spec.contract.value_schema())
+        encoder = serde.encoder(contract.subject, contract.value_schema())
         for record in records:
             while True:
                 try:

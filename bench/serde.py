@@ -51,15 +51,19 @@ def measure(settings: Settings, *, events: int, rounds: int) -> dict[str, Any]:
     parsed = fastavro.parse_schema(schema)
 
     with AvroSerde(registry_client(settings)) as serde:
-        encoder = serde.encoder(value_subject(agency_topic("dinsos", "penerima_bansos")), schema)
+        subject = value_subject(agency_topic("dinsos", "penerima_bansos"))
+        encoder = serde.encoder(subject, schema)
         ours = [encoder.encode(r) for r in records]
         raw = [_raw_encode(parsed, r) for r in records]
         work: dict[str, tuple[list[Any], Callable[[Any], object]]] = {
             "raw fastavro encode": (records, lambda r: _raw_encode(parsed, r)),
             "our serde encode": (records, encoder.encode),
             "raw fastavro decode": (raw, lambda b: fastavro.schemaless_reader(io.BytesIO(b), parsed, None)),
-            "our serde decode": (ours, serde.decode),
-            "our serde decode to the mapping's reader schema": (ours, lambda b: serde.decode(b, reader=schema)),
+            "our serde decode": (ours, lambda b: serde.decode(b, subject)),
+            "our serde decode to the mapping's reader schema": (
+                ours,
+                lambda b: serde.decode(b, subject, reader=schema),
+            ),
         }
         rates = _best_rates(work, rounds=rounds)
     sizes = sorted(len(b) for b in ours)

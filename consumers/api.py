@@ -193,8 +193,9 @@ def create_app(settings: Settings, keys: Keys | None = None) -> FastAPI:
     Who = Annotated[Caller, Depends(caller)]
     Why = Annotated[str, Depends(purpose)]
 
-    def require(who: Caller, scope: str) -> None:
-        if scope in who.scopes:
+    def require(who: Caller, scope: str | None) -> None:
+        """Refuse ``who`` unless it has ``scope`` (None: a public read)."""
+        if scope is None or scope in who.scopes:
             return
         if who is ANONYMOUS:
             raise HTTPException(
@@ -223,7 +224,7 @@ def create_app(settings: Settings, keys: Keys | None = None) -> FastAPI:
 
     async def personal(spec: TableSpec, key: str, who: Caller, why: str, request: Request) -> dict[str, Any]:
         """One personal record as ``who`` may see it, audited before it is returned (a 404 is audited too)."""
-        require(who, api_scopes.ENTITY_SCOPES[spec.entity] or "")
+        require(who, api_scopes.ENTITY_SCOPES[spec.entity])
         async with faults.connection(state["pool"]) as conn:
             row = await conn.fetchrow(f"SELECT * FROM {spec.table} WHERE {spec.key} = $1", key)
             record, withheld = (
@@ -349,7 +350,7 @@ def create_app(settings: Settings, keys: Keys | None = None) -> FastAPI:
             wanted = {name for name in TABLES if api_scopes.may_read(name, who.scopes)}
         else:
             for name in entity:
-                require(who, api_scopes.ENTITY_SCOPES[name] or "")
+                require(who, api_scopes.ENTITY_SCOPES[name])
             wanted = set(entity)
         why = purpose or request.headers.get("Satubus-Purpose")
         if any(api_scopes.is_personal(name) for name in wanted) and why not in api_scopes.PURPOSES:

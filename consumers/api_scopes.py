@@ -3,7 +3,7 @@
 A caller without a key reads what is public: the scoreboard, regions (kelurahan aggregates) and incidents. The
 person-level records need ``read:person``; within a person, aid payments need ``read:aid`` and health visits and
 immunisations ``read:health``; a caller without them gets the record without those fields, and ``withheld`` names
-them. The clear NIK behind a person_id needs ``read:restricted``; the process metrics ``read:metrics``.
+them. The clear NIK behind a person_id needs ``read:restricted``.
 
 Every read of personal data states its purpose, one of ``PURPOSES`` (UU PDP 27/2022 Pasal 16: processing is
 limited to its purpose); the audit log keeps it with the read.
@@ -18,8 +18,7 @@ PERSON = "read:person"
 HEALTH = "read:health"
 AID = "read:aid"
 RESTRICTED = "read:restricted"
-METRICS = "read:metrics"
-SCOPES = (PERSON, HEALTH, AID, RESTRICTED, METRICS)
+SCOPES = (PERSON, HEALTH, AID, RESTRICTED)
 
 Purpose = Literal["pelayanan", "penegakan", "statistik", "perencanaan", "hak_subjek"]
 PURPOSES: tuple[str, ...] = get_args(Purpose)

@@ -31,7 +31,7 @@ from satubus.kafka import client_config
 from satubus.registry import registry_client
 from satubus.retry import Backoff
 from satubus.schemas.errors import DecodeError, Origin
-from satubus.schemas.topics import TopicContract
+from satubus.schemas.topics import TopicContract, value_subject
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
 
@@ -216,7 +216,8 @@ class Changes:
         try:
             value = message.value()
             reader = self._readers[topic]
-            record = None if value is None else serde.decode(value, Origin(topic, partition, offset), reader=reader)
+            origin = Origin(topic, partition, offset)
+            record = None if value is None else serde.decode(value, value_subject(topic), origin, reader=reader)
         except DecodeError as exc:  # the materializer dead-letters it; here it is only not shown
             log.warning("not shown live: %s", exc)
             return None

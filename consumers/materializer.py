@@ -40,8 +40,8 @@ from satubus.metrics import DEAD_LETTERED
 from satubus.registry import registry_client
 from satubus.schemas.dead_letters import DeadLetter
 from satubus.schemas.errors import DecodeError, Origin
-from satubus.schemas.nik import mask_nik
-from satubus.schemas.topics import DEAD_LETTERS
+from satubus.schemas.masking import mask_text
+from satubus.schemas.topics import DEAD_LETTERS, value_subject
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
 
@@ -106,6 +106,7 @@ class Materializer:
         self.role = access.RESTRICTED if restricted else access.MATERIALIZER
         self.login = database.NIK_MATERIALIZER if restricted else database.MATERIALIZER
         self._reader = spec.contract.value_schema()  # records of older versions get this version's defaults
+        self._subject = value_subject(self.topic)
         self._serde = AvroSerde(registry_client(settings))
         self._positions: dict[int, int | None] = {}  # partition -> next offset stored in PostgreSQL
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -300,7 +301,7 @@ class Materializer:
         """The record, or None for a tombstone. (A decode error's origin is left out: the dead letter has it.)"""
         if value is None:
             return None
-        return self._serde.decode(value, reader=self._reader)
+        return self._serde.decode(value, self._subject, reader=self._reader)
 
     def _dead_letter(self, received: Received, exc: Exception, reason: str) -> None:
         origin = received.origin
@@ -311,7 +312,7 @@ class Materializer:
             self.settings.topic(DEAD_LETTERS.name), value=received.value, key=received.key, headers=headers
         )
         DEAD_LETTERED.labels("materialize", reason).inc()
-        log.warning("dead-lettered %s/%d@%d: %s", origin.topic, origin.partition, origin.offset, mask_nik(str(exc)))
+        log.warning("dead-lettered %s/%d@%d: %s", origin.topic, origin.partition, origin.offset, mask_text(str(exc)))
 
     async def _flush_dead_letters(self) -> None:
         """Wait (on the executor) for the broker to acknowledge the dead letters; ``BrokerUnavailable`` if it does

@@ -2,26 +2,26 @@
 
 Columns map to schema fields by name (case, spaces and dashes ignored) or through ``--map "Column=field"``. Each
 row is published as a snapshot event (op ``r``) keyed by ``--key``, or reported with its row number, field and
-reason in the error report. Every row ends up in exactly one of the two: the summary says how many of each.
+reason in the error report. Every row ends up in exactly one of the two: the summary says how many of each. The file
+is read within the limits of producers/sheets.py (size, rows, cell length; a safe .xlsx parse); a file over them
+publishes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
 import re
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from satubus.producers.publisher import AgencyPublisher, Change, Outcome
+from satubus.producers.sheets import Limits, SheetRefused, cell_problems, read_header, read_rows, write_report
 from satubus.registry import registry_client
 from satubus.schemas.envelope import agency_record_schema
 from satubus.schemas.nik import mask_nik
@@ -30,6 +30,10 @@ from satubus.serde import AvroSerde
 from satubus.settings import Settings
 
 CHUNK = 1000  # rows per publish_batch: the progress bar moves after each one's acknowledgements
+# An upload's versions: its second, then the row number. A later upload of a key wins (from the next second on), and
+# so does a later row of the same key within a file; every row number fits (sheets.EXCEL_DATA_ROWS), and the versions
+# stay below 2^53 (streams/mapping.py) until the year 2242.
+ROW_SLOTS = 2**20
 Report = list[tuple[int, str, str]]  # (spreadsheet row number, field, reason) of each rejected row
 
 _TRUE = {"true", "ya", "y", "yes", "1"}
@@ -80,50 +84,22 @@ def header_problems(header: list[str], columns: dict[str, Column], mapping: dict
     return problems
 
 
-def read_header(path: Path) -> list[str]:
-    if path.suffix.lower() == ".xlsx":
-        from openpyxl import load_workbook
-
-        workbook = load_workbook(path, read_only=True, data_only=True)
-        try:
-            first = next(workbook.active.iter_rows(values_only=True), ())
-            return [str(h).strip() if h is not None else "" for h in first]
-        finally:
-            workbook.close()
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        return next(csv.reader(f), [])
-
-
-def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(spreadsheet row number, {header: cell}) for every non-empty data row; the header is row 1."""
-    if path.suffix.lower() == ".xlsx":
-        from openpyxl import load_workbook
-
-        workbook = load_workbook(path, read_only=True, data_only=True)
-        try:
-            rows = workbook.active.iter_rows(values_only=True)
-            header = [str(h).strip() if h is not None else "" for h in next(rows)]
-            for number, values in enumerate(rows, start=2):
-                if any(v not in (None, "") for v in values):
-                    yield number, dict(zip(header, values, strict=False))
-        finally:
-            workbook.close()
-    else:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            for number, row in enumerate(csv.DictReader(f), start=2):
-                if any((v or "").strip() for v in row.values() if isinstance(v, str)):
-                    yield number, row
-
-
-def to_record(row: dict[str, Any], columns: dict[str, Column], mapping: dict[str, str]) -> dict[str, Any]:
-    """The cells of a row as a JSON-ready record; raises ``RecordRejected`` naming each cell that cannot fit."""
+def to_record(
+    row: dict[str, Any], columns: dict[str, Column], mapping: dict[str, str], limits: Limits | None = None
+) -> dict[str, Any]:
+    """The cells of a row as a JSON-ready record; raises ``RecordRejected`` naming each cell that cannot fit (with
+    ``limits``, a cell too long too, in any column)."""
     record: dict[str, Any] = {}
+    too_long = {} if limits is None else cell_problems(row, limits)
     errors: list[FieldError] = []
     for header, cell in row.items():
         if header is None:
             errors.append(FieldError("<row>", "more cells than header columns"))
             continue
         column = columns.get(field_key(mapping.get(header, header)))
+        if header in too_long:
+            errors.append(FieldError(column.field if column else header, too_long[header]))
+            continue
         if column is None:
             continue  # a column the dataset does not have: ignored, like a spreadsheet's notes column
         try:
@@ -146,11 +122,12 @@ def row_change(
     model: type[BaseModel],
     *,
     version: int,
+    limits: Limits | None = None,
 ) -> Change:
     """The row as a snapshot change, its record as JSON for the publisher to validate (once, when it publishes it);
     ``RecordRejected`` for a cell that cannot fit, or an empty key (the record's own errors first when it has any:
     they name the key field too)."""
-    record = to_record(row, columns, mapping)
+    record = to_record(row, columns, mapping, limits)
     value = record.get(key.field)
     if value in (None, ""):
         validate_json(model, json.dumps(record), "row")  # never sent: the publisher will not validate it again
@@ -239,15 +216,20 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     if key_field is None:
         print(f"satubus upload: --key {args.key!r} is not a field of {args.agency}.{args.dataset}", file=sys.stderr)
         return 2
-    if problems := header_problems(read_header(args.file), columns, mapping):
+    limits = Limits.of(settings)
+    try:
+        header = read_header(args.file, limits)
+        problems = [f"{args.file.name}: {p}" for p in header_problems(header, columns, mapping)]
+        rows = [] if problems else list(read_rows(args.file, limits))
+    except SheetRefused as exc:  # its message names the file
+        problems = [str(exc)]
+    if problems:
         for problem in problems:
-            print(f"satubus upload: {args.file.name}: {problem}", file=sys.stderr)
-        print("nothing was published; fix the header or the --map options and upload again", file=sys.stderr)
+            print(f"satubus upload: {problem}", file=sys.stderr)
+        print("nothing was published; fix the file or the --map options and upload again", file=sys.stderr)
         return 2
-    rows = list(read_rows(args.file))
     report_path = args.report or args.file.with_name(args.file.name + ".errors.csv")
-    # A later upload of a key wins, and so does a later row of the same key within this file.
-    version = time.time_ns() // 1_000_000 * 1_000_000
+    version = int(time.time()) * ROW_SLOTS
     rejected: Report = []
     progress = Progress(len(rows), args.file.name)
     published, read, interrupted = 0, 0, False  # read: rows published or in the report
@@ -268,7 +250,10 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 for number, row in chunk:
                     try:
-                        changes.append(row_change(row, columns, mapping, key_field, model, version=version + number))
+                        change = row_change(
+                            row, columns, mapping, key_field, model, version=version + number, limits=limits
+                        )
+                        changes.append(change)
                     except RecordRejected as exc:
                         rejected.extend((number, e.field, e.reason) for e in exc.errors)
                         continue
@@ -300,9 +285,6 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     if interrupted:
         print(f"interrupted: the {len(rows) - read} rows after row {rows[read - 1][0] if read else 1} were not sent")
     if rejected:
-        with report_path.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(("row", "field", "reason"))
-            writer.writerows(rejected)
+        write_report(report_path, ("row", "field", "reason"), rejected)
         print(f"rejected rows, with the field and the reason: {report_path}")
     return 130 if interrupted else 1 if rejected else 0

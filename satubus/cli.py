@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "A key belongs to one calling application (the principal the audit log names) and carries scopes: "
             "read:person (persons, parcels, findings), read:aid, read:health (those fields of a person), "
-            "read:restricted (the clear NIK lookup), read:metrics. Printed once when issued; only its digest is kept."
+            "read:restricted (the clear NIK lookup). Printed once when issued; only its digest is kept."
         ),
     )
     api_key.add_argument("action", choices=("issue", "revoke", "list"))
@@ -353,6 +353,19 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--by", help="who does this (default: the current user)")
     erase.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the pipeline (default 120)")
     erase.set_defaults(handler=_lazy("satubus.erasure", "main"))
+
+    rebuild = commands.add_parser(
+        "rebuild",
+        help="rebuild the view from the agency topics (e.g. under a new pseudonym key)",
+        description=(
+            "Delete the stream processor's state and the derived topics (canonical.*, unified.*, restricted.*, "
+            "bus.activity), create them empty and empty the view's tables, so that the stream workers started next "
+            "rebuild everything from the retained agency topics. Keeps the agency topics, the dead letters and the "
+            "audit log. Every stream worker, materializer and API must be stopped first."
+        ),
+    )
+    rebuild.add_argument("--yes", action="store_true", help="do it (without it, say what it would do)")
+    rebuild.set_defaults(handler=_lazy("satubus.rebuild", "main"))
 
     demo = commands.add_parser(
         "demo",

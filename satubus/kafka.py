@@ -144,13 +144,15 @@ def configure_topics(settings: Settings, topics: Iterable[tuple[str, bool]]) -> 
     ]
     if not resources:
         return
-    for future in admin_client(settings).incremental_alter_configs(resources).values():
-        future.result()
+    admin = admin_client(settings)  # kept: the futures never complete once their client is gone
+    for future in admin.incremental_alter_configs(resources, request_timeout=30).values():
+        future.result(timeout=60)
 
 
-def ensure_topics(settings: Settings, topics: Iterable[tuple[str, bool]]) -> list[str]:
-    """Create the missing topics among (name, compacted), with their retention; returns the names created."""
-    admin = admin_client(settings)
+def ensure_topics(settings: Settings, topics: Iterable[tuple[str, bool]], role: str = access.ADMIN) -> list[str]:
+    """Create the missing topics among (name, compacted), with their retention, as ``role``; returns the names
+    created."""
+    admin = admin_client(settings, role)
     existing = admin.list_topics(timeout=15).topics
     missing = [
         NewTopic(
@@ -172,15 +174,15 @@ def ensure_topics(settings: Settings, topics: Iterable[tuple[str, bool]]) -> lis
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
-    _wait_until_served(settings, created)
+    _wait_until_served(settings, created, role)
     return created
 
 
-def _wait_until_served(settings: Settings, topics: list[str]) -> None:
+def _wait_until_served(settings: Settings, topics: list[str], role: str) -> None:
     """Return once the broker answers for every partition of ``topics``. The controller acknowledges a creation
     before the broker has created the partitions' logs; events produced in that moment to a topic that has just
     been deleted and created again were seen acknowledged and then missing."""
-    consumer = Consumer(client_config(settings, access.ADMIN) | {"group.id": "satubus-admin"})
+    consumer = Consumer(client_config(settings, role) | {"group.id": "satubus-admin"})
     try:
         for topic in topics:
             for partition in range(settings.topic_partitions):

@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     gateway_max_body_bytes: int = 5_000_000
     gateway_ack_timeout: float = 30.0  # seconds; an event not acknowledged by then is reported failed
 
+    # `satubus upload` (producers/sheets.py): the largest file it reads, the most data rows a sheet may have and the
+    # longest cell, in characters; an .xlsx may unpack to at most ten times the file limit.
+    upload_max_file_bytes: int = 20_000_000
+    upload_max_rows: int = 100_000
+    upload_max_cell_chars: int = 10_000
+
     # The live API (consumers/api.py) and the scoreboard it serves (consumers/scoreboard.py).
     api_host: str = "127.0.0.1"
     api_port: int = 19120

@@ -1,14 +1,15 @@
 """The dead-letter contract: what a record sent to ``bus.dlq`` says about why and where it failed.
 
 Headers carry the same facts as Kafka Connect's ``__connect.errors.*`` headers; the value is the original bytes,
-untouched, so ``satubus dlq replay`` can re-drive it. The preview is for people and has NIKs masked.
+untouched, so ``satubus dlq replay`` can re-drive it. The message and the preview are for people and have personal
+data masked (satubus/schemas/masking.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from satubus.schemas.nik import mask_nik
+from satubus.schemas.masking import mask_payload_start, mask_text
 
 PREVIEW_CHARS = 256
 HEADER_PREFIX = "satubus.error."
@@ -31,7 +32,7 @@ class DeadLetter:
             "stage": self.stage,
             "reason": self.reason,
             "class": type(self.error).__name__,
-            "message": mask_nik(str(self.error)),
+            "message": mask_text(str(self.error)),
             "topic": self.topic,
             "partition": str(self.partition),
             "offset": str(self.offset),
@@ -42,10 +43,14 @@ class DeadLetter:
 
 
 def preview(raw: bytes | None) -> str:
-    """A printable, NIK-masked look at the first bytes of a payload."""
+    """The shape of the first bytes of a payload, without its personal data: 'S*** R********.3171************'.
+
+    The bytes are not decoded (they may not decode), so which text is a name cannot be told: every byte that is
+    not printable ASCII shows as '.', every word keeps its first letter, every number of 8 digits or more its
+    first 4 (NIK and KK numbers however written, phone numbers), dates keep their year (``mask_payload``).
+    Lengths, punctuation, short numbers and the order of the parts are left for an operator to read.
+    """
     if raw is None:
         return "<null>"
-    # Mask before cutting, so a NIK that straddles the cut is not left half visible.
-    text = raw.decode("utf-8", errors="replace")
-    printable = "".join(ch if ch.isprintable() else "." for ch in text)
-    return mask_nik(printable)[:PREVIEW_CHARS]
+    # Cut after masking (mask_payload_start knows how far to look), so a NIK that straddles the cut is masked too.
+    return mask_payload_start(raw.decode("ascii", errors="replace"), PREVIEW_CHARS)

@@ -42,5 +42,15 @@ class UnknownSchemaId(DecodeError):
     """The schema id in the frame is not in the registry."""
 
 
+class ForeignSchemaId(DecodeError):
+    """The schema id is in the registry, but not under the subject of the topic the message came from: a value is
+    decoded only with a schema its topic's contract holds."""
+
+
+class LimitExceeded(DecodeError):
+    """The message is larger, or claims more items, than any message of a contract may: refused before decoding it,
+    so that it cannot stall its reader (satubus/schemas/avro_limits.py)."""
+
+
 class MalformedBody(DecodeError):
     """The Avro body does not decode with the writer's schema (truncated or corrupt)."""

@@ -9,14 +9,12 @@ warning rather than a reason to reject the record.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from typing import Literal
 
-Sex = Literal["MALE", "FEMALE"]
+from satubus.schemas.masking import mask_identity_numbers
 
-# 16 or more digits: a NIK may touch other digits (in a binary preview, a length or version byte can be a digit).
-_NIK_RUN = re.compile(r"(\d{4})\d{12,}")
+Sex = Literal["MALE", "FEMALE"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,5 +53,6 @@ def parse_nik(nik: str, *, today: dt.date | None = None) -> NikInfo:
 
 
 def mask_nik(text: str) -> str:
-    """Keep the first 4 digits of every run of 16 or more digits and star the rest (for logs and previews)."""
-    return _NIK_RUN.sub(lambda run: run.group(1) + "*" * (len(run.group(0)) - 4), text)
+    """Every NIK and KK number in ``text``, written whole or in groups ('3171 0648 0885 0001'), with only its
+    first 4 digits left (see satubus/schemas/masking.py, which also masks dates of birth: ``mask_text``)."""
+    return mask_identity_numbers(text)

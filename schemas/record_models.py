@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from satubus.errors import DataError
 from satubus.schemas.envelope import agency_record_schema
-from satubus.schemas.nik import mask_nik
+from satubus.schemas.masking import mask_text
 
 _PRIMITIVES: dict[str, Any] = {"string": str, "long": int, "int": int, "boolean": bool, "double": float, "float": float}
 _INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
@@ -69,7 +69,7 @@ def validate_json(model: type[BaseModel], text: str | bytes, dataset: str) -> di
 
 def _field_errors(exc: ValidationError) -> list[FieldError]:
     return [
-        FieldError(".".join(str(part) for part in error["loc"]) or "<record>", mask_nik(error["msg"]))
+        FieldError(".".join(str(part) for part in error["loc"]) or "<record>", mask_text(error["msg"]))
         for error in exc.errors(include_url=False, include_input=False)
     ]
 

@@ -33,7 +33,7 @@ from faust.streams import _current_event
 from faust.types import TP
 
 from satubus import access, pseudonym_key
-from satubus.kafka import Login, login
+from satubus.kafka import Login, ensure_topics, login
 from satubus.pseudonym_key import PseudonymKey
 from satubus.registry import registry_client
 from satubus.retry import Backoff, retry_async
@@ -163,6 +163,9 @@ class Adapter:
         for joiner in [*joiners, RegionJoiner(regions, self._decode)]:
             parts = topic(canonical_contract(joiner.entity).name)
             self._agent(f"join-{joiner.entity}", [parts], self._table(f"join-{joiner.entity}"), joiner.process)
+        # Created here, not by faust, so that they have the bus's compaction bound for erased values from the start.
+        changelogs = [(table.changelog_topic.get_topic_name(), True) for table in self.app.tables.values()]
+        ensure_topics(self.settings, changelogs, role=access.STREAMS)
         log.info("normalizing %d agency datasets; joining %s", len(by_topic), ", ".join(sorted(joined | {"region"})))
 
     def _decode(self, value: bytes, origin: Any, reader: dict[str, Any] | None) -> dict[str, Any]:
@@ -237,7 +240,7 @@ class Adapter:
             changelog = table.changelog_topic  # the records faust's Table would write, serialized by faust
             for key, write in result.state.items():
                 record_key, _ = changelog.prepare_key(key, None)
-                record_value, _ = changelog.prepare_value(write.value, None)
+                record_value = None if write.value is None else changelog.prepare_value(write.value, None)[0]
                 delivery.send_changelog(changelog.get_topic_name(), write.partition, record_key, record_value)
             await delivery.confirm()
         except Exception:
@@ -276,7 +279,10 @@ class Adapter:
         for key, write in result.state.items():
             if write.partition in of_partition:
                 _current_event.set(weakref.ref(of_partition[write.partition]))
-                table.data[key] = write.value
+                if write.value is None:  # forgotten (an erasure): a tombstone in the changelog, gone from the store
+                    table.data.pop(key, None)
+                else:
+                    table.data[key] = write.value
         changelog = table.changelog_topic.get_topic_name()
         for (topic, partition), offset in delivery.changelog_offsets.items():
             if topic == changelog and partition in of_partition:

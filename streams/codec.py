@@ -25,9 +25,10 @@ class AvroCodec(faust.Codec):
         super().__init__(children, serde=serde, subject=subject, schema=schema)
         self._encoder = serde.encoder(subject, schema)
         self._serde = serde
+        self._subject = subject
 
     def _dumps(self, record: dict[str, Any] | None) -> bytes | None:  # type: ignore[override]  # tombstones
         return None if record is None else self._encoder.encode(record)  # None: a tombstone
 
     def _loads(self, data: bytes) -> dict[str, Any]:
-        return self._serde.decode(data)
+        return self._serde.decode(data, self._subject)

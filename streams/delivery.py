@@ -79,7 +79,7 @@ class Delivery:
             for start in range(0, len(items), BATCH_ITEMS):
                 self._produce(topic, encoder.encode({"parts": items[start : start + BATCH_ITEMS]}), partition=partition)
 
-    def send_changelog(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
+    def send_changelog(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
         """A table's change, as faust itself would write it to the table's changelog partition."""
         self._produce(topic, value, key=key, partition=partition, report=self._logged)
 

@@ -3,9 +3,11 @@
 Pure: the stream processor keeps one ``JoinState`` per entity key in a faust Table (whose changelog rebuilds it
 after a restart) and, for each part read from ``canonical.<entity>``, calls ``merge`` then ``compose`` and
 ``findings``. A part is one agency record (a disbursement, an enrolment, a permit...); a newer version replaces it,
-an older or repeated one is dropped, a deletion empties it but keeps its version. The joined ``version`` is the sum
-of the parts' versions: it grows with every accepted change whatever the order in which agencies' events arrive,
-so the materializer's version guard works on joined records too.
+an older or repeated one is dropped, a deletion empties it but keeps its version. The joined ``version`` is the
+key's revision: one more with every accepted change, whatever the order in which agencies' events arrive, so the
+materializer's version guard works on joined records too. It is kept in the state, never summed from the parts'
+versions, so no version a source sends can make it overflow an Avro long; it counts the changes the state took
+(a state rebuilt from its changelog has it; one rebuilt by reading the parts again would count only those read).
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ from satubus.schemas.models import (
 )
 from satubus.streams import state_json
 from satubus.streams.ordering import Verdict
+
+# The part of canonical.person that erases the person (satubus erase): the joiner forgets their state and sends
+# tombstones for what it published about them. Sent by the bus itself, as this agency.
+ERASURE_PART = "erasure"
+ERASURE_AGENCY = "bus"
+
+# A state kept before the revision starts from the sum of its parts' versions, the joined version it last published,
+# unless hostile versions pushed that sum near 2^63: it then starts here, with room for 2^32 more changes.
+LEGACY_VERSION_CEILING = 2**63 - 1 - 2**32
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +93,7 @@ class JoinState:
     open_findings: dict[FindingKind, OpenFinding] = field(default_factory=dict)  # kind -> when and why it was raised
     published: bool = False  # a unified record of this key was sent (so an empty state sends a tombstone)
     region: str | None = None  # the kelurahan this entity last contributed to (streams/regions.py)
-
-    @property
-    def version(self) -> int:
-        return sum(slot.version for slot in self.slots.values())
+    version: int = 0  # the joined version: the key's revision, one more with every accepted change
 
     @property
     def latest(self) -> Slot:
@@ -108,6 +116,7 @@ class JoinState:
                 },
                 "published": self.published,
                 "region": self.region,
+                "version": self.version,
             },
             sort_keys=True,
         )
@@ -125,7 +134,10 @@ class JoinState:
             kind: OpenFinding(dt.datetime.fromisoformat(at), evidence, tuple(agencies))
             for kind, (at, evidence, agencies) in state["findings"].items()
         }
-        return cls(slots, findings, state["published"], state["region"])
+        version = state.get("version")
+        if version is None:  # kept before the revision was: its joined version was the sum of its parts' versions
+            version = min(sum(slot.version for slot in slots.values()), LEGACY_VERSION_CEILING)
+        return cls(slots, findings, state["published"], state["region"], version)
 
 
 def merge(state: JoinState, change: PartChange) -> Verdict:
@@ -140,6 +152,7 @@ def merge(state: JoinState, change: PartChange) -> Verdict:
     state.slots[slot_key] = Slot(
         change.part, change.agency, change.event_id, change.version, change.occurred_at, change.data
     )
+    state.version += 1
     return "new"
 
 

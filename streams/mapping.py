@@ -42,6 +42,9 @@ from satubus.schemas.regions import ReferenceRegion, Regions
 from satubus.streams.errors import Rejected
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
+# Versions count a record's changes at the source, from 1; below 2^53, every JSON reader (JavaScript's too) holds
+# one exactly, far from the 2^63 where an Avro long overflows.
+MAX_VERSION = 2**53 - 1
 COMMON = "common"  # schemas/agencies/common/: datasets every agency publishes in the same shape
 ENVELOPE_FIELDS = ("$version", "$occurred_at", "$event_id", "$key")
 _PLACEHOLDER = re.compile(r"{(\w+)")
@@ -146,9 +149,12 @@ class DatasetMapping:
     def apply(
         self, event: MappingType[str, Any], *, regions: Regions, pseudonym_key: bytes, now: dt.datetime
     ) -> BaseModel | Deletion:
-        if event["version"] < 1:
+        version = event["version"]
+        if not 1 <= version <= MAX_VERSION:
             raise Rejected(
-                "version", "invalid_version", f"version {event['version']} is below 1: it counts changes from 1"
+                "version",
+                "invalid_version",
+                f"version {version} is outside 1..{MAX_VERSION}: it counts a record's changes, from 1",
             )
         occurred_at: dt.datetime = event["occurred_at"]
         latest = now + CLOCK_SKEW

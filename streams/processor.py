@@ -28,20 +28,36 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
 from satubus.errors import SatuBusError
 from satubus.schemas.dead_letters import REPLAY_HEADER, DeadLetter
-from satubus.schemas.errors import DecodeError, Origin
-from satubus.schemas.models import Finding
+from satubus.schemas.errors import (
+    DecodeError,
+    ForeignSchemaId,
+    LimitExceeded,
+    MalformedBody,
+    NotWireFormat,
+    Origin,
+    UnknownSchemaId,
+)
+from satubus.schemas.models import Finding, FindingKind
 from satubus.schemas.pseudonym import pseudonymize
 from satubus.schemas.regions import Regions
 from satubus.schemas.topics import ACTIVITY, DEAD_LETTERS, PERSON_NIK, TopicName, canonical_topic, unified_topic
 from satubus.streams.errors import Rejected
-from satubus.streams.findings import finding, unknown_region
-from satubus.streams.joins import Join, JoinState, PartChange, merge, track_findings
+from satubus.streams.findings import finding, finding_id, unknown_region
+from satubus.streams.joins import (
+    ERASURE_AGENCY,
+    ERASURE_PART,
+    Join,
+    JoinState,
+    PartChange,
+    merge,
+    track_findings,
+)
 from satubus.streams.mapping import DatasetMapping, Deletion
 from satubus.streams.ordering import KeyState, admit, dead_lettered_before, remember, remember_rejected
 from satubus.streams.regions import COUNTED, Contributor, RegionState, compose_region, contribution, contributor_key
@@ -88,10 +104,10 @@ class Output:
 
 @dataclass(frozen=True, slots=True)
 class StateWrite:
-    """The new state of ``key``, kept in the state partition of the input that changed it last."""
+    """The new state of ``key`` (None: forgotten), kept in the state partition of the input that changed it last."""
 
     partition: int
-    value: bytes
+    value: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +292,9 @@ class Normalizer:
         )
 
 
-_DECODE_REASONS = frozenset({"NotWireFormat", "UnknownSchemaId", "MalformedBody"})
+_DECODE_REASONS = frozenset(
+    error.__name__ for error in (NotWireFormat, UnknownSchemaId, ForeignSchemaId, MalformedBody, LimitExceeded)
+)
 
 
 def _send_nik(
@@ -390,9 +408,38 @@ class EntityJoiner(Joiner):
     def _fold(
         self, entity_key: str, parts: list[tuple[int, Input, PartChange]], state: StateView, result: Result
     ) -> Verdicts:
-        """Fold one entity's parts of the batch into its state, then publish the entity once."""
+        """Fold one entity's parts of the batch into its state, then publish the entity once. An erasure forgets
+        what came before it; the parts after it start a new state."""
+        partition = parts[-1][1].partition
+        erasures = [n for n, (_, _, part) in enumerate(parts) if part.part == ERASURE_PART]
+        if not erasures:
+            return self._join(entity_key, parts, JoinState.decode(state(entity_key, partition)), result)
+        last = erasures[-1]
+        verdicts: Verdicts = {n: ("dropped", "erased") for n, _, _ in parts[:last]}
+        verdicts[parts[last][0]] = ("accepted", None)
+        self._erase(entity_key, JoinState.decode(state(entity_key, partition)), parts[last][2], partition, result)
+        if last + 1 < len(parts):
+            verdicts |= self._join(entity_key, parts[last + 1 :], JoinState(), result)
+        return verdicts
+
+    def _erase(self, entity_key: str, before: JoinState, erasure: PartChange, partition: int, result: Result) -> None:
+        """Forget the entity: tombstones for its unified record, its clear NIK and every finding it could be the
+        subject of, its counts withdrawn from its kelurahan, and its state deleted."""
+        entity = self.join.entity
+        result.send(unified_topic(entity), entity_key, None)
+        if entity == "person":
+            result.send(PERSON_NIK.name, entity_key, None)
+        for kind in get_args(FindingKind):
+            result.send(unified_topic("finding"), finding_id(kind, entity_key), None)
+        if before.region is not None:
+            at = erasure.occurred_at
+            _contribute(result, entity, entity_key, ERASURE_AGENCY, before.version + 1, at, None, before.region)
+        result.state[entity_key] = StateWrite(partition, None)
+
+    def _join(
+        self, entity_key: str, parts: list[tuple[int, Input, PartChange]], joined: JoinState, result: Result
+    ) -> Verdicts:
         join = self.join
-        joined = JoinState.decode(state(entity_key, parts[-1][1].partition))
         verdicts: dict[int, tuple[Status, str | None]] = {}
         for n, _, part in parts:
             verdict = merge(joined, part)
@@ -403,7 +450,7 @@ class EntityJoiner(Joiner):
         if record is not None or joined.published:
             result.send(unified_topic(join.entity), entity_key, None if record is None else record.model_dump())
             joined.published = record is not None
-        version, latest = joined.version, joined.latest  # each a pass over the parts: once per entity
+        version, latest = joined.version, joined.latest  # latest: a pass over the parts, once per entity
         if join.entity in COUNTED:
             joined.region = _contribute(
                 result,
@@ -453,7 +500,9 @@ class RegionJoiner(Joiner):
             if now is None:
                 verdicts[n] = ("dropped", "duplicate" if before and before.event_id == part.event_id else "stale")
                 continue
-            result.state[key] = StateWrite(partition, now.encode())
+            # An erased contributor is forgotten: its key (a person_id) is personal data too.
+            erased = part.agency == ERASURE_AGENCY and part.data is None
+            result.state[key] = StateWrite(partition, None if erased else now.encode())
             verdicts[n] = ("accepted", None)
         if all(status == "dropped" for status, _ in verdicts.values()):
             return verdicts

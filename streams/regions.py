@@ -105,7 +105,7 @@ class RegionState:
     sums: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUMMED, 0))
     incidents: dict[str, str] = field(default_factory=dict)  # incident id -> its start, ISO 8601
     live: int = 0  # contributors that count here now
-    version: int = 0  # the sum of every contributor's version: grows with each accepted change
+    version: int = 0  # the region's revision: one more with each accepted change (never a sum of versions)
     stream_time: dt.datetime | None = None  # the latest event time among its contributions; never goes back
     published: bool = False
 
@@ -119,7 +119,7 @@ class RegionState:
         for name, n in now.counts.items():
             self.sums[name] += n
         self.live += int(now.live) - int(before.live if before else False)
-        self.version += now.version - (before.version if before else 0)
+        self.version += 1
         self.incidents.pop(change.part_key, None)
         if now.started_at is not None:
             self.incidents[change.part_key] = now.started_at

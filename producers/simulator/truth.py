@@ -128,8 +128,9 @@ def _regions(
     persons: dict[str, Person], incidents: dict[str, IncidentModel], requests: list[Published]
 ) -> dict[str, RegionModel]:
     """Per kelurahan: the people Dukcapil registers there, the incidents and the agencies' service requests there,
-    summed the region joiner's way (version: the sum of the contributors' versions; stream time: their latest event
-    time)."""
+    summed the region joiner's way (stream time: their latest event time). The version is a lower bound: the
+    region's revision counts the contributions it accepted, one per change of an incident or a request, but one per
+    batch of a person's changes in the person joiner, which the truth cannot know."""
     filed: dict[str, list[Published]] = defaultdict(list)
     for event in requests:
         filed[event.planned.fact.kelurahan.code].append(event)
@@ -159,7 +160,7 @@ def _regions(
             students=sum(1 for p in here if any(e.status == "ACTIVE" for e in p.schooling)),
             incidents_24h=sum(1 for i in there if stream_time - dt.timedelta(hours=24) < i.started_at <= stream_time),
             open_service_requests=sum(1 for e in asked if e.planned.fact.closed_at is None),
-            version=sum(x.version for x in contributors) + sum(e.planned.version for e in asked),
+            version=len(here) + sum(i.version for i in there) + sum(e.planned.version for e in asked),
             updated_at=stream_time,
         )
     return regions
@@ -185,7 +186,8 @@ def _person(events: list[Published], key: bytes) -> Person:
         kota_code=r.kelurahan.parent_code.rsplit(".", 1)[0],
         is_deceased=r.deceased_on is not None,
         deceased_on=r.deceased_on,
-        version=sum(e.planned.version for e in events),  # the joiner's version: the sum of its parts' versions
+        # The joiner's version counts the part changes it accepted: every version of each record, in order.
+        version=sum(e.planned.version for e in events),
         updated_at=latest.occurred_at,
         source_event_id=str(latest.planned.event_id),
         aid=sorted((_aid(d) for d in by_dataset["penerima_bansos"]), key=lambda a: a.disbursement_id),
@@ -245,7 +247,7 @@ def _parcels(events: list[Published]) -> dict[str, ParcelModel]:
         parcel: Parcel = fact[0] if isinstance(fact, tuple) else fact
         state = parts[parcel.nop]
         state["nop"] = parcel.nop
-        state["version"] += event.planned.version  # the joiner's version: the sum of its parts' versions
+        state["version"] += event.planned.version  # the joiner's version: every version of each record, accepted
         state["updated_at"] = event.occurred_at
         if event.planned.dataset == "objek_pajak":
             state["kelurahan_code"], state["address"] = parcel.kelurahan.code, parcel.address

@@ -129,6 +129,17 @@ def process_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def run_satubus(settings: Settings, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``satubus <args>`` as a user runs it, on the suite's bus."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("satubus")), *args],
+        env=process_env(settings) | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 class Pipeline:
     """The stream processor and the materializer, each a real ``satubus`` process."""
 

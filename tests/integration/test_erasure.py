@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from confluent_kafka import Producer
 
-from satubus import access, cli
+from satubus import access
 from satubus.database import dsn as owner_dsn
 from satubus.kafka import admin_client, configure_topics, producer_config, read_to_end
 from satubus.producers.simulate import Simulation, simulate
@@ -21,7 +21,7 @@ from satubus.schemas.pseudonym import person_id
 from satubus.schemas.topics import PERSON_NIK, UNIFIED_ENTITIES, unified_topic
 from satubus.settings import Settings
 from satubus.streams.app import APP_ID
-from tests.integration.conftest import PSEUDONYM_KEY, Pipeline
+from tests.integration.conftest import PSEUDONYM_KEY, Pipeline, run_satubus
 from tests.integration.test_streams_against_truth import table
 
 RESIDENTS = 60
@@ -94,7 +94,9 @@ def erased(bus: Settings, city: Simulation) -> Iterator[tuple[Resident, str]]:
     )
     subject = person_id(PSEUDONYM_KEY.encode(), resident.nik)
     assert asyncio.run(_rows_of(bus, subject))["unified.person"] == 1
-    assert cli.main(["erase", "--nik", resident.nik, "--reason", "TIKET-2026-0042", "--by", "tests"]) == 0
+    erased = run_satubus(bus, "erase", "--nik", resident.nik, "--reason", "TIKET-2026-0042", "--by", "tests")
+    assert erased.returncode == 0, erased.stdout + erased.stderr
+    assert resident.nik not in erased.stdout + erased.stderr
     yield resident, subject
 
 
@@ -108,13 +110,11 @@ def test_the_view_the_restricted_nik_and_the_findings_lose_the_person(
     assert len(others) == len(city.truth.persons) - 1
 
 
-def test_the_erasure_is_audited(
-    bus: Settings, erased: tuple[Resident, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_erasure_is_audited(bus: Settings, erased: tuple[Resident, str]) -> None:
     _, subject = erased
-    capsys.readouterr()
-    assert cli.main(["audit", "report", "--person", subject]) == 0
-    out = capsys.readouterr().out
+    report = run_satubus(bus, "audit", "report", "--person", subject)
+    assert report.returncode == 0, report.stderr
+    out = report.stdout
     assert "erase" in out and "TIKET-2026-0042" in out and "tests" in out
 
 
@@ -131,6 +131,10 @@ def test_after_compaction_no_topic_holds_the_nik_the_name_or_the_person_id(
         time.sleep(3)  # past max.compaction.lag.ms, then an append rolls the segment
         _appended_everywhere(bus, topics)
         held = _holding(bus, topics, needles)
+        # The normalizer's bookkeeping of each agency record (event ids, versions and the person_id it was routed
+        # to; no name, no NIK) keeps the link until the agency deletes its record (README: "Personal data").
+        routing = f"{bus.topic(APP_ID)}-keys-changelog"
+        held = {name: where for name, where in held.items() if where != [routing] or name != "person_id"}
         if not held:
             return
         assert time.monotonic() < deadline, f"still held after compaction: {held}"

@@ -18,7 +18,7 @@ import pytest
 
 from satubus.credentials import add_token
 from satubus.registry import registry_client
-from satubus.schemas.topics import agency_topic
+from satubus.schemas.topics import agency_topic, value_subject
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.integration.conftest import process_env, unanswered_address
@@ -110,7 +110,7 @@ def test_a_batch_is_acknowledged_after_the_broker_and_lists_rejections(
     assert len(body["accepted"]) == 18
     assert {"index": 5, "event_id": fixed_id} in body["accepted"]
     with AvroSerde(registry_client(bus)) as serde:
-        in_topic = {str(serde.decode(m.value())["event_id"]) for m in read_topic(bus, TOPIC)}
+        in_topic = {str(serde.decode(m.value(), value_subject(m.topic()))["event_id"]) for m in read_topic(bus, TOPIC)}
     assert {a["event_id"] for a in body["accepted"]} <= in_topic
     scraped = gateway.get("/metrics/").text  # the publishing process's own Prometheus endpoint
     assert 'satubus_events_published_total{agency="bpbd",dataset="kejadian"} 18.0' in scraped

@@ -17,7 +17,7 @@ from satubus.consumers.materializer import Materializer
 from satubus.consumers.tables import PERSON, TableSpec
 from satubus.database import dsn as owner_dsn
 from satubus.kafka import admin_client, ensure_topics, producer_config
-from satubus.registry import registry_client
+from satubus.registry import register_contract, registry_client
 from satubus.schemas.topics import TopicContract, TopicName
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
@@ -81,7 +81,10 @@ def _create_again(settings: Settings) -> None:
 
 def _produce(settings: Settings, records: list[dict[str, object]]) -> None:
     producer = Producer(producer_config(settings, "test-recreated", access.ADMIN))
-    contract = PERSON.contract.within(settings.namespace)  # the subject registered for the suite's namespace
+    # The topic's own contract (the person's schema): a value is decoded only with a schema its topic's subject holds.
+    contract = TopicContract(TOPIC, PERSON.contract.schema).within(settings.namespace)
+    with registry_client(settings, admin=True) as registry:
+        register_contract(registry, contract)
     with AvroSerde(registry_client(settings)) as serde:
         encoder = serde.encoder(contract.subject, contract.value_schema())
         for record in records:

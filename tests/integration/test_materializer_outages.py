@@ -28,7 +28,7 @@ from satubus.consumers.tables import AGENCY_ACTIVITY, TableSpec
 from satubus.database import dsn as owner_dsn
 from satubus.kafka import admin_client, ensure_topics, producer_config, read_to_end
 from satubus.metrics import REGISTRY
-from satubus.registry import registry_client
+from satubus.registry import register_contract, registry_client
 from satubus.schemas.topics import ACTIVITY, TopicContract, TopicName
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
@@ -45,6 +45,11 @@ def topic(bus: Settings) -> Iterator[TopicName]:
     admin = admin_client(bus)
     for future in admin.delete_topics([bus.topic(name)], operation_timeout=30).values():
         future.result()
+    with registry_client(bus, admin=True) as registry:  # the contract ``_produce`` registered
+        subject = TopicContract(name, ACTIVITY.schema).within(bus.namespace).subject
+        if subject in registry.get_subjects():
+            registry.delete_subject(subject)
+            registry.delete_subject(subject, permanent=True)
 
 
 def _spec(topic: TopicName) -> TableSpec:
@@ -73,7 +78,10 @@ def _counts(agency: str, n: int, rng: random.Random) -> list[dict[str, Any]]:
 
 def _produce(settings: Settings, topic: TopicName, records: list[dict[str, Any]]) -> None:
     producer = Producer(producer_config(settings, "test-outage", access.ADMIN))
-    contract = ACTIVITY.within(settings.namespace)  # a subject registered for the suite's namespace
+    # The topic's own contract (the activity schema): a value is decoded only with a schema its topic's subject holds.
+    contract = TopicContract(topic, ACTIVITY.schema).within(settings.namespace)
+    with registry_client(settings, admin=True) as registry:
+        register_contract(registry, contract)
     with AvroSerde(registry_client(settings)) as serde:
         encoder = serde.encoder(contract.subject, contract.value_schema())
         for record in records:

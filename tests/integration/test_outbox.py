@@ -24,7 +24,7 @@ import pytest
 from satubus.database import dsn as owner_dsn
 from satubus.producers.outbox import install
 from satubus.registry import registry_client
-from satubus.schemas.topics import agency_topic
+from satubus.schemas.topics import agency_topic, value_subject
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.integration.conftest import process_env
@@ -188,7 +188,7 @@ def test_every_row_reaches_the_topic_through_repeated_kill_9(bus: Settings, agen
             relay.wait()
 
     with AvroSerde(registry_client(bus)) as serde:
-        events = [serde.decode(m.value()) for m in read_topic(bus, TOPIC)]
+        events = [serde.decode(m.value(), value_subject(m.topic())) for m in read_topic(bus, TOPIC)]
     events = [e for e in events if e["source"]["system"] == "outbox"]  # not other tests' simulated events
     seen = [str(e["event_id"]) for e in events]
     assert set(seen) == valid  # every valid row, nothing else: dedupe by event_id gives exactly the rows
@@ -259,7 +259,7 @@ def test_the_relay_outlives_a_database_outage(bus: Settings, agency_db: str) -> 
         proxy.close()
     assert "the agency database is unavailable" in log.read_text()
     with AvroSerde(registry_client(bus)) as serde:
-        in_topic = {str(serde.decode(m.value())["event_id"]) for m in read_topic(bus, TOPIC)}
+        in_topic = {str(serde.decode(m.value(), value_subject(m.topic()))["event_id"]) for m in read_topic(bus, TOPIC)}
     assert before | during <= in_topic
 
 

@@ -16,7 +16,7 @@ from satubus.deploy.local.stack import Stack
 from satubus.producers.publisher import AgencyPublisher, Change
 from satubus.registry import registry_client
 from satubus.schemas.record_models import RecordRejected
-from satubus.schemas.topics import agency_topic
+from satubus.schemas.topics import agency_topic, value_subject
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.integration.conftest import unanswered_address
@@ -48,7 +48,7 @@ def publisher(bus: Settings) -> Iterator[AgencyPublisher]:
 def event_ids(settings: Settings, system: str = "pusdatin") -> Counter[str]:
     """The event ids in the topic sent by ``system`` (other tests publish simulated events to the same topic)."""
     with AvroSerde(registry_client(settings)) as serde:
-        events = [serde.decode(m.value()) for m in read_topic(settings, TOPIC)]
+        events = [serde.decode(m.value(), value_subject(m.topic())) for m in read_topic(settings, TOPIC)]
     return Counter(str(e["event_id"]) for e in events if e["source"]["system"] == system)
 
 

@@ -19,13 +19,14 @@ from hypothesis import strategies as st
 from satubus.registry import registry_client
 from satubus.schemas.errors import (
     DecodeError,
+    ForeignSchemaId,
     MalformedBody,
     NotWireFormat,
     Origin,
     SchemaNotRegistered,
     UnknownSchemaId,
 )
-from satubus.schemas.topics import UNIFIED_PERSON, TopicContract, all_contracts
+from satubus.schemas.topics import DUKCAPIL_PENDUDUK, UNIFIED_PERSON, TopicContract, all_contracts, value_subject
 from satubus.serde import AvroSerde, RecordInvalid
 from satubus.settings import Settings
 from tests.integration.conftest import NAMESPACE
@@ -74,7 +75,7 @@ def test_round_trip_and_the_frame(serde: AvroSerde) -> None:
     encoder = serde.encoder(PERSON_CONTRACT.subject, PERSON_CONTRACT.value_schema())
     data = encoder.encode(PERSON)
     assert data[0] == 0 and struct.unpack(">I", data[1:5])[0] == encoder.schema_id
-    assert serde.decode(data) == PERSON
+    assert serde.decode(data, PERSON_CONTRACT.subject) == PERSON
 
 
 def test_confluents_own_deserializer_reads_our_bytes(bus: Settings, serde: AvroSerde) -> None:
@@ -114,9 +115,22 @@ def test_malformed_input_raises_typed_errors_keeping_bytes_and_origin(
 ) -> None:
     origin = Origin("agency.dukcapil.penduduk.v1", 3, 1234)
     with pytest.raises(error) as caught:
-        serde.decode(data, origin)
+        serde.decode(data, value_subject(origin.topic), origin)
     assert caught.value.raw == data  # type: ignore[attr-defined]
     assert caught.value.origin == origin  # type: ignore[attr-defined]
+
+
+def test_a_schema_id_of_another_topic_is_refused_and_the_refusal_is_kept(serde: AvroSerde) -> None:
+    """A person record, framed with the unified person's schema id, read as a value of Dukcapil's topic: the
+    registry (its ccompat /schemas/ids/{id}/versions) says that topic's subject does not hold that id."""
+    data = serde.encode(PERSON_CONTRACT.subject, PERSON_CONTRACT.value_schema(), PERSON)
+    dukcapil = DUKCAPIL_PENDUDUK.within(NAMESPACE)
+    origin = Origin(dukcapil.name, 0, 5)
+    for _ in range(2):  # the second refusal comes from the serde's memory (unit-tested without a registry)
+        with pytest.raises(ForeignSchemaId, match=f"not registered under {dukcapil.subject}") as caught:
+            serde.decode(data, dukcapil.subject, origin)
+        assert (caught.value.raw, caught.value.origin) == (data, origin)
+    assert serde.decode(data, PERSON_CONTRACT.subject) == PERSON
 
 
 def test_truncated_and_overlong_bodies_are_malformed(serde: AvroSerde) -> None:
@@ -124,7 +138,7 @@ def test_truncated_and_overlong_bodies_are_malformed(serde: AvroSerde) -> None:
     origin = Origin(PERSON_CONTRACT.name, 2, 77)
     for damaged, message in ((data[:-7], None), (data + b"\x00\x01", "left after")):
         with pytest.raises(MalformedBody, match=message) as caught:
-            serde.decode(damaged, origin)
+            serde.decode(damaged, PERSON_CONTRACT.subject, origin)
         assert (caught.value.raw, caught.value.origin) == (damaged, origin)
 
 
@@ -167,7 +181,8 @@ people = st.fixed_dictionaries(
 @hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(person=people)
 def test_property_every_person_round_trips(serde: AvroSerde, person: dict[str, object]) -> None:
-    assert serde.decode(serde.encode(PERSON_CONTRACT.subject, PERSON_CONTRACT.value_schema(), person)) == person
+    data = serde.encode(PERSON_CONTRACT.subject, PERSON_CONTRACT.value_schema(), person)
+    assert serde.decode(data, PERSON_CONTRACT.subject) == person
 
 
 @hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -177,7 +192,7 @@ def test_property_random_bytes_raise_only_typed_decode_errors(
 ) -> None:
     origin = Origin("agency.dukcapil.penduduk.v1", 0, origin_offset)
     try:
-        serde.decode(data, origin)
+        serde.decode(data, value_subject(origin.topic), origin)
     except DecodeError as exc:
         assert exc.raw == data and exc.origin == origin
 
@@ -187,7 +202,7 @@ def test_property_random_bytes_raise_only_typed_decode_errors(
 def test_property_truncated_frames_are_refused(serde: AvroSerde, person: dict[str, object], cut: int) -> None:
     data = serde.encode(PERSON_CONTRACT.subject, PERSON_CONTRACT.value_schema(), person)
     with pytest.raises(DecodeError):
-        serde.decode(data[: max(len(data) - cut, 0)])
+        serde.decode(data[: max(len(data) - cut, 0)], PERSON_CONTRACT.subject)
 
 
 def avro_values(schema: Any, named: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
@@ -260,6 +275,6 @@ def test_property_every_contract_round_trips(serde: AvroSerde, contract: TopicCo
     @hypothesis_settings(max_examples=40, deadline=None)
     @given(record=avro_values(schema, {}))
     def round_trip(record: dict[str, Any]) -> None:
-        assert as_decoded(serde.decode(encoder.encode(record))) == as_decoded(record)
+        assert as_decoded(serde.decode(encoder.encode(record), contract.subject)) == as_decoded(record)
 
     round_trip()

@@ -14,7 +14,7 @@ from satubus import access
 from satubus.kafka import client_config
 from satubus.registry import registry_client
 from satubus.schemas.catalogue import load_catalogue
-from satubus.schemas.topics import agency_topic
+from satubus.schemas.topics import agency_topic, value_subject
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.integration.conftest import process_env
@@ -77,7 +77,7 @@ def test_the_same_seed_and_clock_publish_the_same_events(bus: Settings) -> None:
                 (m for m in read_topic(bus, DUKCAPIL) if m.offset() >= start.get(m.partition(), 0)),
                 key=lambda m: (m.partition(), m.offset()),
             )
-            events = [serde.decode(m.value()) for m in new]
+            events = [serde.decode(m.value(), value_subject(m.topic())) for m in new]
         runs.append([(e["key"], e["event_id"], e["version"], e["after"]) for e in events])
     assert runs[0] and runs[0] == runs[1]
     assert runs[2] != runs[0]  # another clock, other birth dates and NIKs

@@ -12,7 +12,7 @@ from pathlib import Path
 from openpyxl import Workbook
 
 from satubus.registry import registry_client
-from satubus.schemas.topics import agency_topic
+from satubus.schemas.topics import agency_topic, value_subject
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.integration.conftest import process_env, unanswered_address
@@ -119,7 +119,11 @@ def test_xlsx_cells_with_native_types_are_published(bus: Settings, tmp_path: Pat
     assert result.returncode == 0, result.stdout + result.stderr
     assert "50 rows published" in result.stdout
     with AvroSerde(registry_client(bus)) as serde:
-        fresh = [serde.decode(m.value()) for m in read_topic(bus, TOPIC) if m.key().decode() not in before]
+        fresh = [
+            serde.decode(m.value(), value_subject(m.topic()))
+            for m in read_topic(bus, TOPIC)
+            if m.key().decode() not in before
+        ]
     assert len(fresh) == 50
     assert {e["after"]["kode_wilayah"] for e in fresh} == {"3173020001"}
     assert {e["after"]["tanggal_lahir"] for e in fresh} == {dt.date(2013, 5, 6)}

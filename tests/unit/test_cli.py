@@ -41,6 +41,7 @@ COMMANDS = [
     "api",
     "api-key",
     "erase",
+    "rebuild",
     "audit",
     "demo",
 ]

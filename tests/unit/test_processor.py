@@ -20,12 +20,12 @@ import pytest
 
 from satubus.errors import RegistryUnavailable
 from satubus.schemas.dead_letters import PREVIEW_CHARS, REPLAY_HEADER
-from satubus.schemas.errors import NotWireFormat, Origin
+from satubus.schemas.errors import ForeignSchemaId, LimitExceeded, NotWireFormat, Origin
 from satubus.schemas.pseudonym import person_id
 from satubus.schemas.regions import Regions, load_regions
 from satubus.schemas.topics import agency_topic
 from satubus.streams.joins import JOINS, JoinState, PartChange
-from satubus.streams.mapping import DatasetMapping, discover_mappings
+from satubus.streams.mapping import MAX_VERSION, DatasetMapping, discover_mappings
 from satubus.streams.ordering import KeyState
 from satubus.streams.processor import EntityJoiner, Input, Joiner, Normalizer, Outcome, Output, RegionJoiner, Result
 from tests.samples import DUKCAPIL_RESIDENT, NIK
@@ -479,16 +479,73 @@ def test_a_replayed_dead_letter_is_accepted_once_the_mapping_is_fixed() -> None:
     assert topics(again) == ["bus.activity"]
 
 
-def test_a_version_below_1_is_dead_lettered_as_invalid_version() -> None:
-    """Versions count a record's changes at the source, from 1: the guards per key and the joined versions (their
-    sums) rely on every accepted change raising them."""
+@pytest.mark.parametrize("version", [0, -1, MAX_VERSION + 1, 2**63 - 1], ids=["0", "-1", "2^53", "2^63-1"])
+def test_a_version_outside_1_to_2_53_is_dead_lettered_as_invalid_version_and_the_key_goes_on(version: int) -> None:
+    """Versions count a record's changes at the source, from 1, and stay below 2^53: a version near 2^63 taken
+    as the key's latest would leave it no newer change to accept."""
     bus = Bus()
 
-    result = bus.normalize(bus.input(PENDUDUK, resident(version=0)))
+    result = bus.normalize(bus.input(PENDUDUK, resident(version=version)))
 
     assert result.outcomes == [Outcome("dukcapil.penduduk", "invalid", "invalid_version", "normalize")]
     assert error_headers(sent(result, "bus.dlq")[0])["reason"] == "invalid_version"
     assert sent(result, "canonical.person.v2") == []
+    later = bus.normalize(bus.input(PENDUDUK, resident(n=2, version=MAX_VERSION)))
+    assert later.outcomes == [Outcome("dukcapil.penduduk", "accepted")]
+    assert part(sent(later, "canonical.person.v2")[0]).version == MAX_VERSION
+
+
+def test_hostile_values_among_valid_events_are_dead_lettered_and_the_others_go_on() -> None:
+    """The decoder refuses, at once, a value of a schema its topic does not hold and one beyond the limits; the
+    batch goes on with the events around them."""
+    bus = Bus()
+    foreign = Input(PENDUDUK, 0, 1, b"x", b"\x00\x00\x00\x00\x07\x80\x80\x80\x80\x80\x40")  # 2^40 nulls
+    too_many = Input(PENDUDUK, 0, 2, b"y", b"\x00\x00\x00\x00\x08\x80\x80\x80\x80\x80\x40")
+
+    def hostile(raw: bytes, origin: Origin, reader: dict[str, Any] | None) -> dict[str, Any]:
+        if raw == foreign.value:
+            raise ForeignSchemaId(f"schema id 7 is not registered under {origin.topic}-value", raw, origin)
+        if raw == too_many.value:
+            raise LimitExceeded("a value of schema 8: arrays claim over 10000 items that take no bytes", raw, origin)
+        return bus.wire.decode(raw, origin, reader)
+
+    result = bus.normalize(
+        bus.input(PENDUDUK, resident(n=1), offset=0),
+        foreign,
+        too_many,
+        bus.input(BANSOS, aid(), offset=3),
+        decode=hostile,
+    )
+
+    assert result.outcomes == [
+        Outcome("dukcapil.penduduk", "accepted"),
+        Outcome("dukcapil.penduduk", "invalid", "ForeignSchemaId", "decode"),
+        Outcome("dukcapil.penduduk", "invalid", "LimitExceeded", "decode"),
+        Outcome("dinsos.penerima_bansos", "accepted"),
+    ]
+    letters = sent(result, "bus.dlq")
+    assert [letter.value for letter in letters] == [foreign.value, too_many.value]
+    assert [error_headers(letter)["stage"] for letter in letters] == ["decode", "decode"]
+    assert len(sent(result, "canonical.person.v2")) == 2
+
+
+def test_parts_with_versions_near_2_63_join_into_a_person_whose_version_is_its_revision() -> None:
+    """The joined version was the sum of its parts' versions, which overflowed an Avro long here and froze the key;
+    it is the key's revision, as is the version of the person's contribution to its kelurahan."""
+    bus = Bus()
+    top = 2**63 - 1
+
+    result = bus.join(
+        bus.input(PARTS, change("identity", IDENTITY, version=top), offset=1),
+        bus.input(PARTS, change("aid", PAYMENT, version=top - 1, minutes=1), offset=2),
+    )
+
+    assert [o.status for o in result.outcomes] == ["accepted", "accepted"]
+    assert value(sent(result, "unified.person.v1")[0])["version"] == 2
+    (contribution,) = sent(result, "canonical.region.v2")
+    assert part(contribution).version == 2
+    regions = bus.join(bus.input("canonical.region.v2", value(contribution)), entity="region")
+    assert value(sent(regions, "unified.region.v1")[0])["version"] == 1
 
 
 def test_an_undecodable_value_is_dead_lettered_at_the_decode_stage() -> None:

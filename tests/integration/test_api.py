@@ -366,12 +366,13 @@ def test_live_changes_follow_the_scopes_resume_and_are_capped(bus: Settings, api
             assert next(lines) == ": connected"
             assert next(_events(lines, time.monotonic() + 30))["event"] == "gone"
 
+        capped = issue_key(bus, "api-test-streams", api_scopes.PERSON)
         with contextlib.ExitStack() as open_streams:
             for _ in range(bus.api_streams_per_caller):
-                stream = open_streams.enter_context(client.stream("GET", url, params=params))
+                stream = open_streams.enter_context(client.stream("GET", url, params=params, headers=capped))
                 assert stream.status_code == 200
-                next(stream.iter_lines())
-            assert client.get(url, params=params).status_code == 429
+            with client.stream("GET", url, params=params, headers=capped) as one_too_many:
+                assert one_too_many.status_code == 429
 
 
 def _republish_a_resident(settings: Settings, name: str) -> None:

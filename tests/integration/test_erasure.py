@@ -24,13 +24,13 @@ from satubus.streams.app import APP_ID
 from tests.integration.conftest import PSEUDONYM_KEY, Pipeline, run_satubus
 from tests.integration.test_streams_against_truth import table
 
-RESIDENTS = 60
+RESIDENTS = 300  # enough for residents with aid who died: a finding about them
 BOUND_HOURS = 2 / 3600  # two seconds: Kafka's max.compaction.lag.ms and delete.retention.ms for this test
 
 
 @pytest.fixture(scope="module")
 def city(bus: Settings, pipeline: Pipeline) -> Simulation:
-    simulation = simulate(bus, residents=RESIDENTS, seed=404, dirty=0)
+    simulation = simulate(bus, residents=RESIDENTS, seed=11, dirty=0)
     deadline = time.monotonic() + 300
     while len(asyncio.run(table(bus, "person"))) < len(simulation.truth.persons):
         pipeline.assert_running()
@@ -90,7 +90,9 @@ def erased(bus: Settings, city: Simulation) -> Iterator[tuple[Resident, str]]:
     resident = next(
         r
         for r in city.world.residents
-        if (pid := person_id(PSEUDONYM_KEY.encode(), r.nik)) in findings and city.truth.persons[pid].aid
+        if (pid := person_id(PSEUDONYM_KEY.encode(), r.nik)) in findings
+        and pid in city.truth.persons
+        and city.truth.persons[pid].aid
     )
     subject = person_id(PSEUDONYM_KEY.encode(), resident.nik)
     assert asyncio.run(_rows_of(bus, subject))["unified.person"] == 1

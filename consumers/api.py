@@ -176,19 +176,20 @@ def create_app(settings: Settings, keys: Keys | None = None) -> FastAPI:
         return found
 
     def purpose(
+        who: Annotated[Caller, Depends(caller)],
         purpose: Annotated[
             Purpose | None, Query(description="Why personal data is read (or the Satubus-Purpose header)")
         ] = None,
         header: Annotated[Purpose | None, Header(alias="Satubus-Purpose", include_in_schema=False)] = None,
     ) -> str:
         given = purpose or header
-        if given is None:
+        if given is None and who is not ANONYMOUS:  # an anonymous caller is refused for want of a key first
             raise HTTPException(
                 422,
                 "personal data is read for a stated purpose: add ?purpose= (or the Satubus-Purpose header), one of "
                 + ", ".join(f"{name} ({meaning})" for name, meaning in api_scopes.PURPOSE_MEANINGS.items()),
             )
-        return given
+        return given or ""
 
     Who = Annotated[Caller, Depends(caller)]
     Why = Annotated[str, Depends(purpose)]

@@ -197,17 +197,8 @@ def test_a_change_is_streamed_live(bus: Settings, api: httpx.Client) -> None:
             publisher = AgencyPublisher(bus, serde, agency="bpbd", dataset="kejadian", system="api-test")
             publisher.publish(incident_key, incident, version=1)
             publisher.close()
-        deadline = time.monotonic() + 60
-        event: dict[str, str] = {}
-        for line in lines:
-            assert time.monotonic() < deadline, "the incident was not streamed within 60s"
-            if line.startswith(("event:", "id:", "data:")):
-                name, value = line.split(":", 1)
-                event[name] = value.strip()
-            elif line == "" and event:
-                if event.get("event") == "incident" and incident_key in event.get("data", ""):
-                    break
-                event = {}
+        events = _events(lines, until=time.monotonic() + 60)
+        event = next(e for e in events if e.get("event") == "incident" and incident_key in e.get("data", ""))
     change = json.loads(event["data"])
     assert change["key"] == f"bpbd:{incident_key}"
     assert (change["record"]["kind"], change["record"]["status"], change["record"]["affected_rw"]) == (

@@ -291,10 +291,10 @@ def test_only_the_registry_administrator_registers_deletes_or_changes_rules(secu
 # --------------------------------------------------------------------------------------------- PostgreSQL
 
 
-async def _select_nik(settings: Settings, login: str) -> str:
+async def _select(settings: Settings, login: str, query: str) -> str:
     connection = await asyncpg.connect(database.dsn(settings, login))
     try:
-        await connection.fetch("SELECT nik FROM restricted.person_nik LIMIT 1")
+        await connection.fetch(query)
         return "read"
     except asyncpg.InsufficientPrivilegeError:
         return "refused"
@@ -302,14 +302,42 @@ async def _select_nik(settings: Settings, login: str) -> str:
         await connection.close()
 
 
-def test_only_the_nik_materializers_login_reads_clear_niks(secured: Settings) -> None:
+async def _select_nik(settings: Settings, login: str) -> str:
+    return await _select(settings, login, "SELECT nik FROM restricted.person_nik LIMIT 1")
+
+
+def test_only_the_nik_logins_read_clear_niks(secured: Settings) -> None:
     seen = {login: asyncio.run(_select_nik(secured, login)) for login in database.GROUPS}
     assert seen == {
         database.API: "refused",
         database.MATERIALIZER: "refused",
         database.GATEWAY: "refused",
+        database.AUDITOR: "refused",
         database.NIK_MATERIALIZER: "read",
+        database.NIK_API: "read",  # the API's restricted lookup, behind read:restricted and the audit log
     }
+
+
+async def _tamper_with_audit_log(settings: Settings, login: str | None) -> str:
+    connection = await asyncpg.connect(database.dsn(settings, login))
+    try:
+        await connection.execute("DELETE FROM audit.access_log")
+        return "deleted"
+    except (asyncpg.InsufficientPrivilegeError, asyncpg.RaiseError):
+        return "refused"
+    finally:
+        await connection.close()
+
+
+def test_only_the_auditor_reads_the_audit_log_and_nobody_deletes_from_it(secured: Settings) -> None:
+    logins = [*database.GROUPS, None]  # None: the owner
+    read = "SELECT * FROM audit.access_log LIMIT 1"
+    assert {login: asyncio.run(_select(secured, login, read)) for login in database.GROUPS} == {
+        login: "read" if login == database.AUDITOR else "refused" for login in database.GROUPS
+    }
+    assert {login: asyncio.run(_tamper_with_audit_log(secured, login)) for login in logins} == dict.fromkeys(
+        logins, "refused"
+    )
 
 
 async def _write_as_api(settings: Settings) -> None:

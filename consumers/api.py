@@ -204,9 +204,6 @@ def create_app(settings: Settings, keys: Keys | None = None) -> FastAPI:
             )
         raise HTTPException(403, f"the API key of {who.name} lacks the scope {scope}")
 
-    def client_of(request: Request) -> str:
-        return request.client.host if request.client else "unknown"
-
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, 422)
@@ -360,7 +357,7 @@ def create_app(settings: Settings, keys: Keys | None = None) -> FastAPI:
             )
         changes: Changes = state["changes"]
         changes.ensure_running()  # 503 when the stream is dead
-        stream_of = who.key_id or f"anonymous@{client_of(request)}"
+        stream_of = who.key_id or f"anonymous@{_client(request)}"
         if open_streams[stream_of] >= settings.api_streams_per_caller:
             raise HTTPException(
                 429,
@@ -436,8 +433,12 @@ def _access(
 ) -> audit.Access:
     route = request.scope.get("route")
     action = action or f"{request.method} {getattr(route, 'path', request.url.path)}"
-    client = request.client.host if request.client else "unknown"
-    return audit.Access(who.name, why, action, entity, keys, fields, client)
+    return audit.Access(who.name, why, action, entity, keys, fields, _client(request))
+
+
+def _client(request: Request) -> str:
+    """Where a request came from: the caller's address (uvicorn takes a local proxy's X-Forwarded-For)."""
+    return request.client.host if request.client else "unknown"
 
 
 def _event(change: ViewChange, who: Caller) -> str:

@@ -51,13 +51,11 @@ class Keys:
 
     def caller(self, key: str, now: dt.datetime | None = None) -> Caller | None:
         """Whose live key ``key`` is; None when it is nobody's, revoked or expired."""
-        parsed = tokens.parse(key)
-        stored = None if parsed is None else self._stored.get(parsed[0])
-        if parsed is None or stored is None or not tokens.matches(parsed[1], stored.digest):
+        found = tokens.live(key, self._stored, now)
+        if found is None:
             return None
-        if stored.expires_at is not None and stored.expires_at <= (now or dt.datetime.now(dt.UTC)):
-            return None
-        return Caller(stored.caller, stored.scopes, parsed[0])
+        key_id, stored = found
+        return Caller(stored.caller, stored.scopes, key_id)
 
     async def load(self, connection: asyncpg.Connection) -> None:
         rows = await connection.fetch(

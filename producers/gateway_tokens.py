@@ -37,13 +37,11 @@ class Tokens:
 
     def agency_of(self, token: str, now: dt.datetime | None = None) -> str | None:
         """The agency of a live token of an agency that is not blocked; else None."""
-        parsed = tokens.parse(token)
-        stored = None if parsed is None else self._stored.get(parsed[0])
-        if parsed is None or stored is None or not tokens.matches(parsed[1], stored.digest):
+        found = tokens.live(token, self._stored, now)
+        if found is None:
             return None
-        if stored.expires_at is not None and stored.expires_at <= (now or dt.datetime.now(dt.UTC)):
-            return None
-        return None if stored.agency in self._blocked else stored.agency
+        agency = found[1].agency
+        return None if agency in self._blocked else agency
 
     async def load(self, connection: asyncpg.Connection) -> None:
         rows = await connection.fetch(

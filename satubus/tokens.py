@@ -6,10 +6,13 @@ here is guessable). The id finds the stored digest without scanning; the compari
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 PREFIX = "sdb"
 
@@ -46,3 +49,26 @@ def digest(secret: str) -> bytes:
 
 def matches(secret: str, stored: bytes) -> bool:
     return hmac.compare_digest(digest(secret), stored)
+
+
+class Stored(Protocol):
+    @property
+    def digest(self) -> bytes: ...
+
+    @property
+    def expires_at(self) -> dt.datetime | None: ...
+
+
+S = TypeVar("S", bound=Stored)
+
+
+def live(token: str, stored: Mapping[str, S], now: dt.datetime | None = None) -> tuple[str, S] | None:
+    """``(token id, what is stored of it)`` when ``token`` is one of ``stored`` (by id), its secret matches and it
+    has not expired; else None."""
+    parsed = parse(token)
+    found = None if parsed is None else stored.get(parsed[0])
+    if parsed is None or found is None or not matches(parsed[1], found.digest):
+        return None
+    if found.expires_at is not None and found.expires_at <= (now or dt.datetime.now(dt.UTC)):
+        return None
+    return parsed[0], found

@@ -26,6 +26,7 @@ from satubus.settings import Settings
 from tests.integration.conftest import PSEUDONYM_KEY, Pipeline
 from tests.integration.test_dukcapil_end_to_end import fetch_rows, read_topic, wait_for_rows
 from tests.samples import DUKCAPIL_RESIDENT, NIK
+from tests.unit.test_serde_hostile import frame, varint
 
 RESIDENTS = [f"{NIK[:12]}{serial:04d}" for serial in range(100, 140)]  # her sisters: same birth date, other serials
 TOP = 2**63 - 1
@@ -42,19 +43,6 @@ PADDING = {
     "default": None,
     "doc": "Nulls: a compatible change an administrator could register.",
 }
-
-
-def varint(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    return bytes([*out, n])
-
-
-def frame(schema_id: int, body: bytes) -> bytes:
-    return b"\x00" + schema_id.to_bytes(4, "big") + body
 
 
 def event(nik: str, version: int) -> dict[str, Any]:

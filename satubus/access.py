@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from satubus.schemas.catalogue import load_catalogue
-from satubus.schemas.topics import canonical_topic
+from satubus.schemas.topics import ERASURES, canonical_topic
 
 ADMIN = "admin"  # the super user that creates topics, users and ACLs; never namespaced
 BROKER = "broker"  # the broker's own identity on the inter-broker listener (a super user)
@@ -96,6 +96,7 @@ def grants(namespace: str, *, blocked: frozenset[str] = frozenset()) -> set[Gran
         allow(STREAMS, "TOPIC", f"{p}{prefix}", "PREFIXED", "WRITE")
     for topic in ("bus.dlq", "bus.activity"):
         allow(STREAMS, "TOPIC", f"{p}{topic}", "LITERAL", "WRITE")
+    allow(STREAMS, "TOPIC", f"{p}{ERASURES.name}", "LITERAL", "READ")
     allow(STREAMS, "TOPIC", f"{app}-", "PREFIXED", "READ", "WRITE", "CREATE", "DESCRIBE_CONFIGS")
     allow(STREAMS, "GROUP", app, "LITERAL", "READ")
 
@@ -105,7 +106,8 @@ def grants(namespace: str, *, blocked: frozenset[str] = frozenset()) -> set[Gran
     allow(MATERIALIZER, "GROUP", f"{p}{MATERIALIZER_GROUPS}", "PREFIXED", "READ")
 
     allow(RESTRICTED, "TOPIC", f"{p}restricted.", "PREFIXED", "READ")
-    allow(RESTRICTED, "TOPIC", f"{p}{canonical_topic('person')}", "LITERAL", "WRITE")  # erasures (satubus erase)
+    for erasures in (canonical_topic("person"), ERASURES.name):  # satubus erase
+        allow(RESTRICTED, "TOPIC", f"{p}{erasures}", "LITERAL", "WRITE")
     allow(RESTRICTED, "TOPIC", f"{p}bus.dlq", "LITERAL", "WRITE")
     allow(RESTRICTED, "GROUP", f"{p}{RESTRICTED_GROUP}", "LITERAL", "READ")
 

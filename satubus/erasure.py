@@ -1,10 +1,11 @@
 """``satubus erase --nik <NIK> --reason <ref>``: remove a person from every place the bus keeps them (UU PDP Pasal 43).
 
 The command turns the NIK into its person_id, appends the erasure to the audit log, and sends an erasure part to the
-person's key on ``canonical.person`` (as the restricted principal, the only one allowed to). The stream processor's
-person joiner, which owns the person's state, then empties that state (its changelog gets a tombstone), and sends
-tombstones for the unified person, the clear NIK and the findings about them; the materializers delete the rows.
-The command waits until the view and the restricted table no longer hold the person.
+person's key on ``canonical.person`` and the person_id to every partition of ``bus.erasure`` (as the restricted
+principal, the only one allowed to). The stream processor's person joiner, which owns the person's state, then
+empties that state (its changelog gets a tombstone), and sends tombstones for the unified person, the clear NIK and
+the findings about them; the materializers delete the rows. Its normalizer forgets which agency records it routed
+to the person. The command waits until the view and the restricted table no longer hold the person.
 
 Kafka drops the erased values from the compacted topics within ``erasure_bound_hours`` (satubus/kafka.py:
 topic_config), and the tombstones within as long again. The agency topics and the dead letters hold what agencies
@@ -32,7 +33,7 @@ from satubus.kafka import producer_config
 from satubus.registry import registry_client
 from satubus.schemas.nik import InvalidNik, parse_nik
 from satubus.schemas.pseudonym import person_id
-from satubus.schemas.topics import canonical_contract, partition_of
+from satubus.schemas.topics import ERASURES, canonical_contract, partition_of
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from satubus.streams.joins import ERASURE_PART, PartChange
@@ -81,17 +82,25 @@ async def _audit(settings: Settings, subject: str, by: str, reason: str) -> int:
 
 def _send(settings: Settings, subject: str) -> None:
     contract = canonical_contract("person").within(settings.namespace)
+    erasures = settings.topic(ERASURES.name)
     producer = Producer(producer_config(settings, "satubus-erase", access.RESTRICTED))
     try:
-        partitions = len(producer.list_topics(contract.name, timeout=30).topics[contract.name].partitions)
         batch = {"parts": [erasure_part(subject, dt.datetime.now(dt.UTC)).to_avro()]}
         with AvroSerde(registry_client(settings)) as serde:
             value = serde.encode(contract.subject, contract.value_schema(), batch)
-        producer.produce(contract.name, value, partition=partition_of(subject.encode(), partitions))
+        producer.produce(
+            contract.name, value, partition=partition_of(subject.encode(), _partitions(producer, contract.name))
+        )
+        for partition in range(_partitions(producer, erasures)):
+            producer.produce(erasures, subject.encode(), partition=partition)
         if producer.flush(30):
             raise BrokerUnavailable("the broker did not acknowledge the erasure within 30s; run it again")
     finally:
         producer.flush(5)
+
+
+def _partitions(producer: Producer, topic: str) -> int:
+    return len(producer.list_topics(topic, timeout=30).topics[topic].partitions)
 
 
 async def _wait(settings: Settings, subject: str, patience: float) -> list[str]:

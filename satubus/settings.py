@@ -112,9 +112,6 @@ class Settings(BaseSettings):
     # The stream processor takes up to this many events at a time, waiting at most stream_batch_seconds for them.
     stream_batch_size: int = 500
     stream_batch_seconds: float = 0.1
-    # Where the stream processor keeps its tables: "rocksdb://" (on disk under state_dir/streams/<instance_id>, with
-    # small caches: see streams/app.py) or "memory://" (rebuilt from the changelog topics at every start).
-    stream_store: str = "rocksdb://"
 
     # Of every satubus process's log; `satubus -v` forces DEBUG. Case-insensitive.
     log_level: LogLevel = "INFO"

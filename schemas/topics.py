@@ -106,14 +106,19 @@ PERSON_NIK = TopicContract(
     TopicName("restricted.person_nik.v1"), person_nik_schema, compacted=True, compatibility="FULL_TRANSITIVE"
 )
 
+# Erasures (satubus erase) to every partition, as the bare person_id: the stream processor's normalizer reads it
+# with the agency topics (co-partitioned, so each worker forgets the routing to the person that it keeps).
+ERASURES = TopicContract(TopicName("bus.erasure"), None)
+
 # Topics whose records carry person_ids to consumers: each record says which pseudonym key made them.
 PSEUDONYMOUS = frozenset({UNIFIED_PERSON.name, unified_contract("finding").name, PERSON_NIK.name})
 
 
 def all_contracts(namespace: str = "") -> tuple[TopicContract, ...]:
     """Every topic of the bus (in ``namespace``): each catalogue agency's datasets, the canonical parts of the joined
-    entities, the unified entities, the dead letters, the activity counts and the restricted NIKs."""
+    entities, the unified entities, the dead letters, the activity counts, the erasures and the restricted NIKs."""
     agencies = tuple(agency_contract(a.code, d) for a in load_catalogue() for d in a.datasets)
     canonical = tuple(canonical_contract(e) for e in JOINED_ENTITIES)
     unified = tuple(unified_contract(e) for e in UNIFIED_ENTITIES)
-    return tuple(c.within(namespace) for c in (*agencies, *canonical, *unified, DEAD_LETTERS, ACTIVITY, PERSON_NIK))
+    bus = (DEAD_LETTERS, ACTIVITY, ERASURES, PERSON_NIK)
+    return tuple(c.within(namespace) for c in (*agencies, *canonical, *unified, *bus))

@@ -2,10 +2,10 @@
 its outputs.
 
 Two kinds of agent, each at concurrency 1 (faust #606 loses data above 1): one normalizer over every mapped agency
-topic (routing each event to its dataset's mapping by topic name), with the per-key state of every dataset in one
-table; and one joiner per joined entity (person, parcel, region) over ``canonical.<entity>``, with the join state in
-that entity's table. Tables are faust Tables (changelog topics, recovery and rebalancing are faust's), stored in
-RocksDB when ``SATUBUS_STREAM_STORE`` says so.
+topic (routing each event to its dataset's mapping by topic name) and the erasures, with the per-key state of every
+dataset in one table; and one joiner per joined entity (person, parcel, region) over ``canonical.<entity>``, with the
+join state in that entity's table. Tables are faust Tables (changelog topics, recovery and rebalancing are faust's),
+stored in RocksDB, one database per partition (an erasure looks through its partition's).
 
 For each batch: the processor decides; its outputs, then the changelog records of its state writes (the last write of
 each key, once) go out through one confluent-kafka producer (streams/delivery.py), each confirmed by the broker;
@@ -23,7 +23,7 @@ import logging
 import ssl
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -42,6 +42,7 @@ from satubus.schemas.regions import load_regions
 from satubus.schemas.topics import (
     ACTIVITY,
     DEAD_LETTERS,
+    ERASURES,
     JOINED_ENTITIES,
     PERSON_NIK,
     UNIFIED_ENTITIES,
@@ -59,6 +60,8 @@ from satubus.streams.mapping import DatasetMapping, discover_mappings
 from satubus.streams.metrics import Meter
 from satubus.streams.ownership import StuckPartitions, owned
 from satubus.streams.processor import EntityJoiner, Input, Joiner, Normalizer, RegionJoiner, Result, StateView
+
+STORE = "rocksdb://"  # partitioned on disk: faust's memory store cannot say which partition holds a key
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ def build_app(settings: Settings) -> faust.App:
         settings.topic(APP_ID),
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=_credentials(login(settings, access.STREAMS)),
-        store=settings.stream_store,
+        store=STORE,
         datadir=str(local_state(settings) / settings.instance_id),  # each worker its own
         topic_replication_factor=settings.topic_replication_factor,
         topic_partitions=settings.topic_partitions,
@@ -151,12 +154,13 @@ class Adapter:
         regions = load_regions()
         topic = self.settings.topic  # the Kafka name of a contract topic, in the bus's namespace
         by_topic: dict[str, DatasetMapping] = {topic(agency_topic(m.agency, m.dataset)): m for m in mappings}
-        normalizer = Normalizer(by_topic, regions, self.key, self._decode)
+        normalizer = Normalizer(by_topic, regions, self.key, self._decode, erasures=topic(ERASURES.name))
+        keys = self._table("keys")
         self._agent(
             "normalize",
-            list(by_topic),
-            self._table("keys"),
-            lambda batch, state: normalizer.process(batch, state, dt.datetime.now(dt.UTC)),
+            [*by_topic, topic(ERASURES.name)],
+            keys,
+            lambda batch, state: normalizer.process(batch, state, partial(_scan, keys), dt.datetime.now(dt.UTC)),
         )
         joined = {m.spec.entity for m in mappings if m.spec.part is not None} - {"region"}
         joiners: list[Joiner] = [EntityJoiner(JOINS[entity], self._decode) for entity in sorted(joined)]
@@ -172,9 +176,8 @@ class Adapter:
         return self.serde.decode(value, value_subject(origin.topic), origin, reader=reader)
 
     def _table(self, name: str) -> Any:
-        options = ROCKSDB_OPTIONS if self.settings.stream_store.startswith("rocksdb") else None
         return self.app.Table(
-            name, key_type=str, value_type=bytes, partitions=self.settings.topic_partitions, options=options
+            name, key_type=str, value_type=bytes, partitions=self.settings.topic_partitions, options=ROCKSDB_OPTIONS
         )
 
     def _agent(
@@ -287,3 +290,10 @@ class Adapter:
         for (topic, partition), offset in delivery.changelog_offsets.items():
             if topic == changelog and partition in of_partition:
                 table.data.set_persisted_offset(TP(topic, partition), offset)
+
+
+def _scan(table: Any, partition: int) -> Iterator[tuple[str, bytes]]:
+    """Every key the table's store keeps in ``partition`` (one RocksDB database per partition) and its value."""
+    store = table.data
+    for key, value in store._visible_items(store._db_for_partition(partition)):
+        yield store._decode_key(key), store._decode_value(value)

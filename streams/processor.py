@@ -9,7 +9,9 @@ unknown kelurahan raises a finding), drop it if it is a redelivery or older than
 a whole entity to its unified topic, or a part of a joined entity to the entity's key on ``canonical.<entity>``
 (and its removal to the key it left, when a corrected NIK moved it); the civil registry's identity also sends the
 clear NIK to the restricted topic; persons and incidents contribute to their kelurahan. Each batch also reports its
-counts per dataset to ``bus.activity`` for the integration scoreboard.
+counts per dataset to ``bus.activity`` for the integration scoreboard. An erasure (a person_id on ``bus.erasure``,
+sent to every partition by ``satubus erase``) forgets, in its partition, which agency records were routed to that
+person.
 
 ``Joiner.process(batch, state)`` takes parts of ``canonical.<entity>`` and folds each entity's parts of the batch
 into its join state (streams/joins.py), then sends the unified record (or a tombstone) once per entity, its
@@ -26,8 +28,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
@@ -46,7 +48,15 @@ from satubus.schemas.errors import (
 from satubus.schemas.models import Finding, FindingKind
 from satubus.schemas.pseudonym import pseudonymize
 from satubus.schemas.regions import Regions
-from satubus.schemas.topics import ACTIVITY, DEAD_LETTERS, PERSON_NIK, TopicName, canonical_topic, unified_topic
+from satubus.schemas.topics import (
+    ACTIVITY,
+    DEAD_LETTERS,
+    ERASURES,
+    PERSON_NIK,
+    TopicName,
+    canonical_topic,
+    unified_topic,
+)
 from satubus.streams.errors import Rejected
 from satubus.streams.findings import finding, finding_id, unknown_region
 from satubus.streams.joins import (
@@ -69,6 +79,7 @@ STATUSES: tuple[Status, ...] = ("accepted", "invalid", "dropped")
 # retriable error when the registry does not answer.
 Decode = Callable[[bytes, Origin, dict[str, Any] | None], dict[str, Any]]
 StateView = Callable[[str, int], bytes | None]  # (key, partition) -> the state kept before the batch
+StateScan = Callable[[int], Iterable[tuple[str, bytes]]]  # partition -> each (key, state) it kept before the batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +156,22 @@ def _retriable(error: Exception) -> bool:
 class _Overlay:
     """The state as the batch has changed it so far, over the state kept before the batch."""
 
-    def __init__(self, before: StateView, result: Result) -> None:
+    def __init__(self, before: StateView, scan: StateScan, result: Result) -> None:
         self._before = before
+        self._scan = scan
         self._writes = result.state
 
     def get(self, key: str, partition: int) -> bytes | None:
         write = self._writes.get(key)
         return write.value if write is not None else self._before(key, partition)
+
+    def items(self, partition: int) -> Iterator[tuple[str, bytes]]:
+        for key, value in self._scan(partition):
+            if key not in self._writes:
+                yield key, value
+        for key, write in list(self._writes.items()):
+            if write.partition == partition and write.value is not None:
+                yield key, write.value
 
     def put(self, key: str, partition: int, value: bytes) -> None:
         self._writes[key] = StateWrite(partition, value)
@@ -163,12 +183,17 @@ class Normalizer:
     regions: Regions
     pseudonym_key: bytes
     decode: Decode
+    erasures: str = ERASURES.name  # the Kafka name of the erasures topic
 
-    def process(self, batch: Sequence[Input], state: StateView, now: dt.datetime) -> Result:
+    def process(self, batch: Sequence[Input], state: StateView, scan: StateScan, now: dt.datetime) -> Result:
         result = Result()
-        overlay = _Overlay(state, result)
+        overlay = _Overlay(state, scan, result)
         counts: dict[tuple[str, str], Counter[Status]] = {}
         for message in batch:
+            if message.topic == self.erasures:
+                status, reason = _forget_routes(message, overlay, result)
+                result.outcomes.append(Outcome(ERASURES.name, status, reason, "normalize" if reason else None))
+                continue
             mapping = self.mappings[message.topic]
             try:
                 status, reason = self._event(message, mapping, overlay, result, now)
@@ -291,6 +316,24 @@ class Normalizer:
             previous,
         )
 
+
+def _forget_routes(message: Input, state: _Overlay, result: Result) -> tuple[Status, str | None]:
+    """An erasure: the agency records of the message's partition that were routed to the erased person forget it.
+    Their versions and event ids stay, so that a redelivery of what was erased is still dropped; a newer version
+    of a record routes it again (README: "Personal data")."""
+    subject = message.value or b""
+    if not _PERSON_ID.fullmatch(subject):
+        error = DecodeError(f"an erasure is a person_id (64 hex digits), not {len(subject)} bytes", subject)
+        result.dead_letter(message, ERASURE_AGENCY, "normalize", "invalid_erasure", error)
+        return "invalid", "invalid_erasure"
+    person = subject.decode()
+    for key, value in list(state.items(message.partition)):
+        if subject in value and (kept := KeyState.decode(value)) is not None and kept.routed_to == person:
+            state.put(key, message.partition, replace(kept, routed_to=None).encode())
+    return "accepted", None
+
+
+_PERSON_ID = re.compile(rb"[0-9a-f]{64}")
 
 _DECODE_REASONS = frozenset(
     error.__name__ for error in (NotWireFormat, UnknownSchemaId, ForeignSchemaId, MalformedBody, LimitExceeded)

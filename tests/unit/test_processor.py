@@ -167,7 +167,7 @@ class Bus:
 
     def normalize(self, *batch: Input, decode: Callable[..., dict[str, Any]] | None = None) -> Result:
         normalizer = Normalizer(self.mappings, self.regions, KEY, decode or self.wire.decode)
-        return self._apply(batch, normalizer.process(batch, self.held, NOW))
+        return self._apply(batch, normalizer.process(batch, self.held, self.scan, NOW))
 
     def join(self, *batch: Input, entity: str = "person") -> Result:
         joiner: Joiner = (
@@ -179,6 +179,9 @@ class Bus:
 
     def held(self, key: str, partition: int) -> bytes | None:
         return self.state.get(key)
+
+    def scan(self, partition: int) -> list[tuple[str, bytes]]:
+        return [(key, value) for key, value in self.state.items() if value is not None]
 
     def _apply(self, batch: tuple[Input, ...], result: Result) -> Result:
         assert len(result.outcomes) == len(batch)

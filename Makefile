@@ -22,7 +22,7 @@ test: venv stack
 	$(BIN)/pytest
 
 faults: venv stack
-	$(BIN)/pytest -m faults tests/integration
+	$(BIN)/pytest -m faults tests/faults tests/integration
 
 unit: venv
 	$(BIN)/pytest tests/unit

@@ -274,7 +274,7 @@ def java_client_properties(settings: Settings, role: str = access.ADMIN) -> dict
     """A Java Kafka client's connection settings for ``role``: what kafka.client_config gives librdkafka."""
     identity = login(settings, role)
     return {
-        "bootstrap.servers": settings.kafka_bootstrap,
+        "bootstrap.servers": ",".join(settings.kafka_servers),
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "SCRAM-SHA-512",
         "sasl.jaas.config": (

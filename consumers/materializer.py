@@ -10,7 +10,8 @@ the latest record per key (consumers/activity.py), in the same transaction as th
 
 A record in error (it does not decode, or PostgreSQL refuses its row) is dead-lettered. PostgreSQL, Kafka or the
 schema registry unavailable is not the record's fault: the whole batch (decoding, then its transaction) is tried
-again with backoff until it goes through, and nothing is dead-lettered for it. A retry cannot apply a batch twice:
+again with backoff until it goes through, and nothing is dead-lettered for it (meanwhile the process's /health
+answers 503 naming the service). A retry cannot apply a batch twice:
 if a commit went through unacknowledged, the retry's compare-and-set on the offsets fails and the materializer
 re-reads from the stored offsets. Every call that may block (librdkafka, the registry) runs on the executor, never
 on the event loop that the materializers of one process share.
@@ -31,7 +32,7 @@ import asyncpg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as KafkaPartition
 
-from satubus import access, database
+from satubus import access, database, health
 from satubus.consumers import activity, faults, metrics
 from satubus.consumers.tables import TableSpec
 from satubus.errors import BrokerUnavailable
@@ -73,6 +74,11 @@ def entity_key(message: Message) -> bytes:
     if not key:
         raise DecodeError("unified records must be keyed by entity id; this one has no key", message.value() or b"")
     return key
+
+
+def component(entity: str) -> str:
+    """How the process's /health names the materializer of ``entity`` until it has its first assignment."""
+    return f"materializer {entity}"
 
 
 class Fenced(Exception):
@@ -186,6 +192,7 @@ class Materializer:
             tp.offset = stored.get(tp.partition, OFFSET_BEGINNING)
         log.info("assigned %s", {tp.partition: tp.offset for tp in partitions})
         consumer.assign(partitions)
+        health.STATE.started(component(self.spec.entity))  # ready: an instance may well be assigned none
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
         for tp in partitions:

@@ -7,9 +7,9 @@ import asyncio
 import logging
 import signal
 
-from satubus import database, metrics
+from satubus import database, health, metrics
 from satubus.consumers import faults
-from satubus.consumers.materializer import Materializer
+from satubus.consumers.materializer import Materializer, component
 from satubus.consumers.migrate import migrate, pending
 from satubus.consumers.tables import MATERIALIZED
 from satubus.errors import ConfigurationError
@@ -19,8 +19,11 @@ log = logging.getLogger(__name__)
 
 
 def materialize(args: argparse.Namespace, settings: Settings) -> int:
-    metrics.serve(settings.metrics_host, settings.materializer_metrics_port, "SATUBUS_MATERIALIZER_METRICS_PORT")
     entities = sorted(MATERIALIZED) if args.entity == "all" else [args.entity]
+    for entity in entities:  # until each is assigned its partitions, after the migrations are checked
+        health.STATE.starting(component(entity), "not yet assigned its partitions")
+    port = settings.materializer_metrics_port
+    metrics.serve(settings.metrics_host, port, "SATUBUS_MATERIALIZER_METRICS_PORT", process="materialize")
     asyncio.run(_materialize(settings, entities))
     return 0
 

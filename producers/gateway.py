@@ -8,6 +8,10 @@ dataset, 404 unknown dataset, 413 too large, 422 a batch of the wrong shape or o
 (a data error: sending it again changes nothing), 503 with ``Retry-After`` when the broker or the schema registry is
 unavailable or acknowledged none of the events (an infrastructure error: retry later).
 
+``GET /health`` (readiness) asks the broker and the registry, each within ``HEALTH_TIMEOUT``, and checks that the
+agencies' tokens were read: 200, or 503 naming each that is not (satubus/health.py). The tokens read once, a
+PostgreSQL outage is no problem (the last ones read are used). ``GET /health/live`` (liveness): the gateway answers.
+
 No ``from __future__ import annotations`` here: FastAPI reads the dependency annotations at run time.
 """
 
@@ -16,9 +20,11 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
+from confluent_kafka import KafkaException, Producer
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,13 +32,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import make_asgi_app
 from pydantic import AwareDatetime, BaseModel, Field
 
-from satubus import access
+from satubus import access, health
 from satubus.errors import BrokerUnavailable, DataError, InfrastructureError, RegistryUnavailable
+from satubus.kafka import producer_config
 from satubus.metrics import REGISTRY
 from satubus.producers.gateway_tokens import Tokens, follow
 from satubus.producers.publisher import AgencyPublisher, Change, Outcome
-from satubus.registry import registry_client
+from satubus.registry import registry_client, require_registry
 from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.errors import SchemaError
 from satubus.schemas.nik import mask_nik
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
@@ -40,6 +48,7 @@ from satubus.settings import Settings
 UNAUTHENTICATED = "a valid agency token is required"
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 RETRY_AFTER = {"Retry-After": "10"}  # seconds: a 503 is an infrastructure error, worth another try later
+HEALTH_TIMEOUT = 5.0  # seconds for the broker, and for the registry, to answer a readiness check
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +87,30 @@ class BatchResponse(BaseModel):
     rejected: list[RejectedEvent]
 
 
+class Probes:
+    """The readiness checks of the services the gateway publishes through; blocking (each runs in a thread)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: Producer | None = None  # made at the first check, kept: a check costs no new connection
+
+    def broker(self) -> None:
+        """``BrokerUnavailable`` unless the broker answers a metadata request within ``HEALTH_TIMEOUT``."""
+        if self._producer is None:
+            self._producer = Producer(producer_config(self.settings, "satubus-gateway-health", access.GATEWAY))
+        try:
+            self._producer.list_topics(timeout=HEALTH_TIMEOUT)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"Kafka does not answer: {exc.args[0]}") from exc
+
+    def registry(self) -> None:
+        """``RegistryUnavailable`` unless the schema registry answers (within its own timeout)."""
+        try:
+            require_registry(self.settings)
+        except SchemaError as exc:
+            raise RegistryUnavailable(str(exc)) from exc
+
+
 def create_app(settings: Settings, given: Tokens | None = None) -> FastAPI:
     """The gateway; its tokens are read from PostgreSQL and kept current, unless ``given`` (tests)."""
     datasets: dict[str, set[str]] = {a.code: set(a.datasets) for a in load_catalogue()}
@@ -85,6 +118,7 @@ def create_app(settings: Settings, given: Tokens | None = None) -> FastAPI:
     publishers: dict[tuple[str, str], AgencyPublisher] = {}
     creating = asyncio.Lock()
     serde = AvroSerde(registry_client(settings))
+    probes = Probes(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -154,6 +188,36 @@ def create_app(settings: Settings, given: Tokens | None = None) -> FastAPI:
                 )
             return publisher
 
+    async def probe(name: str, what: str, check: Callable[[], None]) -> health.Problem | None:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(check), HEALTH_TIMEOUT + 1)
+        except InfrastructureError as exc:
+            return health.STATE.problem(name, what, str(exc))
+        except TimeoutError:
+            return health.STATE.problem(name, what, f"no answer within {HEALTH_TIMEOUT:.0f}s")
+        return None
+
+    @app.get(
+        "/health",
+        summary="Readiness: whether the broker and the schema registry answer and the tokens were read",
+        responses={503: {"description": "Not ready: ``problems`` names each service that does not answer"}},
+    )
+    async def ready() -> JSONResponse:
+        checks = await asyncio.gather(
+            probe("broker", "publishing", probes.broker), probe("registry", "validating", probes.registry)
+        )
+        problems = [problem for problem in checks if problem is not None]
+        if not tokens.loaded:
+            detail = "the agencies' tokens were never read: every token is refused"
+            problems.append(health.STATE.problem("database", "authenticating", detail))
+        status, body = health.STATE.readiness(problems)
+        return JSONResponse(body, status, headers=RETRY_AFTER if status != 200 else None)
+
+    @app.get("/health/live", summary="Liveness: the gateway answers (a restart does not bring a service back)")
+    async def alive() -> JSONResponse:
+        status, body = health.STATE.liveness()
+        return JSONResponse(body, status)
+
     @app.post(
         "/v1/agencies/{agency}/datasets/{dataset}/events",
         response_model=BatchResponse,
@@ -219,6 +283,7 @@ def _service(error: InfrastructureError) -> str:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    health.STATE.process = "gateway"
     uvicorn.run(
         create_app(settings),
         host=args.host or settings.gateway_host,

@@ -29,6 +29,7 @@ class Tokens:
     def __init__(self, stored: dict[str, StoredToken] | None = None, blocked: frozenset[str] = frozenset()) -> None:
         self._stored = stored or {}
         self._blocked = blocked
+        self.loaded = stored is not None  # False until read once: every token is refused meanwhile
 
     @classmethod
     def of(cls, issued: dict[str, tokens.Issued]) -> Tokens:
@@ -50,6 +51,7 @@ class Tokens:
         blocked = await connection.fetch("SELECT agency FROM bus.agency_blocks")
         self._stored = {r["token_id"]: StoredToken(r["agency"], bytes(r["digest"]), r["expires_at"]) for r in rows}
         self._blocked = frozenset(r["agency"] for r in blocked)
+        self.loaded = True
 
 
 async def follow(view: Tokens, settings: Settings, stop: asyncio.Event, first: asyncio.Event) -> None:

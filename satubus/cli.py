@@ -46,6 +46,9 @@ def _lazy(module: str, function: str) -> Handler:
 def _stack(args: argparse.Namespace, settings: Settings) -> int:
     from satubus.deploy.local.stack import main
 
+    if args.brokers is not None:
+        replicas = min(3, args.brokers)
+        settings = settings.model_copy(update={"kafka_brokers": args.brokers, "topic_replication_factor": replicas})
     return main(args.action, settings)
 
 
@@ -110,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Obtain and run the local stack natively (state in .stack/).",
     )
     stack.add_argument("action", choices=("up", "down", "status"), help="up: start and wait; down: stop; status")
+    stack.add_argument(
+        "--brokers",
+        type=int,
+        choices=(1, 3),
+        help="Kafka brokers to run (default SATUBUS_KAFKA_BROKERS, 1); the processes need the same setting",
+    )
     stack.set_defaults(handler=_stack)
 
     topics = commands.add_parser(

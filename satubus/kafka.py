@@ -66,7 +66,7 @@ def client_config(settings: Settings, role: str) -> dict[str, Any]:
     verified (hostname included) against the CA."""
     identity = login(settings, role)
     return {
-        "bootstrap.servers": settings.kafka_bootstrap,
+        "bootstrap.servers": ",".join(settings.kafka_servers),
         "security.protocol": "SASL_SSL",
         "sasl.mechanisms": "SCRAM-SHA-512",
         "sasl.username": identity.username,
@@ -116,17 +116,19 @@ def create_topics(settings: Settings) -> list[str]:
 def topic_config(settings: Settings, name: str, compacted: bool) -> dict[str, str]:
     """How long a topic keeps what it holds. A compacted topic rolls its active segment and cleans a replaced or
     deleted value within ``erasure_bound_hours`` (Kafka's max.compaction.lag.ms: a segment is also rolled when a
-    record is appended after that lag) and keeps a tombstone as long again, so that consumers see it."""
+    record is appended after that lag) and keeps a tombstone as long again, so that consumers see it. With three
+    replicas, a write needs two of them in sync (producers ask for all: acks=all)."""
+    durability = {"min.insync.replicas": "2" if settings.topic_replication_factor >= 3 else "1"}
     if compacted:
         bound = str(int(settings.erasure_bound_hours * 3_600_000))
-        return {
+        return durability | {
             "cleanup.policy": "compact",
             "max.compaction.lag.ms": bound,
             "delete.retention.ms": bound,
             "min.cleanable.dirty.ratio": "0.1",
         }
     days = settings.dlq_retention_days if name == settings.topic(DEAD_LETTERS.name) else settings.retention_days
-    return {"cleanup.policy": "delete", "retention.ms": str(int(days * 86_400_000))}
+    return durability | {"cleanup.policy": "delete", "retention.ms": str(int(days * 86_400_000))}
 
 
 def configure_topics(settings: Settings, topics: Iterable[tuple[str, bool]]) -> None:

@@ -1,7 +1,8 @@
 """Bounded exponential backoff for operations that fail with a retriable error (``SatuBusError.retriable``).
 
 An error in the data is not retried: it is raised at once. A retriable one is retried with a growing, jittered
-delay; after ``attempts`` tries (``None``: until it succeeds) the last error is raised.
+delay; after ``attempts`` tries (``None``: until it succeeds) the last error is raised. While it waits, the
+process's health (satubus/health.py) names what waits and for which service, and counts the retry.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from satubus import health
 from satubus.errors import SatuBusError
 
 T = TypeVar("T")
@@ -42,31 +44,39 @@ def _give_up(error: Exception, attempt: int, backoff: Backoff) -> bool:
 
 def retry(operation: Callable[[], T], *, backoff: Backoff = Backoff(), what: str = "operation") -> T:
     """Call ``operation`` until it returns, retrying retriable errors (blocking; never on an event loop)."""
-    attempt = 0
-    while True:
-        try:
-            return operation()
-        except Exception as error:
-            if _give_up(error, attempt, backoff):
-                raise
-            wait = backoff.delay(attempt)
-            log.warning("%s failed (%s); retrying in %.1fs", what, error, wait)
-            time.sleep(wait)
-            attempt += 1
+    attempt, waiting = 0, object()  # this call's entry in the process's health
+    try:
+        while True:
+            try:
+                return operation()
+            except Exception as error:
+                if _give_up(error, attempt, backoff):
+                    raise
+                wait = backoff.delay(attempt)
+                log.warning("%s failed (%s); retrying in %.1fs", what, error, wait)
+                health.STATE.waiting(waiting, what, error)
+                time.sleep(wait)
+                attempt += 1
+    finally:
+        health.STATE.recovered(waiting)
 
 
 async def retry_async(
     operation: Callable[[], Awaitable[T]], *, backoff: Backoff = Backoff(), what: str = "operation"
 ) -> T:
     """Await ``operation()`` until it returns, retrying retriable errors."""
-    attempt = 0
-    while True:
-        try:
-            return await operation()
-        except Exception as error:
-            if _give_up(error, attempt, backoff):
-                raise
-            wait = backoff.delay(attempt)
-            log.warning("%s failed (%s); retrying in %.1fs", what, error, wait)
-            await asyncio.sleep(wait)
-            attempt += 1
+    attempt, waiting = 0, object()
+    try:
+        while True:
+            try:
+                return await operation()
+            except Exception as error:
+                if _give_up(error, attempt, backoff):
+                    raise
+                wait = backoff.delay(attempt)
+                log.warning("%s failed (%s); retrying in %.1fs", what, error, wait)
+                health.STATE.waiting(waiting, what, error)
+                await asyncio.sleep(wait)
+                attempt += 1
+    finally:
+        health.STATE.recovered(waiting)

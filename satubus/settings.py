@@ -20,7 +20,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from satubus.errors import ConfigurationError
@@ -71,8 +71,13 @@ class Settings(BaseSettings):
         except SettingsError as exc:  # a value that should be JSON is not
             raise ConfigurationError(_invalid(exc, _env_file)) from exc
 
+    # One address or several, comma-separated ("host:port,host:port"): name every broker of a cluster, so that a
+    # process starting while one is down still finds the others.
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_controller_port: int = 19093
+    # How many brokers the local stack runs (`satubus stack up --brokers 3`): each node is broker and controller,
+    # node n listening on the ports of node 1 plus 100 x (n - 1).
+    kafka_brokers: int = Field(1, ge=1, le=9)
     # This process's Kafka identity (SASL/SCRAM-SHA-512 over TLS). Unset, each process uses its own principal
     # (satubus/access.py: satubus-streams, agency-<code>, ...) and finds its password in the local stack's secrets
     # (state_dir/secrets); a deployment sets both per process.
@@ -116,6 +121,14 @@ class Settings(BaseSettings):
     # Of every satubus process's log; `satubus -v` forces DEBUG. Case-insensitive.
     log_level: LogLevel = "INFO"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _replicas_on_a_cluster(cls, values: Any) -> Any:
+        brokers = str(values.get("kafka_brokers", 1)).strip() if isinstance(values, dict) else "1"
+        if brokers.isdigit() and int(brokers) > 1:  # anything else is the field's to refuse
+            values.setdefault("topic_replication_factor", min(3, int(brokers)))
+        return values
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_case(cls, value: object) -> object:
@@ -126,6 +139,7 @@ class Settings(BaseSettings):
     namespace: str = ""
 
     topic_partitions: int = 4
+    # 3 by default on a cluster of three brokers or more: a topic then also requires 2 in-sync replicas for a write
     topic_replication_factor: int = 1
     # How long personal data stays in Kafka (README: "Personal data"). Compacted topics (the unified view, the
     # restricted NIKs, the stream processor's state) drop a replaced or erased value within erasure_bound_hours,
@@ -183,8 +197,19 @@ class Settings(BaseSettings):
         return self.kafka_ca_file or self.secrets_dir / "ca.pem"
 
     @property
+    def kafka_servers(self) -> list[str]:
+        """The brokers to bootstrap from: those named, or all three of a local three-broker cluster when only the
+        first is named."""
+        named = [server.strip() for server in self.kafka_bootstrap.split(",") if server.strip()]
+        if len(named) == 1 and self.kafka_brokers > 1:
+            host, port = named[0].rsplit(":", 1)
+            return [f"{host}:{int(port) + 100 * n}" for n in range(self.kafka_brokers)]
+        return named
+
+    @property
     def kafka_port(self) -> int:
-        return int(self.kafka_bootstrap.rsplit(":", 1)[1])
+        """The first broker's port."""
+        return int(self.kafka_servers[0].rsplit(":", 1)[1])
 
     @property
     def registry_port(self) -> int:

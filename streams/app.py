@@ -36,7 +36,7 @@ from satubus import access, pseudonym_key
 from satubus.kafka import Login, ensure_topics, login
 from satubus.pseudonym_key import PseudonymKey
 from satubus.registry import registry_client
-from satubus.retry import Backoff, retry_async
+from satubus.retry import Backoff, retry, retry_async
 from satubus.schemas.envelope import AGENCIES_DIR
 from satubus.schemas.regions import load_regions
 from satubus.schemas.topics import (
@@ -101,7 +101,7 @@ def build_app(settings: Settings) -> faust.App:
     key = pseudonym_key.load(settings)  # ConfigurationError before anything starts
     app = faust.App(
         settings.topic(APP_ID),
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=[f"kafka://{server}" for server in settings.kafka_servers],
         broker_credentials=_credentials(login(settings, access.STREAMS)),
         store=STORE,
         datadir=str(local_state(settings) / settings.instance_id),  # each worker its own
@@ -194,10 +194,13 @@ class Adapter:
         records_per_batch = batch_size if stage == "normalize" else max(1, batch_size * 10 // BATCH_ITEMS)
         self.stuck.topics.update(topics)
         source = self.app.topic(*topics, key_type=bytes, value_type=bytes, maxsize=2 * records_per_batch)
-        # A producer of its own: an agent confirms its own batch's deliveries, not another agent's.
-        delivery = Delivery(
-            self.settings, self.serde, OUTPUTS, client_id=f"{self.app.conf.id}-{name}", key_id=self.key_id
+        # A producer of its own: an agent confirms its own batch's deliveries, not another agent's. Made before the
+        # worker starts, with the outputs' schema ids and partitions: a worker started while the registry or the
+        # broker does not answer waits for them (its /health names which), as a running one does.
+        make_delivery = partial(
+            Delivery, self.settings, self.serde, OUTPUTS, client_id=f"{self.app.conf.id}-{name}", key_id=self.key_id
         )
+        delivery = retry(make_delivery, backoff=UNTIL_IT_ANSWERS, what=f"{name}: looking up its outputs")
 
         async def agent(stream: faust.StreamT[bytes]) -> None:
             # Not ``take_events``: a worker stopping in the middle of a batch would acknowledge the whole batch, and

@@ -247,6 +247,9 @@ def mvn(args: list[str], what: str) -> None:
 
 
 class Kafka:
+    """The local Kafka cluster: one node, or three (``SATUBUS_KAFKA_BROKERS``), each broker and controller (one
+    KRaft quorum of all nodes). Node n listens on the first node's ports plus 100 x (n - 1); the jars are shared."""
+
     name = "kafka"
 
     def __init__(self, settings: Settings, layout: Layout) -> None:
@@ -256,8 +259,14 @@ class Kafka:
         self.dir = layout.service(self.name)
         self.secrets = layout.root / "secrets"
         self.libs = self.dir / "libs"
-        self.pidfile = layout.pidfile(self.name)
-        self.log = layout.logfile(self.name)
+        self.nodes = [KafkaNode(self, layout, n) for n in range(1, settings.kafka_brokers + 1)]
+
+    @property
+    def log(self) -> Path:
+        return self.nodes[0].log
+
+    def pid(self) -> int | None:
+        return _read_pid(self.nodes[0].pidfile)
 
     def obtain(self) -> None:
         if (self.libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
@@ -280,10 +289,11 @@ class Kafka:
 
     def java_command(self, main: str, *args: str) -> list[str]:
         java = kafka_java()
+        heap = "768m" if len(self.nodes) == 1 else "512m"
         return [
             java,
             "-Xms256m",
-            "-Xmx768m",
+            f"-Xmx{heap}",
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
             f"-Dlog4j.configuration=file:{HERE / 'kafka-log4j.properties'}",
@@ -294,19 +304,68 @@ class Kafka:
             *args,
         ]
 
+    def cluster_id(self) -> str:
+        """The cluster's id, made once and kept beside the first node's data (every node is formatted with it)."""
+        stored = self.nodes[0].dir / "cluster.id"
+        if not stored.exists():
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            # May start with "-": passed as --cluster-id=... so the tool does not read it as an option.
+            stored.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
+        return stored.read_text().strip()
+
+    def start(self) -> int | None:
+        """Start the nodes that are not running; returns the first pid started (None: all were running)."""
+        started = [node.start() for node in self.nodes]
+        return next((pid for pid in started if pid is not None), None)
+
+    def ready(self) -> bool:
+        try:
+            admin = AdminClient(client_config(self.settings, access.ADMIN) | {"log_level": 0})
+        except ConfigurationError:  # no password or CA yet
+            return False
+        try:
+            metadata = admin.list_topics(timeout=2)
+        except Exception:  # any failure means "not yet"
+            return False
+        return len(metadata.brokers) == len(self.nodes) and metadata.controller_id >= 0
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+class KafkaNode:
+    """One node of the local cluster: its configuration, storage, process and log."""
+
+    def __init__(self, kafka: Kafka, layout: Layout, number: int) -> None:
+        self.kafka = kafka
+        self.number = number
+        self.port = kafka.port + 100 * (number - 1)
+        self.controller_port = kafka.controller_port + 100 * (number - 1)
+        self.name = kafka.name if kafka.settings.kafka_brokers == 1 else f"kafka-{self.port}"
+        self.dir = layout.service(self.name)
+        self.pidfile = layout.pidfile(self.name)
+        self.log = layout.logfile(self.name)
+
     def _configure(self) -> Path:
         """Render server.properties (mode 0600: it holds the broker's key and passwords) and format the storage
         on first start, with the administrator's and the broker's SCRAM users (every other user is made through
         the Admin API: `satubus acl`)."""
-        ca, certificate, key = ensure_certificates(self.secrets)
-        secrets = LocalSecrets(self.secrets)
+        kafka = self.kafka
+        ca, certificate, key = ensure_certificates(kafka.secrets)
+        secrets = LocalSecrets(kafka.secrets)
         passwords = {user: secrets.ensure("kafka", user) for user in (access.ADMIN, access.BROKER, access.CONTROLLER)}
         config = self.dir / "server.properties"
         template = (HERE / "kafka-server.properties").read_text()
+        replicas = len(kafka.nodes)
         text = template.format(
+            node_id=self.number,
+            voters=",".join(f"{n.number}@127.0.0.1:{n.controller_port}" for n in kafka.nodes),
             port=self.port,
             controller_port=self.controller_port,
             data=self.dir / "data",
+            replicas=replicas,
+            min_isr=2 if replicas >= 3 else 1,
             ca=ca,
             certificate=_property(certificate.read_text()),
             key=_property(key.read_text()),
@@ -324,39 +383,22 @@ class Kafka:
                 f"stack (`satubus stack down`), remove that folder (its topics are lost) and start again."
             )
         if not secured.exists():
-            # May start with "-": passed as --cluster-id=... so the tool does not read it as an option.
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             scram = [
                 f"--add-scram=SCRAM-SHA-512=[name={user},password={passwords[user]}]"
                 for user in (access.ADMIN, access.BROKER)
             ]
-            storage = ("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config))
-            _run(
-                self.java_command(*storage, *scram),
-                "formatting Kafka's storage",
-            )
+            storage = ("kafka.tools.StorageTool", "format", f"--cluster-id={kafka.cluster_id()}", "-c", str(config))
+            _run(kafka.java_command(*storage, *scram), "formatting Kafka's storage")
             secured.write_text("SCRAM-SHA-512 users admin and broker\n")
         return config
 
     def start(self) -> int | None:
-        pid = _read_pid(self.pidfile)
-        if pid is not None:
+        if _read_pid(self.pidfile) is not None:
             return None
-        _require_free(self.port, "Kafka", "SATUBUS_KAFKA_BOOTSTRAP")
-        _require_free(self.controller_port, "Kafka's controller", "SATUBUS_KAFKA_CONTROLLER_PORT")
+        _require_free(self.port, f"Kafka (node {self.number})", "SATUBUS_KAFKA_BOOTSTRAP")
+        _require_free(self.controller_port, f"Kafka's controller (node {self.number})", "SATUBUS_KAFKA_CONTROLLER_PORT")
         config = self._configure()
-        return _spawn(self.java_command("kafka.Kafka", str(config)), log=self.log, pidfile=self.pidfile)
-
-    def ready(self) -> bool:
-        try:
-            admin = AdminClient(client_config(self.settings, access.ADMIN) | {"log_level": 0})
-        except ConfigurationError:  # no password or CA yet
-            return False
-        try:
-            metadata = admin.list_topics(timeout=2)
-        except Exception:  # any failure means "not yet"
-            return False
-        return bool(metadata.brokers) and metadata.controller_id >= 0
+        return _spawn(self.kafka.java_command("kafka.Kafka", str(config)), log=self.log, pidfile=self.pidfile)
 
     def stop(self) -> None:
         pid = _read_pid(self.pidfile)
@@ -635,10 +677,12 @@ class Postgres:
             *(["-c", sql] if sql is not None else ["-f", "-"]),
         ]
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """pg_ctl's shutdown ``mode``: "fast" (clients disconnected, a clean checkpoint) or "immediate" (as if the
+        power went: recovery at the next start)."""
         if self.pid() is not None:
             _run(
-                self._as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
+                self._as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"]),
                 "stopping PostgreSQL",
             )
 
@@ -722,7 +766,8 @@ class Stack:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Stack:
-        for url in (f"//{settings.kafka_bootstrap}", settings.registry_url, settings.database_url):
+        servers = [f"//{server}" for server in settings.kafka_servers]
+        for url in (*servers, settings.registry_url, settings.database_url):
             host = urlsplit(url).hostname
             if host not in ("127.0.0.1", "localhost"):
                 raise StackError(f"the local stack listens on loopback only; {url!r} points at {host}")
@@ -748,7 +793,7 @@ class Stack:
         for service, pid in started_pids:
             if pid is not None:
                 print(f"  {service.name:<9} starting on 127.0.0.1:{service.port} (pid {pid})...", flush=True)
-        _wait("Kafka", self.kafka.ready, pid=_read_pid(self.kafka.pidfile), log=self.kafka.log)
+        _wait("Kafka", self.kafka.ready, pid=self.kafka.pid(), log=self.kafka.log)
         created, acls = provision_local(self.kafka.settings)
         if created or not acls.empty:
             print(f"  kafka     {len(created)} user(s) issued, {len(acls.add)} ACL(s) added", flush=True)
@@ -763,13 +808,21 @@ class Stack:
         return time.monotonic() - started
 
     def down(self) -> None:
-        for service in (self.prometheus, self.registry, self.kafka, self.postgres):
+        """Stop every service, and the nodes of any other local Kafka cluster in the state folder (a three-broker
+        one started with other ports, as the fault suite does)."""
+        for service in (self.prometheus, self.registry, self.kafka):
             service.stop()
+        for pidfile in sorted(self.kafka.dir.parent.glob("kafka-*/kafka-*.pid")):
+            pid = _read_pid(pidfile)
+            if pid is not None:
+                _terminate(pid, pidfile.stem)
+            pidfile.unlink(missing_ok=True)
+        self.postgres.stop()
 
     def status(self) -> list[tuple[str, int, int | None, str]]:
         rows = []
         for name, port, pid, ready in (
-            ("kafka", self.kafka.port, _read_pid(self.kafka.pidfile), self.kafka.ready),
+            ("kafka", self.kafka.port, self.kafka.pid(), self.kafka.ready),
             ("registry", self.registry.port, _read_pid(self.registry.pidfile), self.registry.ready),
             ("postgres", self.postgres.port, self.postgres.pid(), self.postgres.ready),
             ("prometheus", self.prometheus.port, _read_pid(self.prometheus.pidfile), self.prometheus.ready),
@@ -784,8 +837,14 @@ def main(command: str, settings: Settings) -> int:
     if command == "up":
         elapsed = stack.up()
         print(f"stack ready in {elapsed:.1f}s (state in {settings.state_dir.resolve()})")
+        brokers = ",".join(settings.kafka_servers)
+        if settings.kafka_brokers > 1:
+            print(
+                f"  {settings.kafka_brokers} brokers: "
+                f"run the bus's processes with SATUBUS_KAFKA_BROKERS={settings.kafka_brokers}"
+            )
         print(
-            f"  Kafka     {settings.kafka_bootstrap}\n  registry  {settings.registry_url}\n"
+            f"  Kafka     {brokers}\n  registry  {settings.registry_url}\n"
             f"  postgres  {settings.database_url}\n  metrics   http://127.0.0.1:{settings.prometheus_port} (Prometheus)"
         )
     elif command == "down":

@@ -122,6 +122,10 @@ def process_env(settings: Settings) -> dict[str, str]:
     return {
         **os.environ,
         "SATUBUS_NAMESPACE": settings.namespace,
+        "SATUBUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "SATUBUS_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
+        "SATUBUS_KAFKA_BROKERS": str(settings.kafka_brokers),
+        "SATUBUS_TOPIC_REPLICATION_FACTOR": str(settings.topic_replication_factor),
         "SATUBUS_DATABASE_URL": settings.database_url,
         **{f"SATUBUS_{port.upper()}": str(getattr(settings, port)) for port in PORTS},
         "SATUBUS_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value(),

@@ -187,7 +187,7 @@ def _stream(argv: list[str], settings: Settings, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(run, "build_app", build_app)
     monkeypatch.setattr(faust, "Worker", Worker)
-    monkeypatch.setattr(metrics, "serve", lambda *args: None)
+    monkeypatch.setattr(metrics, "serve", lambda *args, **kwargs: None)
     assert run.main(build_parser().parse_args(["stream", *argv]), settings) == 0
     return started
 

@@ -1,0 +1,156 @@
+"""What a fault scenario left behind, compared with the simulator's ground truth.
+
+- **lost**: what the truth has and the bus does not: a unified record missing or behind (persons, parcels,
+  incidents, kelurahan aggregates), an open finding missing, a dead letter missing, or valid events the scoreboard
+  did not count.
+- **duplicated**: an event's effect applied twice (or a record that should not exist): a record with more items or a
+  higher count than the truth, an extra record or finding, an event dead-lettered more than once, or valid events
+  the scoreboard counted twice.
+- **wrongly dead-lettered**: events the truth calls valid that went to ``bus.dlq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from satubus.database import dsn as owner_dsn
+from satubus.producers.simulate import Simulation
+from satubus.registry import registry_client
+from satubus.schemas.topics import DEAD_LETTERS, value_subject
+from satubus.serde import AvroSerde
+from satubus.settings import Settings
+from tests.integration.test_dukcapil_end_to_end import read_topic
+from tests.integration.test_streams_against_truth import MAPPED, as_rows, floored, table
+
+ENTITIES = ("person", "parcel", "incident", "region")
+
+
+@dataclass
+class Compared:
+    lost: int = 0
+    duplicated: int = 0
+    wrongly_dead_lettered: int = 0
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.lost or self.duplicated or self.wrongly_dead_lettered)
+
+
+def compare(settings: Settings, simulation: Simulation) -> Compared:
+    result = Compared()
+    truth = simulation.truth
+    expected = {
+        "person": as_rows("person", truth.persons),
+        "parcel": as_rows("parcel", truth.parcels),
+        "incident": as_rows("incident", truth.incidents),
+        "region": as_rows("region", {k: v.model_dump() for k, v in truth.regions.items()}),
+    }
+    for entity in ENTITIES:
+        got = asyncio.run(table(settings, entity))
+        if entity == "region":
+            got = floored(got, expected["region"])
+        _rows(result, entity, got, expected[entity])
+    _findings(result, settings, simulation)
+    _dead_letters(result, settings, simulation)
+    _scoreboard(result, settings, simulation)
+    return result
+
+
+def _rows(result: Compared, entity: str, got: dict[str, Any], want: dict[str, Any]) -> None:
+    missing, extra = want.keys() - got.keys(), got.keys() - want.keys()
+    ahead = [k for k in want.keys() & got.keys() if got[k] != want[k] and _ahead(got[k], want[k])]
+    behind = [k for k in want.keys() & got.keys() if got[k] != want[k] and not _ahead(got[k], want[k])]
+    result.lost += len(missing) + len(behind)
+    result.duplicated += len(extra) + len(ahead)
+    for name, keys in (("missing", missing), ("behind", behind), ("extra", extra), ("ahead", ahead)):
+        if keys:
+            first = sorted(keys)[0]
+            result.details.append(
+                f"{entity}: {len(keys)} {name}, e.g. {first[:16]}: {got.get(first)} vs {want.get(first)}"
+            )
+
+
+def _ahead(got: dict[str, Any], want: dict[str, Any]) -> bool:
+    """A row holding more than the truth: a list with more items, or a count above it."""
+    for name, expected in want.items():
+        have = got.get(name)
+        if isinstance(expected, list) and isinstance(have, list) and len(have) > len(expected):
+            return True
+        counted = isinstance(expected, int) and not isinstance(expected, bool) and name != "version"
+        if counted and isinstance(have, int) and have > expected:
+            return True
+    return False
+
+
+def _findings(result: Compared, settings: Settings, simulation: Simulation) -> None:
+    rows = asyncio.run(table(settings, "finding")).values()
+    got = {(f["kind"], f["subject_id"]) for f in rows if f["status"] == "OPEN"}
+    want = simulation.truth.findings
+    result.lost += len(want - got)
+    result.duplicated += len(got - want)
+    if got != want:
+        result.details.append(f"findings: {len(want - got)} missing, {len(got - want)} extra")
+
+
+def _dead_letters(result: Compared, settings: Settings, simulation: Simulation) -> None:
+    want = {d["event_id"] for d in simulation.truth.dead_letters if d["topic"] in MAPPED}
+    letters = Counter[str]()
+    with AvroSerde(registry_client(settings)) as serde:
+        for letter in read_topic(settings, DEAD_LETTERS.name):
+            headers = {k: v.decode() for k, v in letter.headers() or ()}
+            if headers.get("satubus.error.stage") not in ("decode", "normalize"):
+                letters[f"{headers.get('satubus.error.stage')}:{letter.offset()}"] += 1
+                continue
+            event = serde.decode(letter.value(), value_subject(headers["satubus.error.topic"]))
+            letters[str(event["event_id"])] += 1
+    got = set(letters)
+    wrong, missing = got - want, want - got
+    twice = sum(n - 1 for n in letters.values() if n > 1)
+    result.wrongly_dead_lettered += len(wrong)
+    result.lost += len(missing)
+    result.duplicated += twice
+    if wrong or missing or twice:
+        result.details.append(
+            f"dead letters: {len(wrong)} wrong (e.g. {sorted(wrong)[:3]}), {len(missing)} missing, {twice} repeated"
+        )
+
+
+def _scoreboard(result: Compared, settings: Settings, simulation: Simulation) -> None:
+    """The scoreboard's counts of valid and invalid events per dataset against the truth's."""
+    want: Counter[str] = Counter()
+    for topic, counts in simulation.truth.counts.items():
+        if topic in MAPPED:
+            _, agency, dataset, _ = topic.split(".")
+            want[f"{agency}.{dataset}:accepted"] += counts["unified"]
+            want[f"{agency}.{dataset}:invalid"] += counts["dlq"]
+    got = Counter(asyncio.run(_activity(settings)))
+    for key in want.keys() | got.keys():
+        if got[key] > want[key]:
+            result.duplicated += got[key] - want[key]
+        elif got[key] < want[key]:
+            result.lost += want[key] - got[key]
+    if got != want:
+        differ = {k: (got[k], want[k]) for k in want.keys() | got.keys() if got[k] != want[k]}
+        result.details.append(f"scoreboard (counted, truth): {dict(sorted(differ.items())[:4])}")
+
+
+async def _activity(settings: Settings) -> dict[str, int]:
+    connection = await asyncpg.connect(owner_dsn(settings))
+    try:
+        rows = await connection.fetch(
+            "SELECT agency, dataset, sum(accepted) AS accepted, sum(invalid) AS invalid FROM bus.agency_activity "
+            "GROUP BY agency, dataset"
+        )
+    finally:
+        await connection.close()
+    counts = {}
+    for row in rows:
+        counts[f"{row['agency']}.{row['dataset']}:accepted"] = int(row["accepted"])
+        counts[f"{row['agency']}.{row['dataset']}:invalid"] = int(row["invalid"])
+    return counts

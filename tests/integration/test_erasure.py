@@ -53,7 +53,8 @@ def _appended_everywhere(settings: Settings, topics: list[str]) -> None:
     producer = Producer(producer_config(settings, "test-erasure-roll", access.ADMIN))
     for topic in topics:
         for partition in range(settings.topic_partitions):
-            producer.produce(topic, key=b"satubus.test.roll", value=None, partition=partition)
+            # A JSON string: the changelogs' keys are, and a worker recovering one must be able to read it.
+            producer.produce(topic, key=b'"satubus.test.roll"', value=None, partition=partition)
     assert producer.flush(30) == 0
 
 

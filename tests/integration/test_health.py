@@ -22,7 +22,7 @@ from satubus.registry import registry_client
 from satubus.schemas.topics import ACTIVITY
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
-from tests.integration.conftest import Pipeline, unanswered_address
+from tests.integration.conftest import Pipeline, _reset_topics, unanswered_address
 from tests.integration.test_gateway import running_gateway
 
 PROCESSES = ("stream", "materialize")
@@ -70,7 +70,8 @@ def until(pipeline: Pipeline, condition: Callable[[], tuple[bool, Any]], what: s
 
 @pytest.fixture
 def started(bus: Settings) -> Iterator[Callable[[dict[str, str]], Pipeline]]:
-    """Start the stream worker and the materializer with extra environment; stopped at the end."""
+    """Start the stream worker and the materializer, on a clean bus, with extra environment; stopped at the end."""
+    _reset_topics(bus)  # what earlier modules left in the changelogs is theirs to recover, not these workers'
     logs = bus.state_dir.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     running: list[Pipeline] = []

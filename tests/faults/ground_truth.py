@@ -25,7 +25,7 @@ from satubus.schemas.topics import DEAD_LETTERS, value_subject
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.integration.test_dukcapil_end_to_end import read_topic
-from tests.integration.test_streams_against_truth import MAPPED, as_rows, floored, table
+from tests.integration.test_streams_against_truth import MAPPED, expected_rows, floored, table
 
 ENTITIES = ("person", "parcel", "incident", "region")
 
@@ -45,12 +45,7 @@ class Compared:
 def compare(settings: Settings, simulation: Simulation) -> Compared:
     result = Compared()
     truth = simulation.truth
-    expected = {
-        "person": as_rows("person", truth.persons),
-        "parcel": as_rows("parcel", truth.parcels),
-        "incident": as_rows("incident", truth.incidents),
-        "region": as_rows("region", {k: v.model_dump() for k, v in truth.regions.items()}),
-    }
+    expected = expected_rows(truth)
     for entity in ENTITIES:
         got = asyncio.run(table(settings, entity))
         if entity == "region":

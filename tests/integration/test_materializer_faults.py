@@ -22,7 +22,7 @@ from satubus.schemas.topics import unified_topic
 from satubus.settings import Settings
 from satubus.streams.mapping import discover_mappings
 from tests.integration.conftest import Pipeline
-from tests.integration.test_streams_against_truth import as_rows, floored, latest_records, settled, table
+from tests.integration.test_streams_against_truth import as_rows, expected_rows, floored, latest_records, settled, table
 
 RESIDENTS = 9_500  # with every mapped agency dataset: over 20,000 events
 KILLS = 6
@@ -57,12 +57,7 @@ def test_kill_9_of_the_materializer_loses_and_duplicates_nothing(bus: Settings, 
     assert len(mid_flow) >= 5, "the view was complete before the kills: they proved nothing"
 
     truth = simulation.truth
-    expected = {
-        "person": as_rows("person", truth.persons),
-        "parcel": as_rows("parcel", truth.parcels),
-        "incident": as_rows("incident", truth.incidents),
-        "region": as_rows("region", {k: v.model_dump() for k, v in truth.regions.items()}),
-    }
+    expected = expected_rows(truth)
     for entity, rows in expected.items():
         read = functools.partial(region_view, bus, rows) if entity == "region" else functools.partial(view, bus, entity)
         got = settled(read, rows, timeout=180)

@@ -18,6 +18,7 @@ from satubus.consumers.tables import TABLES
 from satubus.database import dsn as owner_dsn
 from satubus.producers.publisher import AgencyPublisher
 from satubus.producers.simulate import Simulation, simulate
+from satubus.producers.simulator.truth import Truth
 from satubus.registry import registry_client
 from satubus.schemas.pseudonym import person_id
 from satubus.schemas.topics import DEAD_LETTERS, agency_topic, unified_topic, value_subject
@@ -58,6 +59,16 @@ def as_rows(entity: str, records: dict[str, Any]) -> dict[str, dict[str, Any]]:
         row = record if isinstance(record, dict) else record.model_dump()
         rows[key] = {k: json.loads(json.dumps(v, default=str)) if k in json_columns else v for k, v in row.items()}
     return rows
+
+
+def expected_rows(truth: Truth) -> dict[str, dict[str, dict[str, Any]]]:
+    """The view's tables the truth expects, by entity, as ``table`` returns them (findings aside)."""
+    return {
+        "person": as_rows("person", truth.persons),
+        "parcel": as_rows("parcel", truth.parcels),
+        "incident": as_rows("incident", truth.incidents),
+        "region": as_rows("region", {k: v.model_dump() for k, v in truth.regions.items()}),
+    }
 
 
 def latest_records(settings: Settings, topic: str) -> dict[str, dict[str, Any]]:

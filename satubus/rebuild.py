@@ -37,6 +37,7 @@ TABLES = (
     "unified.finding",
     "restricted.person_nik",
     "bus.agency_activity",
+    "bus.agency_activity_offsets",
     "bus.consumer_offsets",
 )
 

@@ -9,6 +9,9 @@ and a record that still fails is dead-lettered again. A letter's headers are onl
 so a letter is replayed only to a topic of its own agency (``<namespace>.agency.<agency>.<dataset>``): never to a
 unified, canonical or restricted topic, nor to another agency's. Every other letter is refused, and the command
 then exits 1.
+
+Both take each rejected event once: ``bus.dlq`` is written at least once, and a letter that repeats another of the
+same event is left out.
 """
 
 from __future__ import annotations
@@ -64,6 +67,13 @@ class Letter:
             )
         )
 
+    @classmethod
+    def of(cls, message: Any) -> Letter:
+        """The letter a message of ``bus.dlq`` holds."""
+        return cls(
+            message.partition() or 0, message.offset() or 0, message.key(), message.value(), _facts(message.headers())
+        )
+
     def shown_facts(self) -> dict[str, str]:
         """The facts, masked again as today's masking would: letters written by an older version carry a preview
         with names in it."""
@@ -78,7 +88,7 @@ def read_letters(settings: Settings) -> list[Letter]:
         messages = read_to_end(settings, settings.topic(DEAD_LETTERS.name))
     except KafkaException as exc:
         raise BrokerUnavailable(f"{exc.args[0].str()}; is Kafka up?") from exc
-    return [Letter(m.partition() or 0, m.offset() or 0, m.key(), m.value(), _facts(m.headers())) for m in messages]
+    return [Letter.of(message) for message in messages]
 
 
 def _facts(headers: Any) -> dict[str, str]:
@@ -91,8 +101,27 @@ def _facts(headers: Any) -> dict[str, str]:
     return facts
 
 
+def once_per_event(letters: list[Letter]) -> tuple[list[Letter], int]:
+    """The first letter of each rejected event, and how many letters repeated one. A batch that ran again (a stream
+    worker killed after sending its letters, before recording its state) letters its rejections again: the topic is
+    written at least once, and an event is known by where it was read (topic, partition, offset) and at which stage."""
+    seen: set[tuple[str | None, ...]] = set()
+    first: list[Letter] = []
+    for letter in letters:
+        where = tuple(letter.facts.get(name) for name in ("topic", "partition", "offset", "stage"))
+        if where[0] is None or where not in seen:
+            seen.add(where)
+            first.append(letter)
+    return first, len(letters) - len(first)
+
+
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    letters = [letter for letter in read_letters(settings) if letter.matches(args)]
+    letters, repeated = once_per_event([letter for letter in read_letters(settings) if letter.matches(args)])
+    if repeated:
+        print(
+            f"{repeated} letters repeat a letter of the same event (a batch that ran again) and are left out",
+            file=sys.stderr,
+        )
     if args.action == "inspect":
         return _inspect(settings, letters, args)
     return _replay(settings, letters, dry_run=args.dry_run)

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from prometheus_client import Counter, Gauge, Histogram
 
 from satubus.metrics import DEAD_LETTERED, NAMESPACE, REGISTRY
+from satubus.schemas.activity import Status
 from satubus.schemas.dead_letters import HEADER_PREFIX
 from satubus.schemas.topics import DEAD_LETTERS, unified_topic
-from satubus.streams.processor import Input, Result, Status
+from satubus.streams.processor import Input, Result
 
 FINDING_TOPIC = unified_topic("finding")
 STAGE_HEADER, REASON_HEADER = f"{HEADER_PREFIX}stage", f"{HEADER_PREFIX}reason"

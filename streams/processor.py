@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from pydantic import BaseModel
 
 from satubus.errors import SatuBusError
+from satubus.schemas import activity
+from satubus.schemas.activity import Status
 from satubus.schemas.dead_letters import REPLAY_HEADER, DeadLetter
 from satubus.schemas.errors import (
     DecodeError,
@@ -62,6 +63,7 @@ from satubus.streams.findings import finding, finding_id, unknown_region
 from satubus.streams.joins import (
     ERASURE_AGENCY,
     ERASURE_PART,
+    FindingChange,
     Join,
     JoinState,
     PartChange,
@@ -71,9 +73,6 @@ from satubus.streams.joins import (
 from satubus.streams.mapping import DatasetMapping, Deletion
 from satubus.streams.ordering import KeyState, admit, dead_lettered_before, remember, remember_rejected
 from satubus.streams.regions import COUNTED, Contributor, RegionState, compose_region, contribution, contributor_key
-
-Status = Literal["accepted", "invalid", "dropped"]
-STATUSES: tuple[Status, ...] = ("accepted", "invalid", "dropped")
 
 # Decodes a Confluent-framed Avro value (resolved to ``reader`` when given); raises DecodeError for bad bytes and a
 # retriable error when the registry does not answer.
@@ -188,7 +187,7 @@ class Normalizer:
     def process(self, batch: Sequence[Input], state: StateView, scan: StateScan, now: dt.datetime) -> Result:
         result = Result()
         overlay = _Overlay(state, scan, result)
-        counts: dict[tuple[str, str], Counter[Status]] = {}
+        counts: dict[tuple[str, str, int], dict[int, Status]] = {}  # (agency, dataset, partition) -> offsets
         for message in batch:
             if message.topic == self.erasures:
                 status, reason = _forget_routes(message, overlay, result)
@@ -205,10 +204,10 @@ class Normalizer:
                 status, reason, stage = "invalid", "internal_error", "normalize"
             source = f"{mapping.agency}.{mapping.dataset}"
             result.outcomes.append(Outcome(source, status, reason, stage if status == "invalid" else None))
-            counts.setdefault((mapping.agency, mapping.dataset), Counter())[status] += 1
-        for (agency, dataset), outcomes in counts.items():
-            activity = {"agency": agency, "dataset": dataset, "processed_at": now, "events_in": outcomes.total()}
-            result.send(ACTIVITY.name, f"{agency}.{dataset}", activity | {s: outcomes[s] for s in STATUSES})
+            counts.setdefault((mapping.agency, mapping.dataset, message.partition), {})[message.offset] = status
+        for (agency, dataset, partition), statuses in counts.items():
+            record = activity.record(agency, dataset, partition, statuses, now)
+            result.send(ACTIVITY.name, f"{agency}.{dataset}", record)
         return result
 
     def _event(
@@ -484,13 +483,22 @@ class EntityJoiner(Joiner):
     ) -> Verdicts:
         join = self.join
         verdicts: dict[int, tuple[Status, str | None]] = {}
+        # Findings are tracked after every part, not once per batch: a batch that runs again after a crash may hold
+        # more parts than the run whose outputs went out, and must still send every finding that run sent.
+        changed: dict[FindingKind, FindingChange] = {}
         for n, _, part in parts:
             verdict = merge(joined, part)
             verdicts[n] = ("accepted", None) if verdict == "new" else ("dropped", verdict)
+            if verdict == "new":
+                detected = join.findings(joined)
+                if detected.keys() != joined.open_findings.keys():
+                    now = joined.latest.occurred_at
+                    changed |= {change.kind: change for change in track_findings(joined, detected, now)}
         if all(status == "dropped" for status, _ in verdicts.values()):
             return verdicts
         record = join.compose(entity_key, joined)
-        if record is not None or joined.published:
+        # A deletion in the batch: a run of it that crashed may have published the record the deletion removes.
+        if record is not None or joined.published or any(part.data is None for _, _, part in parts):
             result.send(unified_topic(join.entity), entity_key, None if record is None else record.model_dump())
             joined.published = record is not None
         version, latest = joined.version, joined.latest  # latest: a pass over the parts, once per entity
@@ -505,7 +513,7 @@ class EntityJoiner(Joiner):
                 contribution(record),
                 joined.region,
             )
-        for found in track_findings(joined, join.findings(joined), now=latest.occurred_at):
+        for _, found in sorted(changed.items()):  # each finding's last change: where it stands after the batch
             result.send_finding(
                 finding(
                     found.kind,

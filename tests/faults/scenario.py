@@ -104,15 +104,16 @@ class Results:
 
     def markdown(self) -> str:
         lines = [
-            "| scenario | events | lost | duplicated | wrongly dead-lettered | recovery (s) | view = truth after (s) |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| scenario | events | lost | duplicated | wrongly dead-lettered | recovery (s) | view = truth after (s) "
+            "| letters repeated in bus.dlq |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in self.rows:
             c = row.compared
             matched = "never" if math.isnan(row.matched_after) else f"{row.matched_after:.0f}"
             lines.append(
                 f"| {row.scenario} | {row.events:,} | {c.lost} | {c.duplicated} | {c.wrongly_dead_lettered} | "
-                f"{row.recovery_seconds:.1f} | {matched} |"
+                f"{row.recovery_seconds:.1f} | {matched} | {c.repeated_letters} |"
             )
         return "\n".join(lines)
 

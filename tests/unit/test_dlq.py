@@ -164,3 +164,14 @@ def test_inspect_as_json_is_masked_the_same_way(
     assert garbage["record"] is None
     assert garbage["preview"] == "x S*** R******** 3171************"
     assert NIK not in out and "SITI" not in out and "RAHMAWATI" not in out and "Kebon" not in out
+
+
+def test_a_letter_repeated_by_a_batch_that_ran_again_is_taken_once() -> None:
+    topic = "agency.dinsos.penerima_bansos"
+    first, other = letter(7, topic, "dinsos"), letter(8, topic, "dinsos")
+    repeat = Letter(0, 20, first.key, first.value, dict(first.facts))  # later in bus.dlq, the same event
+    unnamed = Letter(0, 21, b"k", b"v", {"stage": "normalize"})  # names no event: kept
+
+    kept, repeated = dlq.once_per_event([first, other, repeat, unnamed, unnamed])
+
+    assert kept == [first, other, unnamed, unnamed] and repeated == 1

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from satubus.errors import RegistryUnavailable
+from satubus.schemas.activity import STATUSES
 from satubus.schemas.dead_letters import PREVIEW_CHARS, REPLAY_HEADER
 from satubus.schemas.errors import ForeignSchemaId, LimitExceeded, NotWireFormat, Origin
 from satubus.schemas.pseudonym import person_id
@@ -150,6 +151,7 @@ class Bus:
         default_factory=lambda: {agency_topic(m.agency, m.dataset): m for m in discover_mappings()}
     )
     regions: Regions = field(default_factory=load_regions)
+    next_offsets: Counter[tuple[str, int]] = field(default_factory=Counter)
 
     def input(
         self,
@@ -157,12 +159,16 @@ class Bus:
         record: dict[str, Any],
         *,
         partition: int = 0,
-        offset: int = 0,
+        offset: int | None = None,
         headers: tuple[tuple[str, bytes], ...] = (),
     ) -> Input:
+        """The record as read from ``topic``, at the partition's next offset unless ``offset`` is given."""
         key = str(record.get("key", record.get("entity_key"))).encode()
         if "entity_key" in record:  # a part: canonical topics carry batches of them
             record = {"parts": [record]}
+        if offset is None:
+            offset = self.next_offsets[(topic, partition)]
+        self.next_offsets[(topic, partition)] = max(self.next_offsets[(topic, partition)], offset + 1)
         return Input(topic, partition, offset, key, self.wire.frame(record), headers)
 
     def normalize(self, *batch: Input, decode: Callable[..., dict[str, Any]] | None = None) -> Result:
@@ -211,14 +217,23 @@ def error_headers(output: Output) -> dict[str, str]:
 
 
 def activity(result: Result) -> dict[str, dict[str, Any]]:
-    """The activity records of the batch by ``agency.dataset``, checked to reconcile with the outcomes."""
-    records = {o.key.decode(): value(o) for o in sent(result, "bus.activity") if o.key is not None}
-    by_source = Counter((o.source, o.status) for o in result.outcomes)
-    for source, record in records.items():
-        assert record["events_in"] == record["accepted"] + record["invalid"] + record["dropped"]
-        for status in ("accepted", "invalid", "dropped"):
-            assert record[status] == by_source[(source, status)], (source, status)
+    """The batch's counts by ``agency.dataset`` (summed over its records, one per partition), checked to reconcile
+    with the outcomes and with each record's letters."""
+    records: dict[str, dict[str, Any]] = {}
+    for output in sent(result, "bus.activity"):
+        assert output.key is not None
+        record = value(output)
         assert record["processed_at"] == NOW
+        assert record["events_in"] == record["accepted"] + record["invalid"] + record["dropped"]
+        letters = Counter(record["outcomes"])
+        assert (letters["a"], letters["i"], letters["d"]) == (record["accepted"], record["invalid"], record["dropped"])
+        summed = records.setdefault(output.key.decode(), dict.fromkeys(("events_in", *STATUSES), 0))
+        for name in summed:
+            summed[name] += record[name]
+    by_source = Counter((o.source, o.status) for o in result.outcomes)
+    for source, summed in records.items():
+        for status in STATUSES:
+            assert summed[status] == by_source[(source, status)], (source, status)
     assert set(records) == {o.source for o in result.outcomes}
     return records
 
@@ -752,6 +767,38 @@ def test_a_finding_is_resolved_when_it_stops_holding() -> None:
     (person,) = sent(result, "unified.person.v1")
     assert value(person)["aid"] == [] and value(person)["version"] == 3
     assert JoinState.decode(bus.state[PID]).open_findings == {}
+
+
+def test_a_batch_run_again_with_more_parts_still_settles_what_its_crashed_run_published() -> None:
+    """A worker killed after sending a batch's outputs, before its state: the batch runs again from the same state,
+    and may then hold more parts. What the first run published must not be left standing."""
+    bus = Bus()
+    payment, identity = change("aid", PAYMENT, minutes=1), change("identity", IDENTITY, minutes=2)
+    before = dict(bus.state)
+    crashed = bus.join(bus.input(PARTS, payment, offset=1))
+    (opened,) = sent(crashed, "unified.finding.v1")
+    assert (opened.key, value(opened)["status"]) == (f"NO_CIVIL_REGISTRY_RECORD:{PID}".encode(), "OPEN")
+    bus.state = before
+
+    again = bus.join(bus.input(PARTS, payment, offset=1), bus.input(PARTS, identity, offset=2))
+
+    statuses = {o.key.decode(): value(o)["status"] for o in sent(again, "unified.finding.v1")}
+    assert statuses == {f"NO_CIVIL_REGISTRY_RECORD:{PID}": "RESOLVED", f"AID_TO_DECEASED:{PID}": "OPEN"}
+    assert {value(o)["version"] for o in sent(again, "unified.finding.v1")} == {2}  # newer than the crashed run's
+    assert value(opened)["version"] == 1
+
+
+def test_a_deletion_in_a_batch_run_again_removes_the_record_its_crashed_run_published() -> None:
+    bus = Bus()
+    identity, deleted = change("identity", IDENTITY), change("identity", None, version=2, minutes=1)
+    crashed = bus.join(bus.input(PARTS, identity, offset=1))
+    assert value(sent(crashed, "unified.person.v1")[0])["person_id"] == PID
+    bus.state = {}
+
+    again = bus.join(bus.input(PARTS, identity, offset=1), bus.input(PARTS, deleted, offset=2))
+
+    (person,) = sent(again, "unified.person.v1")
+    assert person.key == PID.encode() and person.value is None
 
 
 def test_a_redelivered_part_is_dropped_as_duplicate_and_publishes_nothing() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +45,11 @@ class Compared:
         return not (self.lost or self.duplicated or self.wrongly_dead_lettered)
 
 
-def compare(settings: Settings, simulation: Simulation) -> Compared:
+Read = tuple[str, int, int]  # where a message was read: Kafka topic, partition, offset
+
+
+def compare(settings: Settings, simulation: Simulation, poison: Collection[Read] = ()) -> Compared:
+    """``poison``: messages sent to agency topics besides the simulator's, each to be dead-lettered."""
     result = Compared()
     truth = simulation.truth
     expected = expected_rows(truth)
@@ -54,8 +59,8 @@ def compare(settings: Settings, simulation: Simulation) -> Compared:
             got = floored(got, expected["region"])
         _rows(result, entity, got, expected[entity])
     _findings(result, settings, simulation)
-    _dead_letters(result, settings, simulation)
-    _scoreboard(result, settings, simulation)
+    _dead_letters(result, settings, simulation, set(poison))
+    _scoreboard(result, settings, simulation, [contract_name(settings, topic) for topic, _, _ in poison])
     return result
 
 
@@ -95,7 +100,7 @@ def _findings(result: Compared, settings: Settings, simulation: Simulation) -> N
         result.details.append(f"findings: {len(want - got)} missing, {len(got - want)} extra")
 
 
-def _dead_letters(result: Compared, settings: Settings, simulation: Simulation) -> None:
+def _dead_letters(result: Compared, settings: Settings, simulation: Simulation, poison: set[Read]) -> None:
     """Each rejected event dead-lettered as often as the truth has it published; a letter that repeats another of
     the same read (topic, partition, offset, stage), from a batch that ran again, is counted apart: ``bus.dlq`` is
     at least once, and ``satubus dlq`` takes such a letter once."""
@@ -105,13 +110,21 @@ def _dead_letters(result: Compared, settings: Settings, simulation: Simulation) 
     got = Counter[str]()
     with AvroSerde(registry_client(settings)) as serde:
         for letter in first:
+            read = (
+                letter.facts.get("topic", ""),
+                int(letter.facts.get("partition", -1)),
+                int(letter.facts.get("offset", -1)),
+            )
+            if read in poison:
+                poison.discard(read)  # dead-lettered once: a letter repeating it was left out by once_per_event
+                continue
             if letter.facts.get("stage") not in ("decode", "normalize"):
                 got[f"{letter.facts.get('stage')}:{letter.offset}"] += 1
                 continue
             event = serde.decode(letter.value or b"", value_subject(letter.facts["topic"]))
             got[str(event["event_id"])] += 1
     wrong = got.keys() - want.keys()
-    missing = sum((want - got).values())
+    missing = sum((want - got).values()) + len(poison)
     twice = sum(n - want[event_id] for event_id, n in got.items() if event_id in want and n > want[event_id])
     result.wrongly_dead_lettered += len(wrong)
     result.lost += missing
@@ -123,9 +136,13 @@ def _dead_letters(result: Compared, settings: Settings, simulation: Simulation) 
         )
 
 
-def _scoreboard(result: Compared, settings: Settings, simulation: Simulation) -> None:
-    """The scoreboard's counts of valid and invalid events per dataset against the truth's."""
+def _scoreboard(result: Compared, settings: Settings, simulation: Simulation, poisoned: list[str]) -> None:
+    """The scoreboard's counts of valid and invalid events per dataset against the truth's (and the poison's:
+    ``poisoned`` names the contract topic of each)."""
     want: Counter[str] = Counter()
+    for topic in poisoned:
+        _, agency, dataset, _ = topic.split(".")
+        want[f"{agency}.{dataset}:invalid"] += 1
     for topic, counts in simulation.truth.counts.items():
         if topic in MAPPED:
             _, agency, dataset, _ = topic.split(".")
@@ -140,6 +157,11 @@ def _scoreboard(result: Compared, settings: Settings, simulation: Simulation) ->
     if got != want:
         differ = {k: (got[k], want[k]) for k in want.keys() | got.keys() if got[k] != want[k]}
         result.details.append(f"scoreboard (counted, truth): {dict(sorted(differ.items())[:4])}")
+
+
+def contract_name(settings: Settings, kafka_topic: str) -> str:
+    """The contract name of a topic of the settings' namespace."""
+    return kafka_topic.removeprefix(settings.topic(""))
 
 
 async def _activity(settings: Settings) -> dict[str, int]:

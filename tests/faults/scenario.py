@@ -9,6 +9,7 @@ import math
 import random
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -17,7 +18,7 @@ from satubus.database import dsn as owner_dsn
 from satubus.producers.simulate import Simulation, simulate
 from satubus.settings import Settings
 from satubus.streams.mapping import discover_mappings
-from tests.faults.ground_truth import Compared, compare
+from tests.faults.ground_truth import Compared, Read, compare
 from tests.integration.conftest import Pipeline
 
 RESIDENTS = 9_500  # with every mapped agency dataset: over 20,000 events
@@ -119,15 +120,20 @@ class Results:
 
 
 def settle_and_record(
-    results: Results, scenario: str, city: City, pipeline: Pipeline, recoveries: list[float]
+    results: Results,
+    scenario: str,
+    city: City,
+    pipeline: Pipeline,
+    recoveries: list[float],
+    poison: Collection[Read] = (),
 ) -> Measured:
     """Once the city is published, compare the view with the truth until they match (or a deadline); record the
-    scenario's row and print what differs."""
+    scenario's row and print what differs. ``poison``: messages sent besides the city's, each to be dead-lettered."""
     simulation = city.finish()
     published = time.monotonic()
     deadline = published + SETTLE_SECONDS
     while True:
-        compared = compare(city.bus, simulation)
+        compared = compare(city.bus, simulation, poison)
         if compared.clean:
             matched = time.monotonic() - published
             break
@@ -136,7 +142,9 @@ def settle_and_record(
             break
         pipeline.assert_running()
         time.sleep(2)
-    measured = Measured(scenario, len(simulation.published), compared, max(recoveries, default=0.0), matched)
+    measured = Measured(
+        scenario, len(simulation.published) + len(poison), compared, max(recoveries, default=0.0), matched
+    )
     results.rows.append(measured)
     print(f"\n{scenario}: {measured.events} events, {compared}")
     for line in compared.details:

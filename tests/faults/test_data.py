@@ -1,12 +1,13 @@
-"""Faults in what the agencies send: a whole day sent again, in shuffled order, so that every event is a duplicate
-and versions arrive out of order (F10)."""
+"""Faults in what the agencies send: poison of every class in every agency topic, mixed into valid traffic (F9); a
+whole day sent again, in shuffled order, so that every event is a duplicate and versions arrive out of order
+(F10)."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Message, Producer
 
 from satubus import access
 from satubus.kafka import producer_config, read_to_end
@@ -30,4 +31,47 @@ def test_f10_the_whole_day_sent_again_out_of_order(bus: Settings, pipeline: Pipe
     assert producer.flush(60) == 0
     print(f"\nsent again: {len(day)} events of {len(simulation.published)} published, shuffled")
     measured = settle_and_record(results, "F10 the whole day sent again, shuffled", city, pipeline, [0.0])
+    assert measured.compared.clean, measured.compared.details
+
+
+def poison_for(own: bytes, other: bytes) -> dict[str, bytes | None]:
+    """Every class of bad bytes an agency topic may receive, from ``own`` (a real event of the topic) and
+    ``other`` (one of another agency's topic); each the stream processor must dead-letter, and nothing else."""
+    return {
+        "a tombstone": None,
+        "not the wire format": b'{"event": "JSON, not Avro"}',
+        "an unknown schema id": b"\x00\x7f\xff\xff\xff" + own[5:],
+        "another topic's schema": other[:5] + own[5:],
+        "a truncated body": own[: max(6, len(own) // 2)],
+        "an empty value": b"",
+    }
+
+
+def test_f9_poison_in_every_agency_topic_is_dead_lettered_once(
+    bus: Settings, pipeline: Pipeline, results: Results
+) -> None:
+    """Mid-flow, each agency topic gets one message of every class of bad bytes (the city's own traffic holds the
+    bad records: invalid NIKs, unknown kelurahan, events from the future, duplicates and older versions). Each is
+    dead-lettered once, counted against its agency, and the flow goes on."""
+    city = City(bus, seed=3109)
+    city.wait_for_persons(city.fault_points(1)[0], pipeline)
+    samples = {topic: read_to_end(bus, bus.topic(topic))[0].value() or b"" for topic in sorted(MAPPED)}
+    topics = sorted(samples)
+    poisoned: list[tuple[str, int, int]] = []
+
+    def delivered(error: object, message: Message) -> None:
+        assert error is None, error
+        poisoned.append((str(message.topic()), message.partition() or 0, message.offset() or 0))
+
+    producer = Producer(producer_config(bus, "faults-poison", access.ADMIN))
+    for n, topic in enumerate(topics):
+        other = samples[topics[(n + 1) % len(topics)]]
+        for what, value in poison_for(samples[topic], other).items():
+            producer.produce(bus.topic(topic), value, f"poison: {what}".encode(), on_delivery=delivered)
+    assert producer.flush(60) == 0
+    recovery = city.recovery(pipeline)
+    print(f"\npoisoned: {len(poisoned)} messages in {len(topics)} agency topics")
+    measured = settle_and_record(
+        results, "F9 poison of every class in every agency topic", city, pipeline, [recovery], poison=poisoned
+    )
     assert measured.compared.clean, measured.compared.details

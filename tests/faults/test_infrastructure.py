@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import signal
 import time
+from functools import partial
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -14,7 +17,7 @@ from satubus.deploy.local.stack import Kafka, KafkaNode, Stack, _read_pid
 from satubus.kafka import admin_client
 from satubus.schemas.topics import agency_topic
 from satubus.settings import Settings
-from tests.faults.scenario import City, Results, settle_and_record
+from tests.faults.scenario import City, Measured, Results, settle_and_record
 from tests.integration.conftest import Pipeline
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(1500)]
@@ -78,28 +81,32 @@ def test_f3_the_leader_broker_killed_then_another(
     assert measured.compared.clean, measured.compared.details
 
 
+def outage(
+    bus: Settings, pipeline: Pipeline, results: Results, scenario: str, seed: int, service: Any, seconds: float
+) -> Measured:
+    """A city published while ``service`` (of the stack) is stopped for ``seconds`` once mid-flow, then started."""
+    city = City(bus, seed=seed)
+    city.wait_for_persons(city.fault_points(1)[0], pipeline)
+    service.stop()
+    time.sleep(seconds)
+    service.start()
+    recovery = city.recovery(pipeline)
+    return settle_and_record(results, scenario, city, pipeline, [recovery])
+
+
 def test_f5_postgresql_stopped_immediately_for_20_s(
     bus: Settings, stack: Stack, pipeline: Pipeline, results: Results
 ) -> None:
-    city = City(bus, seed=3105)
-    city.wait_for_persons(city.fault_points(1)[0], pipeline)
-    stack.postgres.stop(mode="immediate")
-    time.sleep(POSTGRES_DOWN_SECONDS)
-    stack.postgres.start()
-    recovery = city.recovery(pipeline)
-    measured = settle_and_record(results, "F5 PostgreSQL stopped (immediate) for 20 s", city, pipeline, [recovery])
+    immediate = SimpleNamespace(stop=partial(stack.postgres.stop, mode="immediate"), start=stack.postgres.start)
+    scenario = "F5 PostgreSQL stopped (immediate) for 20 s"
+    measured = outage(bus, pipeline, results, scenario, 3105, immediate, POSTGRES_DOWN_SECONDS)
     assert measured.compared.clean, measured.compared.details
 
 
 def test_f6_the_registry_down_for_30_s_dead_letters_no_valid_event(
     bus: Settings, stack: Stack, pipeline: Pipeline, results: Results
 ) -> None:
-    city = City(bus, seed=3106)
-    city.wait_for_persons(city.fault_points(1)[0], pipeline)
-    stack.registry.stop()
-    time.sleep(REGISTRY_DOWN_SECONDS)
-    assert stack.registry.start() is not None
-    recovery = city.recovery(pipeline)
-    measured = settle_and_record(results, "F6 schema registry down for 30 s", city, pipeline, [recovery])
+    scenario = "F6 schema registry down for 30 s"
+    measured = outage(bus, pipeline, results, scenario, 3106, stack.registry, REGISTRY_DOWN_SECONDS)
     assert measured.compared.wrongly_dead_lettered == 0, measured.compared.details
     assert measured.compared.clean, measured.compared.details

@@ -29,15 +29,19 @@ from tests.integration.test_streams_against_truth import MAPPED, as_rows, floore
 EXTRA_WORKERS = ("w2", "w3")
 
 
-class Worker:
-    """One more ``satubus stream`` with an instance id and a metrics port of its own."""
+METRICS_PORT = {"stream": "SATUBUS_STREAM_METRICS_PORT", "materialize": "SATUBUS_MATERIALIZER_METRICS_PORT"}
 
-    def __init__(self, settings: Settings, logs: Path, instance: str, port: int) -> None:
+
+class Worker:
+    """One more ``satubus stream`` (or ``materialize``) with an instance id and a metrics port of its own."""
+
+    def __init__(self, settings: Settings, logs: Path, instance: str, port: int, command: str = "stream") -> None:
         self.port = port
-        env = process_env(settings) | {"SATUBUS_INSTANCE_ID": instance, "SATUBUS_STREAM_METRICS_PORT": str(port)}
-        with (logs / f"{settings.namespace}-stream-{instance}.log").open("ab") as log:
+        self.log = logs / f"{settings.namespace}-{command}-{instance}.log"
+        env = process_env(settings) | {"SATUBUS_INSTANCE_ID": instance, METRICS_PORT[command]: str(port)}
+        with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(Path(sys.executable).with_name("satubus")), "stream"],
+                [str(Path(sys.executable).with_name("satubus")), command],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -379,6 +379,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rebuild.set_defaults(handler=_lazy("satubus.rebuild", "main"))
 
+    k8s = commands.add_parser(
+        "k8s",
+        help="generate the Kubernetes manifests that follow from the code",
+        description=(
+            "Write the generated part of deploy/k8s/ (KafkaTopics from the topic contracts, KafkaUsers and their "
+            "ACLs from the agency catalogue, a materializer per entity, the alert rules as a PrometheusRule, the "
+            "dashboards as ConfigMaps, the KEDA scaling of the prod overlay), for the production bus whatever the "
+            "settings say. --check writes nothing and exits 1 listing the files that differ."
+        ),
+    )
+    k8s.add_argument("action", choices=("generate",))
+    k8s.add_argument("--check", action="store_true", help="only compare the files with what the code generates")
+    k8s.set_defaults(handler=_lazy("satubus.deploy.kubernetes", "main"))
+
     demo = commands.add_parser(
         "demo",
         help="run the whole pipeline with simulated agencies",

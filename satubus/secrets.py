@@ -3,8 +3,10 @@
 ``satubus stack up`` (and the test suite, for its namespace) writes the passwords it generates here, and
 ``satubus agency credentials`` updates an agency's, so that ``make demo`` and ``make test`` need nothing typed by
 hand; processes find their own password here when ``SATUBUS_KAFKA_PASSWORD`` (and its siblings) are not set. Never
-in the repository: the state folder is ignored by git. A deployment sets each process's secrets in its environment
-instead and has no such file.
+in the repository: the state folder is ignored by git. A deployment either sets a process's secrets in its
+environment (one identity per process) or mounts a file of the same form at ``<SATUBUS_STATE_DIR>/secrets/`` from
+its secret store: a process with two identities (the materializer logs in to Kafka as ``satubus-materializer`` and
+``satubus-restricted``, the API to PostgreSQL as ``satubus_api`` and ``satubus_nik_api``) needs the file.
 """
 
 from __future__ import annotations

@@ -28,10 +28,17 @@ from satubus.errors import ConfigurationError
 PREFIX = "SATUBUS_"
 
 # SATUBUS_* variables that are not settings, read from the environment only (never from the env file): the env
-# file's own path (here), the local stack's binaries (deploy/local/stack.py) and the integration suite's namespace
-# (tests/integration/conftest.py).
+# file's own path (here), the local stack's binaries (deploy/local/stack.py), the integration suite's namespace
+# (tests/integration/conftest.py) and the image deploy/compose runs.
 NOT_SETTINGS = frozenset(
-    {"SATUBUS_ENV_FILE", "SATUBUS_PG_BIN", "SATUBUS_KAFKA_JAVA", "SATUBUS_REGISTRY_JAVA", "SATUBUS_TEST_NAMESPACE"}
+    {
+        "SATUBUS_ENV_FILE",
+        "SATUBUS_PG_BIN",
+        "SATUBUS_KAFKA_JAVA",
+        "SATUBUS_REGISTRY_JAVA",
+        "SATUBUS_TEST_NAMESPACE",
+        "SATUBUS_IMAGE",
+    }
 )
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]

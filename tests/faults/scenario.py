@@ -59,8 +59,7 @@ class City:
         while (rows := persons(self.bus)) < at_least:
             if pipeline is not None:
                 pipeline.assert_running()
-            if self._error:
-                raise self._error[0]
+            self.raise_if_failed()
             assert time.monotonic() < deadline, f"{rows} persons in the view, not {at_least}, after {timeout:.0f}s"
             time.sleep(0.05)
         return rows
@@ -71,6 +70,10 @@ class City:
         started = time.monotonic()
         self.wait_for_persons(persons(self.bus) + self.residents // 100, pipeline, timeout)
         return time.monotonic() - started
+
+    def raise_if_failed(self) -> None:
+        if self._error:
+            raise self._error[0]
 
     def finish(self) -> Simulation:
         self._thread.join()
@@ -126,12 +129,13 @@ def settle_and_record(
     pipeline: Pipeline,
     recoveries: list[float],
     poison: Collection[Read] = (),
+    settle_seconds: float = SETTLE_SECONDS,
 ) -> Measured:
     """Once the city is published, compare the view with the truth until they match (or a deadline); record the
     scenario's row and print what differs. ``poison``: messages sent besides the city's, each to be dead-lettered."""
     simulation = city.finish()
     published = time.monotonic()
-    deadline = published + SETTLE_SECONDS
+    deadline = published + settle_seconds
     while True:
         compared = compare(city.bus, simulation, poison)
         if compared.clean:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -15,12 +16,14 @@ import pytest
 
 from satubus.deploy.local.stack import Kafka, _read_pid
 from satubus.settings import Settings
-from tests.faults.scenario import City, Results, settle_and_record
+from tests.faults.scenario import RESIDENTS, City, Results, settle_and_record
 from tests.faults.test_infrastructure import wait_until_in_sync
 from tests.integration.conftest import Pipeline
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(1500)]
 
+BURST_RESIDENTS = 4 * RESIDENTS
+BURST_SETTLE_SECONDS = 1200.0
 MEMORY_BOUND = 1536 << 20  # bytes of resident memory per process: a backlog must not grow a process without end
 HEADROOM = 24 << 20  # bytes free on the full broker's log directory when the city starts
 DISK_FULL = "No space left on device"
@@ -57,21 +60,31 @@ def resident_bytes(pid: int) -> int:
 
 
 def test_f11_a_burst_far_above_the_sustained_rate(bus: Settings, pipeline: Pipeline, results: Results) -> None:
-    """The whole city at once, as fast as the cluster takes it: the pipeline falls behind, holds its memory
-    bounded (its buffers are sized in events, not in backlog) and drains the lag."""
+    """A city four times the others' size is published as fast as the cluster takes it while the pipeline's
+    processes are stopped (SIGSTOP): when they go on, the whole city is waiting at once. They fall behind by all of
+    it, hold their memory bounded (their buffers are sized in events, not in backlog) and drain the lag."""
+    processes = list(pipeline.processes.values())
     memory = PeakMemory({name: process.pid for name, process in pipeline.processes.items()})
+    for process in processes:
+        process.send_signal(signal.SIGSTOP)
     started = time.monotonic()
-    city = City(bus, seed=3111)
-    events = len(city.finish().published)
+    try:
+        city = City(bus, seed=3111, residents=BURST_RESIDENTS)
+        events = len(city.finish().published)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGCONT)
     published_in = time.monotonic() - started
-    measured = settle_and_record(results, "F11 the whole city as one burst", city, pipeline, [])
+    measured = settle_and_record(
+        results, "F11 a city 4x the size arriving at once", city, pipeline, [], settle_seconds=BURST_SETTLE_SECONDS
+    )
     measured.recovery_seconds = measured.matched_after  # the lag drained: the view equals the truth
     peak = memory.stop()
-    drained_in = published_in + measured.matched_after
+    rate = events / measured.matched_after
     print(
-        f"  burst: {events} events published in {published_in:.1f} s ({events / published_in:,.0f}/s); the view took "
-        f"them in within {drained_in:.1f} s ({events / drained_in:,.0f}/s): the burst ran at "
-        f"{drained_in / published_in:.1f}x the rate the pipeline sustains here"
+        f"  burst: {events} events published in {published_in:.1f} s ({events / published_in:,.0f}/s) while the "
+        f"pipeline was stopped; it took them in within {measured.matched_after:.0f} s after ({rate:,.0f}/s): a "
+        f"backlog of {measured.matched_after:.0f} s of the rate it sustains here"
     )
     print("  peak resident memory: " + ", ".join(f"{name} {size >> 20} MiB" for name, size in peak.items()))
     assert measured.compared.clean, measured.compared.details

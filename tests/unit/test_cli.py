@@ -43,6 +43,7 @@ COMMANDS = [
     "erase",
     "rebuild",
     "audit",
+    "k8s",
     "demo",
 ]
 

@@ -69,7 +69,7 @@ def test_f11_a_burst_far_above_the_sustained_rate(bus: Settings, pipeline: Pipel
         process.send_signal(signal.SIGSTOP)
     started = time.monotonic()
     try:
-        city = City(bus, seed=3111, residents=BURST_RESIDENTS)
+        city = City(bus, seed=3111, residents=BURST_RESIDENTS, rate=0)
         events = len(city.finish().published)
     finally:
         for process in processes:

@@ -53,7 +53,7 @@ from satubus.schemas.topics import (
 )
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
-from satubus.streams import commit_guard
+from satubus.streams import changelog_keys, commit_guard
 from satubus.streams.delivery import BATCH_ITEMS, Delivery
 from satubus.streams.joins import JOINS
 from satubus.streams.mapping import DatasetMapping, discover_mappings
@@ -98,6 +98,7 @@ OUTPUTS = [
 
 def build_app(settings: Settings) -> faust.App:
     commit_guard.install()
+    changelog_keys.install()
     key = pseudonym_key.load(settings)  # ConfigurationError before anything starts
     app = faust.App(
         settings.topic(APP_ID),
@@ -112,6 +113,7 @@ def build_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         web_enabled=False,
+        Table=changelog_keys.Table,  # a changelog key the bus did not write must not stall a table's recovery
         # Batches are taken from each agent's buffer (its size: see Adapter._agent); fetch a batch per poll.
         stream_buffer_maxsize=2 * settings.stream_batch_size,
         broker_max_poll_records=settings.stream_batch_size,
@@ -298,5 +300,7 @@ class Adapter:
 def _scan(table: Any, partition: int) -> Iterator[tuple[str, bytes]]:
     """Every key the table's store keeps in ``partition`` (one RocksDB database per partition) and its value."""
     store = table.data
-    for key, value in store._visible_items(store._db_for_partition(partition)):
-        yield store._decode_key(key), store._decode_value(value)
+    for raw_key, value in store._visible_items(store._db_for_partition(partition)):
+        key = store._decode_key(raw_key)
+        if changelog_keys.is_readable(key):
+            yield key, store._decode_value(value)

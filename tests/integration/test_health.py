@@ -17,11 +17,12 @@ import pytest
 from confluent_kafka import Producer
 
 from satubus import access
-from satubus.kafka import producer_config
+from satubus.kafka import ensure_topics, producer_config
 from satubus.registry import registry_client
 from satubus.schemas.topics import ACTIVITY
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
+from satubus.streams.app import APP_ID
 from tests.integration.conftest import Pipeline, _reset_topics, unanswered_address
 from tests.integration.test_gateway import running_gateway
 
@@ -101,6 +102,25 @@ def test_both_processes_are_ready_once_running_and_wait_for_nothing(
         assert set(scrape(port, "satubus_retries_total")) == DEPENDENCIES
     codes = pipeline.stop()
     assert codes == dict.fromkeys(PROCESSES, 0), f"unclean exit; see {pipeline.logs}"
+
+
+def test_a_record_in_a_changelog_that_the_bus_did_not_write_does_not_keep_the_worker_from_becoming_ready(
+    bus: Settings, started: Callable[[dict[str, str]], Pipeline]
+) -> None:
+    """A changelog record whose key is not a JSON string (as faust writes keys) used to stall the table's recovery
+    for good: the worker stayed ``starting``. It is now left alone, logged and counted."""
+    changelog = f"{bus.topic(APP_ID)}-keys-changelog"
+    ensure_topics(bus, [(changelog, True)])
+    producer = Producer(producer_config(bus, "foreign-writer", access.ADMIN))
+    producer.produce(changelog, key=b"not json", value=b"whatever", partition=0)
+    assert producer.flush(30) == 0
+    pipeline = started({})
+    port = bus.stream_metrics_port
+    until(pipeline, lambda: _status_is(port, 200), "the worker's /health did not answer 200")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    [counted] = [line for line in lines if line.startswith("satubus_changelog_keys_unreadable_total ")]
+    assert float(counted.split()[1]) >= 1
 
 
 def test_a_registry_that_does_not_answer_is_named_by_both_processes(

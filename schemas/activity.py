@@ -1,7 +1,7 @@
 """The records of ``bus.activity``: what the stream processor did with the events of one partition of an agency
 dataset's topic in one batch, as a letter per offset, so that a batch that runs again (a worker killed between
-sending its outputs and recording its state) is counted once: the materializer counts only the offsets after the
-last one it counted of that partition (consumers/activity.py).
+sending its outputs and recording its state) is counted once: the materializer counts each offset of a partition
+once (consumers/activity.py).
 """
 
 from __future__ import annotations
@@ -36,12 +36,11 @@ def record(
     }
 
 
-def statuses_from(activity: Mapping[str, Any], next_offset: int) -> Iterator[Status]:
-    """The statuses of the record's events at ``next_offset`` or after it."""
+def outcomes(activity: Mapping[str, Any]) -> Iterator[tuple[int, Status | None]]:
+    """Each offset the record covers, with the status of its event; None where the batch held no event."""
     first: int = activity["first_offset"]
-    for letter in activity["outcomes"][max(0, next_offset - first) :]:
-        if letter != NOT_IN_BATCH:
-            yield _STATUS_OF[letter]
+    for n, letter in enumerate(activity["outcomes"]):
+        yield first + n, None if letter == NOT_IN_BATCH else _STATUS_OF[letter]
 
 
 def last_offset(activity: Mapping[str, Any]) -> int:

@@ -73,13 +73,9 @@ def bus(stack: Stack, settings: Settings) -> Settings:
 
 @pytest.fixture(scope="session")
 def results(settings: Settings) -> Iterator[Results]:
-    results = Results()
+    results = Results(settings.state_dir.resolve() / "faults" / "results.md")
     yield results
-    table = results.markdown()
-    print("\n\nFaults survived (three brokers, replication 3, min.insync.replicas 2):\n" + table)
-    out = settings.state_dir.resolve() / "faults" / "results.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table + "\n")
+    print("\n\nFaults survived (three brokers, replication 3, min.insync.replicas 2):\n" + results.markdown())
 
 
 @pytest.fixture

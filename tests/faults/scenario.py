@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 
@@ -124,7 +125,18 @@ class Measured:
 
 @dataclass
 class Results:
+    """The suite's table, written to ``path`` after each scenario (a run stopped halfway keeps its rows)."""
+
+    path: Path
     rows: list[Measured] = field(default_factory=list)
+
+    def add(self, row: Measured) -> None:
+        self.rows.append(row)
+        self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(self.markdown() + "\n")
 
     def markdown(self) -> str:
         lines = [
@@ -174,7 +186,7 @@ def settle_and_record(
         max((r for r in recoveries if not math.isnan(r)), default=math.nan),
         matched,
     )
-    results.rows.append(measured)
+    results.add(measured)
     print(f"\n{scenario}: {measured.events} events, {compared}")
     for line in compared.details:
         print(f"  {line}")

@@ -79,6 +79,7 @@ def test_f11_a_burst_far_above_the_sustained_rate(bus: Settings, pipeline: Pipel
         results, "F11 a city 4x the size arriving at once", city, pipeline, [], settle_seconds=BURST_SETTLE_SECONDS
     )
     measured.recovery_seconds = measured.matched_after  # the lag drained: the view equals the truth
+    results.save()
     peak = memory.stop()
     rate = events / measured.matched_after
     print(

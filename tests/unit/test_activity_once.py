@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from satubus.consumers.activity import count_once
+from satubus.consumers.activity import HOLES_KEPT, Counted, count_once
 from satubus.schemas import activity
 
 NOW = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC)
@@ -32,15 +32,15 @@ def test_a_batch_run_again_with_more_events_counts_only_the_new_ones() -> None:
     counted, advanced = count_once([crashed, again], {})
 
     assert counts(counted) == (80, 50, 30, 0)
-    assert advanced == {WHERE: 180}
+    assert advanced == {WHERE: Counted(180)}
 
 
 def test_offsets_counted_by_an_earlier_transaction_are_left_out() -> None:
-    counted, advanced = count_once([batch({n: "accepted" for n in range(5, 15)})], {WHERE: 10})
+    counted, advanced = count_once([batch({n: "accepted" for n in range(5, 15)})], {WHERE: Counted(10)})
     assert counts(counted) == (5, 5, 0, 0)
-    assert advanced == {WHERE: 15}
+    assert advanced == {WHERE: Counted(15)}
 
-    counted, advanced = count_once([batch({n: "accepted" for n in range(3, 8)})], {WHERE: 10})
+    counted, advanced = count_once([batch({n: "accepted" for n in range(3, 8)})], {WHERE: Counted(10)})
     assert counted == [] and advanced == {}
 
 
@@ -49,7 +49,31 @@ def test_partitions_are_counted_apart_and_records_of_counts_only_as_they_are() -
     of_counts |= {"invalid": 0, "dropped": 0}
     records = [batch({7: "accepted"}, partition=0), batch({7: "accepted"}, partition=1), of_counts]
 
-    counted, advanced = count_once(records, {WHERE: 7})
+    counted, advanced = count_once(records, {WHERE: Counted(7)})
 
     assert counts(counted) == (6, 6, 0, 0)
-    assert advanced == {WHERE: 8, ("dukcapil", "penduduk", 1): 8}
+    assert advanced == {WHERE: Counted(8), ("dukcapil", "penduduk", 1): Counted(8)}
+
+
+def test_an_event_a_batch_skipped_is_counted_when_it_is_read_again_after_later_ones() -> None:
+    """A worker that starts may drop an event it fetched (faust-streaming #596) and process the ones after it; the
+    event is read again later, below the offsets already counted."""
+    skipped = batch({10: "accepted", 12: "invalid"})
+    counted, state = count_once([skipped], {})
+    assert counts(counted) == (2, 1, 1, 0) and state == {WHERE: Counted(13, {11})}
+
+    again = batch({11: "accepted"})
+    counted, state = count_once([again], state)
+    assert counts(counted) == (1, 1, 0, 0) and state == {WHERE: Counted(13)}
+
+    counted, state = count_once([again], {WHERE: Counted(13)})  # and only once
+    assert counted == [] and state == {}
+
+
+def test_holes_too_far_back_are_forgotten() -> None:
+    _, state = count_once([batch({0: "accepted", 2: "accepted"})], {})
+    assert state == {WHERE: Counted(3, {1})}
+    _, state = count_once([batch({HOLES_KEPT: "accepted"})], state)
+    assert state == {WHERE: Counted(HOLES_KEPT + 1, {1})}
+    _, state = count_once([batch({HOLES_KEPT + 1: "accepted"})], state)
+    assert state == {WHERE: Counted(HOLES_KEPT + 2)}

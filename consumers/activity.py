@@ -21,7 +21,7 @@ from satubus.schemas.activity import STATUSES
 COUNTS = ("events_in", *STATUSES)
 # Holes further back than this are forgotten: an offset a batch skipped that long ago was no event (a transaction's
 # marker), or its event was counted when it was dead-lettered or dropped.
-HOLES_KEPT = 100_000
+HOLES_KEPT = 10_000
 
 Partition = tuple[str, str, int]  # agency, dataset, partition of its topic
 
@@ -69,10 +69,12 @@ def count_once(
             result.append(record)
             continue
         where = (record["agency"], record["dataset"], record["partition"])
+        first = record["first_offset"]
         if where not in after:
-            stored = counted.get(where, Counted())
+            stored = counted.get(where, Counted(first))  # a partition's first record: nothing before it was read
             after[where] = Counted(stored.next_offset, set(stored.holes))
         state = after[where]
+        state.holes.update(range(state.next_offset, first))  # skipped between the last batch and this one
         statuses = []
         for offset, status in activity.outcomes(record):
             if offset >= state.next_offset:
@@ -88,7 +90,7 @@ def count_once(
         if statuses:
             counts = {status: statuses.count(status) for status in STATUSES}
             result.append(record | counts | {"events_in": len(statuses)})
-    changed = {where: state for where, state in after.items() if state != counted.get(where)}
+    changed = {where: state for where, state in after.items() if state != counted.get(where, Counted(-1))}
     return result, changed
 
 

@@ -73,7 +73,15 @@ def test_an_event_a_batch_skipped_is_counted_when_it_is_read_again_after_later_o
 def test_holes_too_far_back_are_forgotten() -> None:
     _, state = count_once([batch({0: "accepted", 2: "accepted"})], {})
     assert state == {WHERE: Counted(3, {1})}
-    _, state = count_once([batch({HOLES_KEPT: "accepted"})], state)
+    _, state = count_once([batch(dict.fromkeys(range(3, HOLES_KEPT + 1), "accepted"))], state)
     assert state == {WHERE: Counted(HOLES_KEPT + 1, {1})}
     _, state = count_once([batch({HOLES_KEPT + 1: "accepted"})], state)
     assert state == {WHERE: Counted(HOLES_KEPT + 2)}
+
+
+def test_an_event_skipped_between_two_batches_is_counted_when_it_is_read_again() -> None:
+    _, state = count_once([batch({5: "accepted", 6: "accepted"})], {})
+    counted, state = count_once([batch({8: "accepted"})], state)  # 7 was fetched and dropped by a starting worker
+    assert counts(counted) == (1, 1, 0, 0) and state == {WHERE: Counted(9, {7})}
+    counted, state = count_once([batch({7: "accepted", 8: "dropped"})], state)
+    assert counts(counted) == (1, 1, 0, 0) and state == {WHERE: Counted(9)}

@@ -71,7 +71,9 @@ def count_once(
         where = (record["agency"], record["dataset"], record["partition"])
         first = record["first_offset"]
         if where not in after:
-            stored = counted.get(where, Counted(first))  # a partition's first record: nothing before it was read
+            # A partition's first record: the events before it in the topic were not counted either (a worker that
+            # starts may drop the first it fetched), as far back as holes are kept.
+            stored = counted.get(where, Counted(max(0, first - HOLES_KEPT)))
             after[where] = Counted(stored.next_offset, set(stored.holes))
         state = after[where]
         state.holes.update(range(state.next_offset, first))  # skipped between the last batch and this one

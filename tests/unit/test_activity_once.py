@@ -29,7 +29,7 @@ def test_a_batch_run_again_with_more_events_counts_only_the_new_ones() -> None:
     crashed = batch({100 + n: "accepted" for n in range(50)})
     again = batch({100 + n: "dropped" if n < 50 else "invalid" for n in range(80)})  # its state had been recorded
 
-    counted, advanced = count_once([crashed, again], {})
+    counted, advanced = count_once([crashed, again], {WHERE: Counted(100)})
 
     assert counts(counted) == (80, 50, 30, 0)
     assert advanced == {WHERE: Counted(180)}
@@ -52,14 +52,14 @@ def test_partitions_are_counted_apart_and_records_of_counts_only_as_they_are() -
     counted, advanced = count_once(records, {WHERE: Counted(7)})
 
     assert counts(counted) == (6, 6, 0, 0)
-    assert advanced == {WHERE: Counted(8), ("dukcapil", "penduduk", 1): Counted(8)}
+    assert advanced == {WHERE: Counted(8), ("dukcapil", "penduduk", 1): Counted(8, set(range(7)))}
 
 
 def test_an_event_a_batch_skipped_is_counted_when_it_is_read_again_after_later_ones() -> None:
     """A worker that starts may drop an event it fetched (faust-streaming #596) and process the ones after it; the
     event is read again later, below the offsets already counted."""
     skipped = batch({10: "accepted", 12: "invalid"})
-    counted, state = count_once([skipped], {})
+    counted, state = count_once([skipped], {WHERE: Counted(10)})
     assert counts(counted) == (2, 1, 1, 0) and state == {WHERE: Counted(13, {11})}
 
     again = batch({11: "accepted"})
@@ -80,8 +80,15 @@ def test_holes_too_far_back_are_forgotten() -> None:
 
 
 def test_an_event_skipped_between_two_batches_is_counted_when_it_is_read_again() -> None:
-    _, state = count_once([batch({5: "accepted", 6: "accepted"})], {})
+    _, state = count_once([batch({5: "accepted", 6: "accepted"})], {WHERE: Counted(5)})
     counted, state = count_once([batch({8: "accepted"})], state)  # 7 was fetched and dropped by a starting worker
     assert counts(counted) == (1, 1, 0, 0) and state == {WHERE: Counted(9, {7})}
     counted, state = count_once([batch({7: "accepted", 8: "dropped"})], state)
     assert counts(counted) == (1, 1, 0, 0) and state == {WHERE: Counted(9)}
+
+
+def test_events_before_a_partitions_first_counted_batch_are_counted_when_read() -> None:
+    counted, state = count_once([batch({2: "accepted"})], {})  # 0 and 1 were fetched and dropped at the start
+    assert counts(counted) == (1, 1, 0, 0) and state == {WHERE: Counted(3, {0, 1})}
+    counted, state = count_once([batch({0: "invalid", 1: "accepted", 2: "dropped"})], state)
+    assert counts(counted) == (2, 1, 1, 0) and state == {WHERE: Counted(3)}

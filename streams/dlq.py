@@ -104,13 +104,14 @@ def _facts(headers: Any) -> dict[str, str]:
 def once_per_event(letters: list[Letter]) -> tuple[list[Letter], int]:
     """The first letter of each rejected event, and how many letters repeated one. A batch that ran again (a stream
     worker killed after sending its letters, before recording its state) letters its rejections again: the topic is
-    written at least once, and an event is known by where it was read (topic, partition, offset) and at which stage."""
-    seen: set[tuple[str | None, ...]] = set()
+    written at least once. A repeat is the same letter again: the same bytes, read at the same place (topic,
+    partition, offset), rejected at the same stage for the same reason."""
+    seen: set[tuple[object, ...]] = set()
     first: list[Letter] = []
     for letter in letters:
-        where = tuple(letter.facts.get(name) for name in ("topic", "partition", "offset", "stage"))
-        if where[0] is None or where not in seen:
-            seen.add(where)
+        same = (letter.key, letter.value, *sorted(letter.facts.items()))  # a repeat differs in nothing
+        if "topic" not in letter.facts or same not in seen:
+            seen.add(same)
             first.append(letter)
     return first, len(letters) - len(first)
 

@@ -171,7 +171,8 @@ def test_a_letter_repeated_by_a_batch_that_ran_again_is_taken_once() -> None:
     first, other = letter(7, topic, "dinsos"), letter(8, topic, "dinsos")
     repeat = Letter(0, 20, first.key, first.value, dict(first.facts))  # later in bus.dlq, the same event
     unnamed = Letter(0, 21, b"k", b"v", {"stage": "normalize"})  # names no event: kept
+    differs = Letter(0, 22, first.key, first.value, first.facts | {"agency": "dukcapil"})  # not a repeat: kept
 
-    kept, repeated = dlq.once_per_event([first, other, repeat, unnamed, unnamed])
+    kept, repeated = dlq.once_per_event([first, other, repeat, unnamed, unnamed, differs])
 
-    assert kept == [first, other, unnamed, unnamed] and repeated == 1
+    assert kept == [first, other, unnamed, unnamed, differs] and repeated == 1

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from operator import itemgetter
 from typing import Any
 
-from satubus.schemas.topics import ACTIVITY, PERSON_NIK, UNIFIED_PERSON, TopicContract, unified_contract
+from satubus.schemas.dataset_records import DatasetRecord
+from satubus.schemas.topics import (
+    ACTIVITY,
+    PERSON_NIK,
+    UNIFIED_PERSON,
+    TopicContract,
+    record_contract,
+    unified_contract,
+)
 
 _JSON = json.JSONEncoder(default=str, sort_keys=True)  # one encoder: json.dumps with options makes one per call
 # _JSON's text for the values most jsonb columns hold (no aid, no permits, no zoning), without its per-call setup.
@@ -87,7 +96,7 @@ class TableSpec:
 
     @property
     def staging(self) -> str:
-        return f"staging_{self.entity}"
+        return f"staging_{_identifier(self.entity)}"
 
 
 PERSON = TableSpec("person", UNIFIED_PERSON, "unified.person", "person_id")
@@ -99,3 +108,15 @@ TABLES = {spec.entity: spec for spec in (PERSON, PARCEL, REGION, INCIDENT, FINDI
 AGENCY_ACTIVITY = TableSpec("activity", ACTIVITY, "bus.agency_activity", "agency", additive=True)
 RESTRICTED_PERSON_NIK = TableSpec("person_nik", PERSON_NIK, "restricted.person_nik", "person_id")
 MATERIALIZED = {spec.entity: spec for spec in (*TABLES.values(), AGENCY_ACTIVITY, RESTRICTED_PERSON_NIK)}
+
+
+def record_table(record: DatasetRecord) -> TableSpec:
+    """The table of a dataset that is a record of its own: ``datasets.<agency>__<dataset>``, keyed by its key."""
+    return TableSpec(
+        record.name, record_contract(record), f"datasets.{_identifier(record.agency)}__{record.dataset}", record.key
+    )
+
+
+def _identifier(name: str) -> str:
+    """``name`` as a plain SQL identifier: what is not a letter, a digit or _ becomes _ ("biro-umum" -> "biro_umum")."""
+    return re.sub(r"\W", "_", name)

@@ -13,6 +13,7 @@ from typing import Any, NewType
 
 from satubus.schemas.catalogue import load_catalogue
 from satubus.schemas.compatibility import Level
+from satubus.schemas.dataset_records import DatasetRecord, dataset_records
 from satubus.schemas.envelope import (
     activity_schema,
     agency_event_schema,
@@ -58,6 +59,8 @@ class TopicContract:
     # Each record holds a batch of items (``{"parts": [...]}``) for one partition, chosen by ``partition_of`` the
     # items' keys, instead of one keyed item.
     batched: bool = False
+    # Its records carry pseudonyms: each says which pseudonym key made them (header satubus-key-id).
+    pseudonymous: bool = False
 
     @property
     def subject(self) -> str:
@@ -80,6 +83,17 @@ def agency_contract(agency: str, dataset: str, major: int = 1) -> TopicContract:
 def unified_contract(entity: str, major: int = 1) -> TopicContract:
     return TopicContract(
         unified_topic(entity, major), partial(unified_schema, entity), compacted=True, compatibility="FULL_TRANSITIVE"
+    )
+
+
+def record_contract(record: DatasetRecord) -> TopicContract:
+    """The unified topic of a dataset that is a record of its own: ``unified.<agency>.<dataset>.v1``."""
+    return TopicContract(
+        unified_topic(record.name),
+        lambda: record.schema,
+        compacted=True,
+        compatibility="FULL_TRANSITIVE",
+        pseudonymous=record.pseudonymous,
     )
 
 
@@ -116,9 +130,10 @@ PSEUDONYMOUS = frozenset({UNIFIED_PERSON.name, unified_contract("finding").name,
 
 def all_contracts(namespace: str = "") -> tuple[TopicContract, ...]:
     """Every topic of the bus (in ``namespace``): each catalogue agency's datasets, the canonical parts of the joined
-    entities, the unified entities, the dead letters, the activity counts, the erasures and the restricted NIKs."""
+    entities, the unified entities and datasets, the dead letters, the activity counts, the erasures and the
+    restricted NIKs."""
     agencies = tuple(agency_contract(a.code, d) for a in load_catalogue() for d in a.datasets)
     canonical = tuple(canonical_contract(e) for e in JOINED_ENTITIES)
-    unified = tuple(unified_contract(e) for e in UNIFIED_ENTITIES)
+    unified = (*(unified_contract(e) for e in UNIFIED_ENTITIES), *map(record_contract, dataset_records()))
     bus = (DEAD_LETTERS, ACTIVITY, ERASURES, PERSON_NIK)
     return tuple(c.within(namespace) for c in (*agencies, *canonical, *unified, *bus))

@@ -48,6 +48,7 @@ from satubus.schemas.topics import (
     UNIFIED_ENTITIES,
     agency_topic,
     canonical_contract,
+    record_contract,
     unified_contract,
     value_subject,
 )
@@ -148,11 +149,13 @@ class Adapter:
         self.key = key.secret
         self.key_id = key.key_id
         self.meter = Meter()
+        self.outputs = list(OUTPUTS)  # and the unified topics of the datasets that are records of their own
         self.stuck = StuckPartitions(app, topics=(), every=STUCK_LOOK_SECONDS)
         app.timer(STUCK_LOOK_SECONDS)(self.stuck.look)
         app.timer(HEADS_LOOK_SECONDS)(self.stuck.learn_heads)
 
     def install(self, mappings: list[DatasetMapping]) -> None:
+        self.outputs = [*OUTPUTS, *(record_contract(m.record) for m in mappings if m.record is not None)]
         regions = load_regions()
         topic = self.settings.topic  # the Kafka name of a contract topic, in the bus's namespace
         by_topic: dict[str, DatasetMapping] = {topic(agency_topic(m.agency, m.dataset)): m for m in mappings}
@@ -200,7 +203,12 @@ class Adapter:
         # worker starts, with the outputs' schema ids and partitions: a worker started while the registry or the
         # broker does not answer waits for them (its /health names which), as a running one does.
         make_delivery = partial(
-            Delivery, self.settings, self.serde, OUTPUTS, client_id=f"{self.app.conf.id}-{name}", key_id=self.key_id
+            Delivery,
+            self.settings,
+            self.serde,
+            self.outputs,
+            client_id=f"{self.app.conf.id}-{name}",
+            key_id=self.key_id,
         )
         delivery = retry(make_delivery, backoff=UNTIL_IT_ANSWERS, what=f"{name}: looking up its outputs")
 

@@ -54,6 +54,7 @@ class Delivery:
                 self._partitions[contract.name] = self._count_partitions(namespaced.name)
         self._failed: list[KafkaError] = []
         self._stamp = [] if key_id is None else [(KEY_ID_HEADER, key_id.encode())]
+        self._stamped = PSEUDONYMOUS | {c.name for c in contracts if c.pseudonymous}
         # (changelog topic, partition) -> offset of the last record acknowledged there
         self.changelog_offsets: dict[tuple[str, int], int] = {}
 
@@ -71,7 +72,7 @@ class Delivery:
             if isinstance(value, dict):
                 assert encoder is not None, f"{output.topic} has no Avro contract"
                 value = encoder.encode(value)
-            stamp = self._stamp if output.topic in PSEUDONYMOUS else []
+            stamp = self._stamp if output.topic in self._stamped else []
             self._produce(topic, value, key=output.key, headers=[*output.headers, *stamp])
         for (contract_topic, partition), items in batches.items():
             topic, encoder = self._topics[contract_topic]

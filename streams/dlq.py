@@ -34,12 +34,13 @@ from satubus.registry import registry_client
 from satubus.schemas.dead_letters import HEADER_PREFIX, REPLAY_HEADER
 from satubus.schemas.envelope import AGENCIES_DIR
 from satubus.schemas.errors import DecodeError
+from satubus.schemas.mapping_spec import MappingError
 from satubus.schemas.masking import mask_payload, mask_text
 from satubus.schemas.personal_data import mask_record
 from satubus.schemas.topics import DEAD_LETTERS, value_subject
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
-from satubus.streams.mapping import MappingError, discover_mappings
+from satubus.streams.mapping import discover_mappings
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ def _identity_fields(settings: Settings) -> frozenset[str]:
         for mapping in mappings
         for source in [
             *(s for f in mapping.spec.fields.values() if f.nik or f.pseudonym for s in f.sources),
-            *(check.nik_matches.nik for check in mapping.spec.checks),
+            *(check.nik_matches.nik for check in mapping.spec.checks if check.nik_matches),
             *([mapping.spec.restricted_nik] if mapping.spec.restricted_nik else []),
         ]
         if not source.startswith("$")

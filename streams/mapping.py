@@ -17,6 +17,7 @@ nik_mismatch, future_event, invalid_version, invalid_value.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 import string
 from collections.abc import Callable, Sequence
@@ -24,16 +25,25 @@ from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
-from satubus.errors import SatuBusError
 from satubus.schemas.catalogue import load_catalogue
 from satubus.schemas.code_lists import code_lists_of
+from satubus.schemas.dataset_records import RESERVED, DatasetRecord
 from satubus.schemas.envelope import AGENCIES_DIR, agency_record_schema, envelope_schema
+from satubus.schemas.mapping_spec import (
+    RECORD,
+    Check,
+    FieldSpec,
+    MappingError,
+    MappingFile,
+    NikCheck,
+    mapping_path,
+    read_mapping_file,
+)
 from satubus.schemas.models import UNIFIED_MODELS
 from satubus.schemas.nik import InvalidNik, NikInfo, parse_nik
 from satubus.schemas.parts import PART_MODELS
@@ -51,77 +61,6 @@ _PLACEHOLDER = re.compile(r"{(\w+)")
 _NON_DIGIT = re.compile(r"\D")
 
 
-class MappingError(SatuBusError):
-    """A mapping file that cannot be used; the message names the file and every problem."""
-
-
-class FieldSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    source: str | list[str] | None = Field(None, alias="from")
-    value: Any = None
-    template: str | None = None
-    parent_of: str | None = None
-    level: Literal["kecamatan", "kota"] | None = None
-    optional: bool = False
-    when: str | None = None
-    digits: bool = False
-    case: Literal["upper", "lower", "title"] | None = None
-    nik: bool = False
-    pattern: str | None = None
-    codes: str | None = None
-    date: str | None = None
-    datetime: str | None = None
-    timezone: str = "UTC"
-    not_future: bool = False
-    region: Literal["kelurahan"] | None = None
-    region_by: list[Literal["code", "name", "bps"]] = ["code", "name"]  # how the agency writes places, tried in order
-    pseudonym: Literal["nik", "kk"] | None = None
-    pad: int | None = None  # left-pad digit strings with zeros to this width ("3" -> "003")
-    prefix: str | None = None  # put before the final value (e.g. "bpbd:" to make ids unique across agencies)
-
-    @model_validator(mode="after")
-    def one_source(self) -> FieldSpec:
-        given = [n for n in ("source", "template", "parent_of") if getattr(self, n) is not None]
-        if len(given) + (self.value is not None) != 1:
-            raise ValueError("give exactly one of from, value, template, parent_of")
-        if self.parent_of is not None and self.level is None:
-            raise ValueError("parent_of needs level: kecamatan or kota")
-        return self
-
-    @property
-    def sources(self) -> list[str]:
-        return [self.source] if isinstance(self.source, str) else list(self.source or [])
-
-
-class NikCheck(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    nik: str
-    birth_date: str
-    sex: str
-
-
-class Check(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    nik_matches: NikCheck
-
-
-class MappingFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    entity: Literal["person", "parcel", "region", "incident", "finding"]
-    part: str | None = None  # a part of a joined entity (schemas/parts.py) rather than the whole entity
-    key: str
-    code_lists: dict[str, dict[str, Any]] = {}
-    fields: dict[str, FieldSpec]
-    checks: list[Check] = []
-    # The agency field with the clear NIK of the record's person (the civil registry's identity only): it goes to
-    # restricted.person_nik.v1, keyed by person_id, and nowhere else.
-    restricted_nik: str | None = None
-
-
 @dataclass(frozen=True)
 class Deletion:
     """The source deleted the record: a tombstone for this key, or for a part the part's removal (its entity key
@@ -137,10 +76,16 @@ class DatasetMapping:
     dataset: str
     spec: MappingFile
     envelope: dict[str, Any]  # the event schema this mapping reads; older events are resolved to it
+    record: DatasetRecord | None = None  # where the dataset is a record of its own (entity: record)
+
+    @property
+    def entity(self) -> str:
+        """What the mapping makes: a canonical entity, or ``<agency>.<dataset>`` for a record of its own."""
+        return self.spec.entity if self.record is None else self.record.name
 
     @cached_property
     def model(self) -> type[BaseModel]:
-        return target_model(self.spec)
+        return target_model(self.spec) if self.record is None else self.record.model
 
     @cached_property
     def _compiled(self) -> _CompiledMapping:
@@ -164,13 +109,16 @@ class DatasetMapping:
         run = _Run(regions, pseudonym_key, now.date(), latest)
         if event["op"] == "d" or event["after"] is None:
             if self.spec.part is not None:
-                return Deletion(self.spec.entity, None)
-            return Deletion(self.spec.entity, compiled.key(event["key"], run))
+                return Deletion(self.entity, None)
+            return Deletion(self.entity, compiled.key(event["key"], run))
         out: dict[str, Any] = {}
         for name, field in compiled.fields:
             out[name] = field(event, out, run)
-        for check in self.spec.checks:
-            _check_nik(check.nik_matches, event["after"], out, run)
+        for check in compiled.checks:
+            check(event["after"], out, run)
+        if self.record is not None:
+            out["version"] = version
+            out["updated_at"] = occurred_at
         try:
             return self.model.model_validate(out)
         except ValidationError as exc:
@@ -210,11 +158,64 @@ _Lookup = Callable[[Regions, str], ReferenceRegion | None]
 class _CompiledMapping:
     fields: tuple[tuple[str, _Field], ...]  # canonical name, how to map it
     key: _Transform  # the key field's steps, for the key of a deletion
+    checks: tuple[_Check, ...]
+
+
+_Check = Callable[[MappingType[str, Any], dict[str, Any], _Run], None]  # (agency record, fields, run): or Rejected
 
 
 def _compile(spec: MappingFile) -> _CompiledMapping:
-    fields = tuple((name, _compile_field(field, spec.code_lists)) for name, field in spec.fields.items())
-    return _CompiledMapping(fields, _compile_transform("key", spec.fields[spec.key], spec.code_lists))
+    # A field without a time zone of its own reads local times in the mapping's (the agency's).
+    specs = {
+        name: field if field.timezone else field.model_copy(update={"timezone": spec.timezone})
+        for name, field in spec.fields.items()
+    }
+    fields = tuple((name, _compile_field(field, spec.code_lists)) for name, field in specs.items())
+    checks = tuple(_compile_check(check, spec) for check in spec.checks)
+    return _CompiledMapping(fields, _compile_transform("key", specs[spec.key], spec.code_lists), checks)
+
+
+def _compile_check(check: Check, spec: MappingFile) -> _Check:
+    if check.nik_matches is not None:
+        nik_check = check.nik_matches
+        return lambda record, out, run: _check_nik(nik_check, record, out, run)
+    left, op, right = check.comparison
+    holds = _COMPARE[op]
+    label = (spec.fields[left].sources or [left])[0]  # the agency's field, which is what the agency must fix
+    rule = check.rule
+
+    def check_rule(record: MappingType[str, Any], out: dict[str, Any], run: _Run) -> None:
+        a, b = out.get(left), out.get(right)
+        if a is None or b is None:
+            return
+        try:
+            held = holds(a, b)
+        except TypeError:
+            raise Rejected(label, "failed_rule", f"rule {rule}: {left} and {right} cannot be compared") from None
+        if not held:
+            shown = f" ({_shown(a)} {op} {_shown(b)} is false)" if _plain(a) and _plain(b) else ""
+            raise Rejected(label, "failed_rule", f"rule {rule} does not hold{shown}")
+
+    return check_rule
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+def _plain(value: Any) -> bool:
+    """A number, date or time: shown in a rejection (a text might be personal data)."""
+    return isinstance(value, int | float | dt.date) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
 def _compile_field(spec: FieldSpec, code_lists: dict[str, dict[str, Any]]) -> _Field:
@@ -398,7 +399,8 @@ def _zero_pad(width: int) -> Callable[[str], str]:
 
 
 def _value_steps(name: str, spec: FieldSpec, code_lists: dict[str, dict[str, Any]]) -> tuple[_Transform, ...]:
-    """The spec's steps after the text ones: nik, pattern, codes, date, datetime, not_future, pseudonym, prefix."""
+    """The spec's steps after the text ones: nik, pattern, codes, date, datetime, value rules, not_future,
+    pseudonym, prefix."""
     steps: list[_Transform] = []
     if spec.nik:
         steps.append(_nik_check(name))
@@ -409,7 +411,8 @@ def _value_steps(name: str, spec: FieldSpec, code_lists: dict[str, dict[str, Any
     if spec.date is not None:
         steps.append(_date_parser(name, spec.date))
     if spec.datetime is not None:
-        steps.append(_datetime_parser(name, spec.datetime, spec.timezone))
+        steps.append(_datetime_parser(name, spec.datetime, spec.timezone or "UTC"))
+    steps += _rule_steps(name, spec)
     if spec.not_future:
         steps.append(_not_future_check(name))
     if spec.pseudonym is not None:
@@ -417,6 +420,60 @@ def _value_steps(name: str, spec: FieldSpec, code_lists: dict[str, dict[str, Any
     if spec.prefix is not None:
         steps.append(_prefixer(spec.prefix))
     return tuple(steps)
+
+
+def _rule_steps(name: str, spec: FieldSpec) -> list[_Transform]:
+    """The value rules of the spec: one_of, min_length and max_length, min and max."""
+    steps: list[_Transform] = []
+    if spec.one_of is not None:
+        steps.append(_one_of_check(name, spec.one_of))
+    if spec.min_length is not None or spec.max_length is not None:
+        steps.append(_length_check(name, spec.min_length, spec.max_length))
+    if spec.min is not None or spec.max is not None:
+        steps.append(_range_check(name, spec.min, spec.max))
+    return steps
+
+
+def _one_of_check(name: str, allowed: list[Any]) -> _Transform:
+    choices = frozenset(allowed)
+    listed = ", ".join(map(str, allowed))
+
+    def check_one_of(value: Any, run: _Run) -> Any:
+        if value not in choices:
+            raise Rejected(name, "not_allowed", f"rule one_of: {str(value)[:40]!r} is not one of {listed}")
+        return value
+
+    return check_one_of
+
+
+def _length_check(name: str, shortest: int | None, longest: int | None) -> _Transform:
+    def check_length(value: Any, run: _Run) -> Any:
+        length = len(str(value))
+        if shortest is not None and length < shortest:
+            raise Rejected(name, "invalid_length", f"rule min_length: {length} characters, fewer than {shortest}")
+        if longest is not None and length > longest:
+            raise Rejected(name, "invalid_length", f"rule max_length: {length} characters, more than {longest}")
+        return value
+
+    return check_length
+
+
+def _range_check(name: str, lowest: float | None, highest: float | None) -> _Transform:
+    def check_range(value: Any, run: _Run) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            try:
+                number = float(str(value).replace(",", "."))
+            except ValueError:
+                raise Rejected(name, "invalid_value", f"rule min/max: {str(value)[:40]!r} is not a number") from None
+        else:
+            number = value
+        if lowest is not None and number < lowest:
+            raise Rejected(name, "out_of_range", f"rule min: {number:g} is below {lowest:g}")
+        if highest is not None and number > highest:
+            raise Rejected(name, "out_of_range", f"rule max: {number:g} is above {highest:g}")
+        return value
+
+    return check_range
 
 
 def _nik_check(name: str) -> _Transform:
@@ -460,7 +517,7 @@ def _date_parser(name: str, fmt: str) -> _Transform:
         try:
             return parse(str(value)).date()
         except ValueError:
-            raise Rejected(name, "invalid_date", f"{str(value)[:40]!r} is not a date like {fmt}") from None
+            raise Rejected(name, "invalid_date", f"{str(value)[:40]!r} is not a date like {_example(fmt)}") from None
 
     return to_date
 
@@ -475,12 +532,22 @@ def _datetime_parser(name: str, fmt: str, zone: str) -> _Transform:
             try:
                 parsed = parse(str(value))
             except ValueError:
-                raise Rejected(name, "invalid_date", f"{str(value)[:40]!r} is not a time like {fmt}") from None
+                raise Rejected(
+                    name, "invalid_date", f"{str(value)[:40]!r} is not a time like {_example(fmt)}"
+                ) from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=ZoneInfo(zone))
         return parsed.astimezone(dt.UTC)
 
     return to_datetime
+
+
+def _example(fmt: str) -> str:
+    """How a time in ``fmt`` is written, shown with the format: '30-11-2026 (%d-%m-%Y)'."""
+    return f"{_EXAMPLE_TIME.strftime(fmt)} ({fmt})"
+
+
+_EXAMPLE_TIME = dt.datetime(2026, 11, 30, 14, 5, 9)
 
 
 def _not_future_check(name: str) -> _Transform:
@@ -621,23 +688,17 @@ def _check_nik(check: NikCheck, record: MappingType[str, Any], out: dict[str, An
 def load_mapping(agency: str, dataset: str, root: Path = AGENCIES_DIR) -> DatasetMapping:
     """Load ``<root>/<agency>/<dataset>.mapping.yaml`` and check it against the agency's schema beside it and
     the canonical model."""
-    path = root / agency / f"{dataset}.mapping.yaml"
+    path = mapping_path(agency, dataset, root)
+    spec = read_mapping_file(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        spec = MappingFile.model_validate(raw)
-    except (OSError, yaml.YAMLError) as exc:
-        raise MappingError(f"{path}: cannot read: {exc}") from exc
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors(include_url=False)
-        ]
-        raise MappingError(f"{path}:\n  " + "\n  ".join(problems)) from None
-    record_schema = agency_record_schema(agency, dataset, root)
+        record_schema = agency_record_schema(agency, dataset, root)
+    except (OSError, ValueError) as exc:
+        raise MappingError(f"{path}: cannot read the dataset's Avro schema: {exc}") from exc
     problems = _problems(spec, record_schema, f"{agency}/{dataset}")
     if problems:
         raise MappingError(f"{path}:\n  " + "\n  ".join(problems))
-    return DatasetMapping(agency, dataset, spec, envelope_schema(record_schema))
+    record = DatasetRecord(agency, dataset, spec, record_schema) if spec.entity == RECORD else None
+    return DatasetMapping(agency, dataset, spec, envelope_schema(record_schema), record)
 
 
 def target_model(spec: MappingFile) -> type[BaseModel]:
@@ -645,6 +706,8 @@ def target_model(spec: MappingFile) -> type[BaseModel]:
 
 
 def _problems(spec: MappingFile, schema: dict[str, Any], dataset: str) -> list[str]:
+    if spec.entity == RECORD:
+        return _record_problems(spec, dataset) + _field_problems(spec, schema, dataset)
     if spec.part is not None and (spec.entity, spec.part) not in PART_MODELS:
         known = ", ".join(part for entity, part in PART_MODELS if entity == spec.entity) or "none"
         return [f"part: {spec.entity} has no part {spec.part} (known: {known})"]
@@ -656,13 +719,39 @@ def _problems(spec: MappingFile, schema: dict[str, Any], dataset: str) -> list[s
     ]
     required = {n for n, f in model.model_fields.items() if f.is_required()}
     problems += [f"fields: canonical field {name} is not mapped" for name in sorted(required - set(spec.fields))]
-    if spec.key not in spec.fields:
-        problems.append(f"key: {spec.key} is not one of the mapped fields")
     if spec.restricted_nik is not None:
         if (spec.entity, spec.part) != ("person", "identity"):
             problems.append("restricted_nik: only the identity part of a person can name its NIK")
         if spec.restricted_nik not in source_fields:
             problems.append(f"restricted_nik: {spec.restricted_nik} is not a field of {dataset}")
+    return problems + _field_problems(spec, schema, dataset)
+
+
+def _record_problems(spec: MappingFile, dataset: str) -> list[str]:
+    """What a dataset that is a record of its own may not do: hold a clear NIK, or name the fields every record
+    has."""
+    problems = [f"part: {dataset} is a record of its own (entity: record), not a part" for _ in [spec.part] if _]
+    if spec.restricted_nik is not None:
+        problems.append("restricted_nik: only the identity part of a person can name its NIK")
+    problems += [
+        f"fields.{name}: every record has {name}; give the field another name"
+        for name in RESERVED
+        if name in spec.fields
+    ]
+    problems += [
+        f"fields.{name}: a NIK is personal data: add 'pseudonym: nik' so that only its pseudonym is published"
+        for name, field in spec.fields.items()
+        if field.nik and field.pseudonym is None
+    ]
+    return problems
+
+
+def _field_problems(spec: MappingFile, schema: dict[str, Any], dataset: str) -> list[str]:
+    """What the mapped fields, its key and its checks name that does not exist."""
+    source_fields = {f["name"] for f in schema["fields"]}
+    problems = []
+    if spec.key not in spec.fields:
+        problems.append(f"key: {spec.key} is not one of the mapped fields")
     earlier: set[str] = set()
     for name, field in spec.fields.items():
         for source in field.sources:
@@ -679,24 +768,41 @@ def _problems(spec: MappingFile, schema: dict[str, Any], dataset: str) -> list[s
                 problems.append(f"fields.{name}: {ref} must be mapped before {name}")
         if field.codes is not None and field.codes not in spec.code_lists:
             problems.append(f"fields.{name}.codes: no code list {field.codes}")
-        if field.timezone != "UTC":
-            try:
-                ZoneInfo(field.timezone)
-            except Exception:
-                problems.append(f"fields.{name}.timezone: unknown time zone {field.timezone}")
+        if field.timezone is not None and not _is_zone(field.timezone):
+            problems.append(f"fields.{name}.timezone: unknown time zone {field.timezone}")
         if field.pattern is not None:
             try:
                 re.compile(field.pattern)
             except re.error as exc:
                 problems.append(f"fields.{name}.pattern: {exc}")
         earlier.add(name)
+    if spec.timezone != "UTC" and not _is_zone(spec.timezone):
+        problems.append(f"timezone: unknown time zone {spec.timezone}")
     for check in spec.checks:
-        for ref in (check.nik_matches.birth_date, check.nik_matches.sex):
-            if ref not in spec.fields:
-                problems.append(f"checks.nik_matches: {ref} is not mapped")
-        if check.nik_matches.nik not in source_fields:
-            problems.append(f"checks.nik_matches.nik: {check.nik_matches.nik} is not a field of {dataset}")
+        if check.nik_matches is not None:
+            for ref in (check.nik_matches.birth_date, check.nik_matches.sex):
+                if ref not in spec.fields:
+                    problems.append(f"checks.nik_matches: {ref} is not mapped")
+            if check.nik_matches.nik not in source_fields:
+                problems.append(f"checks.nik_matches.nik: {check.nik_matches.nik} is not a field of {dataset}")
+        else:
+            problems += [
+                f"checks.rule: {ref} is not mapped ({check.rule})" for ref in _sides(check) if ref not in spec.fields
+            ]
     return problems
+
+
+def _sides(check: Check) -> tuple[str, str]:
+    left, _, right = check.comparison
+    return left, right
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except Exception:
+        return False
+    return True
 
 
 def _with_code_lists(spec: MappingFile, agency: str, dataset: str, root: Path) -> MappingFile:

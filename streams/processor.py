@@ -298,7 +298,7 @@ class Normalizer:
     ) -> str | None:
         """Send a whole entity (or its tombstone); a counted one also contributes to its kelurahan, whose code
         this returns."""
-        entity = mapping.spec.entity
+        entity = mapping.entity
         whole = None if isinstance(record, Deletion) else record
         entity_key = str(record.key if isinstance(record, Deletion) else getattr(record, mapping.spec.key))
         result.send(unified_topic(entity), entity_key, None if whole is None else whole.model_dump())

@@ -17,10 +17,11 @@ from satubus.producers.simulator.world import generate_world
 from satubus.schemas.catalogue import load_catalogue
 from satubus.schemas.code_lists import agency_code_lists
 from satubus.schemas.envelope import AGENCIES_DIR
+from satubus.schemas.mapping_spec import MappingError
 from satubus.schemas.regions import load_regions
 from satubus.streams.errors import Rejected
 from satubus.streams.joins import JOINS, JoinState, PartChange, merge, track_findings
-from satubus.streams.mapping import MappingError, discover_mappings, load_mapping
+from satubus.streams.mapping import discover_mappings, load_mapping
 from satubus.streams.ordering import KeyState, admit, remember
 
 KEY = b"unit-test-key"

@@ -94,7 +94,7 @@ def test_a_local_time_is_read_in_its_zone_and_a_bad_one_is_refused_in_strptime_t
     assert rejection("dinkes", "kunjungan", VISIT | {"waktu_kunjungan": "2026-11-28 24:00"}) == (
         "waktu_kunjungan",
         "invalid_date",
-        "waktu_kunjungan: '2026-11-28 24:00' is not a time like %Y-%m-%d %H:%M",
+        "waktu_kunjungan: '2026-11-28 24:00' is not a time like 2026-11-30 14:05 (%Y-%m-%d %H:%M)",
         None,
     )
     assert rejection("dinkes", "kunjungan", VISIT | {"waktu_kunjungan": "2026-11-28 19:30"})[1] == "future_date"

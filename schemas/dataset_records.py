@@ -11,16 +11,16 @@ anything else keeps the agency field's Avro type. An optional field may be null.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, create_model
+from pydantic import BaseModel
 
 from satubus.schemas.envelope import AGENCIES_DIR, agency_record_schema
 from satubus.schemas.mapping_spec import RECORD, FieldSpec, MappingFile, read_mapping_file
+from satubus.schemas.record_models import model_for
 
 NAMESPACE = "id.go.jakarta.satubus.unified.datasets"
 RESERVED = ("version", "updated_at", "committed_at")  # fields every record has (committed_at: the table's)
@@ -63,7 +63,8 @@ class DatasetRecord:
 
     @cached_property
     def model(self) -> type[BaseModel]:
-        return record_model(self.schema)
+        """Checks a mapped record against the schema (strictly: the mapping gives each field its type)."""
+        return model_for(self.schema)
 
 
 def record_schema(agency: str, dataset: str, spec: MappingFile, source: dict[str, Any]) -> dict[str, Any]:
@@ -144,49 +145,6 @@ def _doc_of(field: FieldSpec, code_lists: dict[str, dict[str, Any]], source: dic
 def _avro_name(text: str) -> str:
     name = "".join(c if c.isalnum() or c == "_" else "_" for c in text)
     return name if not name[0].isdigit() else f"_{name}"
-
-
-_PYTHON_TYPES: dict[str, Any] = {
-    "string": str,
-    "long": int,
-    "int": int,
-    "double": float,
-    "float": float,
-    "boolean": bool,
-    "bytes": bytes,
-}
-
-
-def python_type(avro_type: Any) -> Any:
-    """The Python type that a value of ``avro_type`` takes (a union with null: optional)."""
-    if isinstance(avro_type, list):
-        branches = [python_type(t) for t in avro_type if t != "null"]
-        kind = branches[0] if len(branches) == 1 else Any
-        return kind | None if "null" in avro_type else kind
-    if isinstance(avro_type, dict):
-        logical = avro_type.get("logicalType")
-        if logical == "date":
-            return dt.date
-        if logical in ("timestamp-millis", "timestamp-micros"):
-            return AwareDatetime
-        if avro_type["type"] == "array":
-            return list[python_type(avro_type["items"])]  # type: ignore[misc]
-        if avro_type["type"] == "enum":
-            return str
-        return python_type(avro_type["type"])
-    return _PYTHON_TYPES.get(avro_type, Any)
-
-
-def record_model(schema: dict[str, Any]) -> type[BaseModel]:
-    """A pydantic model that checks a mapped record against ``schema`` (the dataset's unified schema)."""
-    fields: dict[str, Any] = {}
-    for field in schema["fields"]:
-        kind = python_type(field["type"])
-        fields[field["name"]] = (kind, None) if "default" in field else (kind, ...)
-    model: type[BaseModel] = create_model(
-        schema["name"], __config__=ConfigDict(frozen=True, extra="forbid", strict=False), **fields
-    )
-    return model
 
 
 def dataset_records(root: Path = AGENCIES_DIR) -> tuple[DatasetRecord, ...]:

@@ -1,0 +1,253 @@
+"""``satubus dataset init | test | apply``: a new dataset onboarded from a sample file, without Python.
+
+- ``init`` drafts the agency's Avro schema and a mapping from a sample (CSV, XLSX or JSON), guesses marked REVIEW;
+- ``test`` runs the mapping over a sample and prints, per row, the record it becomes or why it is rejected (no
+  Kafka, no database);
+- ``apply`` checks the dataset and puts it on the bus, each step done only if not done yet: catalogue entry, schema
+  subjects, topics, ACLs, the table of a record of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import io
+import json
+import secrets
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from satubus.errors import ConfigurationError, DataError
+from satubus.producers.sheets import Limits, read_rows, write_report
+from satubus.producers.upload import columns_of, to_record
+from satubus.schemas.catalogue import CATALOGUE_FILE, Agency, load_catalogue
+from satubus.schemas.drafting import REVIEW, draft
+from satubus.schemas.envelope import AGENCIES_DIR, agency_record_schema
+from satubus.schemas.mapping_spec import MappingError
+from satubus.schemas.record_models import RecordRejected, model_for
+from satubus.schemas.regions import load_regions
+from satubus.settings import Settings
+from satubus.streams.errors import Rejected
+from satubus.streams.mapping import DatasetMapping, Deletion, load_mapping
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    number: int  # the row's number in the sample: a spreadsheet's row (the header is 1), a JSON document's index
+    record: dict[str, Any] | None  # what the row becomes, as JSON
+    problems: tuple[str, ...] = ()  # why it is rejected: "field: reason [code]"
+
+
+def read_sample(path: Path, settings: Settings) -> list[tuple[int, dict[str, Any]]]:
+    """(number, {column: cell}) of each row of a CSV, XLSX or JSON file (an array of objects, or one per line)."""
+    if not path.is_file():
+        raise ConfigurationError(f"{path}: no such file")
+    if path.suffix.lower() not in (".json", ".jsonl", ".ndjson"):
+        return list(read_rows(path, Limits.of(settings)))
+    text = path.read_text(encoding="utf-8")
+    try:
+        parsed = json.loads(text) if text.lstrip().startswith("[") else [json.loads(s) for s in text.splitlines() if s]
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not JSON ({exc}): give an array of objects or one object per line") from None
+    if not all(isinstance(row, dict) for row in parsed):
+        raise DataError(f"{path}: every row must be a JSON object of field: value")
+    return list(enumerate(parsed, start=1))
+
+
+def dry_run(
+    mapping: DatasetMapping,
+    schema: dict[str, Any],
+    rows: list[tuple[int, dict[str, Any]]],
+    *,
+    key: bytes,
+    now: dt.datetime,
+) -> list[RowOutcome]:
+    """Each row as the bus would take it: fitted to the agency's schema (as ``satubus upload`` does), then through
+    the mapping."""
+    columns, model, regions = columns_of(schema), model_for(schema), load_regions()
+    key_source = (mapping.spec.fields[mapping.spec.key].sources or [mapping.spec.key])[0]
+    outcomes = []
+    for number, row in rows:
+        try:
+            after = model.model_validate_json(json.dumps(to_record(row, columns, {}))).model_dump()
+            envelope = {
+                "event_id": uuid.uuid4(),
+                "op": "c",
+                "occurred_at": now,
+                "key": str(after.get(key_source, "")),
+                "version": 1,
+                "after": after,
+            }
+            record = mapping.apply(envelope, regions=regions, pseudonym_key=key, now=now)
+        except RecordRejected as exc:
+            outcomes.append(RowOutcome(number, None, tuple(f"{e.field}: {e.reason} [schema]" for e in exc.errors)))
+        except Rejected as exc:
+            outcomes.append(RowOutcome(number, None, (f"{exc} [{exc.reason}]",)))
+        except ValueError as exc:  # the agency model's own errors, in pydantic's words
+            outcomes.append(RowOutcome(number, None, (f"{str(exc).splitlines()[0]} [schema]",)))
+        else:
+            assert not isinstance(record, Deletion)
+            outcomes.append(RowOutcome(number, record.model_dump(mode="json")))
+    return outcomes
+
+
+def init(args: argparse.Namespace, settings: Settings) -> int:
+    root = settings.mappings_dir or AGENCIES_DIR
+    folder = root / args.agency
+    schema_path, mapping_path = folder / f"{args.dataset}.avsc", folder / f"{args.dataset}.mapping.yaml"
+    existing = [p for p in (schema_path, mapping_path) if p.exists()]
+    if existing and not args.force:
+        raise ConfigurationError(f"{', '.join(map(str, existing))} exist(s): give --force to draft them again")
+    rows = [row for _, row in read_sample(args.sample, settings)]
+    try:
+        drafted = draft(args.agency, args.dataset, rows, load_regions(), dt.date.today())
+    except ValueError as exc:
+        raise DataError(f"{args.sample}: {exc}") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    schema_path.write_text(drafted.schema_text, encoding="utf-8")
+    mapping_path.write_text(drafted.mapping, encoding="utf-8")
+    print(f"drafted {schema_path} ({len(drafted.columns)} fields) and {mapping_path}")
+    for column in drafted.columns:
+        if column.notes:
+            print(f"  REVIEW {column.name}: {'; '.join(column.notes)}")
+    print(
+        "next: fill in the docs (ISI: ...) of the schema, check each REVIEW line of the mapping and delete its mark, "
+        f"then `satubus dataset test {mapping_path} --sample {args.sample}`"
+    )
+    return 0
+
+
+def test(args: argparse.Namespace, settings: Settings) -> int:
+    path: Path = args.mapping
+    if not path.name.endswith(".mapping.yaml"):
+        raise ConfigurationError(f"{path}: a mapping file is named <dataset>.mapping.yaml")
+    root, agency, dataset = path.parent.parent, path.parent.name, path.name.removesuffix(".mapping.yaml")
+    mapping = load_mapping(agency, dataset, root)
+    try:
+        key = _pseudonym_key(settings)
+    except ConfigurationError:
+        key = secrets.token_bytes(32)
+        print("note: no pseudonym key configured; pseudonyms below differ from the bus's", file=sys.stderr)
+    schema = agency_record_schema(agency, dataset, root)
+    outcomes = dry_run(mapping, schema, read_sample(args.sample, settings), key=key, now=dt.datetime.now(dt.UTC))
+    for outcome in outcomes:
+        if args.json:
+            print(json.dumps({"row": outcome.number, "record": outcome.record, "problems": list(outcome.problems)}))
+        elif outcome.record is not None:
+            print(f"row {outcome.number}: ok {json.dumps(outcome.record, ensure_ascii=False)}")
+        else:
+            print(f"row {outcome.number}: REJECTED {'; '.join(outcome.problems)}")
+    rejected = sum(o.record is None for o in outcomes)
+    print(f"{len(outcomes)} row(s): {len(outcomes) - rejected} ok, {rejected} rejected", file=sys.stderr)
+    if args.report is not None:
+        write_report(args.report, ["row", "problem"], [(o.number, p) for o in outcomes for p in o.problems])
+    return 1 if rejected else 0
+
+
+def _pseudonym_key(settings: Settings) -> bytes:
+    from satubus import pseudonym_key
+
+    return pseudonym_key.load(settings).secret
+
+
+def apply(args: argparse.Namespace, settings: Settings) -> int:
+    """Put ``args.agency``'s ``args.dataset`` on the bus; each step says whether it changed anything."""
+    root = settings.mappings_dir or AGENCIES_DIR
+    path = root / args.agency / f"{args.dataset}.mapping.yaml"
+    marked = [n for n, line in enumerate(_text(path).splitlines(), 1) if REVIEW in line]
+    if marked:
+        raise MappingError(
+            f"{path}: line(s) {', '.join(map(str, marked))} still carry {REVIEW}: check what was guessed there and "
+            "delete the mark"
+        )
+    mapping = load_mapping(args.agency, args.dataset, root)
+    print(f"[1/5] mapping checked: {path}")
+    print(f"[2/5] catalogue: {add_to_catalogue(args.agency, args.dataset)}")
+    _register(settings, mapping)
+    from satubus.kafka import create_topics
+
+    created = create_topics(settings)
+    print(f"[4/5] topics: {', '.join(created) if created else 'all existed'}")
+    from satubus import acl
+
+    plan = acl.apply(settings)
+    print(f"[5/5] ACLs: {plan}")
+    if mapping.record is not None:
+        print(f"      table: {asyncio.run(_ensure_table(settings, mapping))}")
+    print(
+        f"done: {args.agency} may publish {args.dataset} (agency.{args.agency}.{args.dataset}.v1); restart the stream "
+        "workers and the materializer to take it up"
+    )
+    return 0
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MappingError(f"{path}: cannot read ({exc}): draft it with `satubus dataset init`") from None
+
+
+def add_to_catalogue(agency: str, dataset: str, path: Path = CATALOGUE_FILE) -> str:
+    """Add ``dataset`` to ``agency``'s datasets in the catalogue file; says what it did."""
+    known: dict[str, Agency] = {a.code: a for a in load_catalogue()}
+    if agency not in known:
+        raise ConfigurationError(f"no agency {agency!r} in the catalogue ({path}): check the code ({', '.join(known)})")
+    if dataset in known[agency].datasets:
+        return f"{agency} already lists {dataset}"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    for n, line in enumerate(lines):
+        if line.startswith("#") or not line.strip():
+            continue
+        row = next(csv.reader([line]))
+        if row and row[0] == agency:
+            row[4] = ";".join([*filter(None, row[4].split(";")), dataset])
+            out = _csv_line(row)
+            lines[n] = out
+            break
+    path.write_text("".join(lines), encoding="utf-8")
+    load_catalogue.cache_clear()
+    return f"{dataset} added to {agency}'s datasets in {path.name}"
+
+
+def _csv_line(row: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(row)
+    return buffer.getvalue()
+
+
+def _register(settings: Settings, mapping: DatasetMapping) -> None:
+    from satubus.registry import register_contract, registry_client, require_registry
+    from satubus.schemas.topics import agency_contract, record_contract
+
+    contracts = [agency_contract(mapping.agency, mapping.dataset)]
+    if mapping.record is not None:
+        contracts.append(record_contract(mapping.record))
+    require_registry(settings)
+    with registry_client(settings, admin=True) as registry:
+        reports = [register_contract(registry, c.within(settings.namespace)) for c in contracts]
+    print(f"[3/5] schemas: {'; '.join(str(r) for r in reports)}")
+    if not all(r.ok for r in reports):
+        raise MappingError("the registry refused a schema: see above")
+
+
+async def _ensure_table(settings: Settings, mapping: DatasetMapping) -> str:
+    import asyncpg
+
+    from satubus import database
+    from satubus.consumers import faults
+    from satubus.consumers.dataset_tables import ensure_tables
+
+    assert mapping.record is not None
+    with faults.database_errors():
+        conn = await asyncpg.connect(database.dsn(settings))
+        try:
+            (spec,) = await ensure_tables(conn, (mapping.record,))
+        finally:
+            await conn.close()
+    return f"{spec.table} up to date"

@@ -1,8 +1,11 @@
 """The live API over the unified view in PostgreSQL and the unified topics.
 
 - ``GET /v1/scoreboard``: every catalogue agency, integrated / stale / silent, and why (consumers/scoreboard.py)
+- ``GET /``: the scoreboard as a live web page; ``GET /v1/scoreboard/stream``: it, live (consumers/scoreboard_page.py)
 - ``GET /v1/persons/{person_id}``, ``/v1/parcels/{nop}``, ``/v1/regions/{kelurahan_code}``, ``/v1/incidents/{id}``:
   one unified record; 404 when there is none, 422 when the id cannot be one
+- ``GET /v1/datasets``, ``/v1/datasets/{agency}/{dataset}/records[/{key}]``: the datasets that are records of their
+  own (consumers/dataset_views.py), their records by key or by kelurahan, newest first
 - ``GET /v1/findings``: findings newest first, filtered by kind, status, subject and agency, paginated
 - ``GET /v1/restricted/persons/{person_id}/nik``: the clear NIK behind a person_id
 - ``GET /v1/changes``: Server-Sent Events, every unified record as it is published (tombstones included); the
@@ -43,15 +46,17 @@ from pydantic import BaseModel, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from satubus import audit, database
-from satubus.consumers import api_keys, api_scopes, faults, scoreboard_metrics
+from satubus.consumers import api_keys, api_scopes, faults, scoreboard_metrics, scoreboard_page
 from satubus.consumers.api_keys import ANONYMOUS, Caller, Keys
 from satubus.consumers.api_scopes import Purpose
 from satubus.consumers.changes import Changes, ChangesStopped, ViewChange
+from satubus.consumers.dataset_views import DatasetView, DatasetViews
 from satubus.consumers.scoreboard import AgencyStatus, Rules, load_activity, load_blocks, scoreboard
 from satubus.consumers.tables import TABLES, TableSpec
 from satubus.errors import DataError, InfrastructureError
 from satubus.metrics import REGISTRY
 from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.envelope import AGENCIES_DIR
 from satubus.schemas.models import Finding, FindingKind, Incident, Parcel, Person, Region
 from satubus.settings import Settings
 
@@ -62,6 +67,10 @@ RETRY_AFTER_SECONDS = 5  # told to a client when a service behind the API is una
 HEALTH_TIMEOUT = 5.0  # seconds for PostgreSQL to answer the health check
 STREAM_BATCH = 500  # live changes sent (and audited) together at most
 LAST = ("overflow", "error", "gone")  # changes that end a live stream (consumers/changes.py)
+PURPOSE_NEEDED = (
+    "personal data is read for a stated purpose: add ?purpose= (or the Satubus-Purpose header), one of "
+    + ", ".join(f"{name} ({meaning})" for name, meaning in api_scopes.PURPOSE_MEANINGS.items())
+)
 
 
 class AgencyScore(BaseModel):
@@ -111,6 +120,7 @@ def create_app(settings: Settings, keys: Keys | None = None) -> FastAPI:
         max_invalid_ratio=settings.scoreboard_max_invalid_ratio,
     )
     catalogue = load_catalogue()
+    datasets = DatasetViews(settings.mappings_dir or AGENCIES_DIR)
     state: dict[str, Any] = {}
 
     async def board() -> list[AgencyStatus]:
@@ -184,15 +194,13 @@ def create_app(settings: Settings, keys: Keys | None = None) -> FastAPI:
     ) -> str:
         given = purpose or header
         if given is None and who is not ANONYMOUS:  # an anonymous caller is refused for want of a key first
-            raise HTTPException(
-                422,
-                "personal data is read for a stated purpose: add ?purpose= (or the Satubus-Purpose header), one of "
-                + ", ".join(f"{name} ({meaning})" for name, meaning in api_scopes.PURPOSE_MEANINGS.items()),
-            )
+            raise HTTPException(422, PURPOSE_NEEDED)
         return given or ""
 
     Who = Annotated[Caller, Depends(caller)]
     Why = Annotated[str, Depends(purpose)]
+    # A purpose where the read may or may not be of personal data (a dataset of its own): checked by the route.
+    OptionalPurpose = Annotated[Purpose | None, Query(description="Why personal data is read, where it is")]
 
     def require(who: Caller, scope: str | None) -> None:
         """Refuse ``who`` unless it has ``scope`` (None: a public read)."""
@@ -243,6 +251,8 @@ def create_app(settings: Settings, keys: Keys | None = None) -> FastAPI:
             agencies=[AgencyScore(**{**_fields(s), "datasets": list(s.datasets)}) for s in statuses],
         )
 
+    scoreboard_page.register(app, get_scoreboard)  # the page at / and its live stream, from this same scoreboard
+
     @app.get(
         "/v1/persons/{person_id}",
         response_model=PersonView,
@@ -284,6 +294,77 @@ def create_app(settings: Settings, keys: Keys | None = None) -> FastAPI:
     @app.get("/v1/incidents/{incident_id}", response_model=Incident, summary="A disaster incident")
     async def get_incident(incident_id: str) -> dict[str, Any]:
         return await one(TABLES["incident"], incident_id)
+
+    @app.get("/v1/datasets", summary="The datasets that are records of their own: fields, topic, who may read them")
+    async def get_datasets() -> list[dict[str, Any]]:
+        return [view.describe() for view in datasets.all()]
+
+    def dataset_view(agency: str, dataset: str) -> DatasetView:
+        view = datasets.get(agency, dataset)
+        if view is None:
+            raise HTTPException(404, f"no dataset {agency}.{dataset} of its own: GET /v1/datasets lists them")
+        return view
+
+    async def dataset_read(
+        view: DatasetView, who: Caller, why: str | None, request: Request, query: str, *args: Any
+    ) -> list[dict[str, Any]]:
+        """The rows of ``query``; a dataset that is personal needs read:person and a purpose, and is audited."""
+        spec = view.table
+        if not view.personal:
+            async with faults.connection(state["pool"]) as conn:
+                return [_record(spec, row) for row in await conn.fetch(query, *args)]
+        require(who, api_scopes.PERSON)
+        if not why:
+            raise HTTPException(422, PURPOSE_NEEDED)
+        async with faults.connection(state["pool"]) as conn:
+            rows = [_record(spec, row) for row in await conn.fetch(query, *args)]
+            keys = [str(row[spec.key]) for row in rows]
+            await audit.append(conn, _access(who, why, request, view.record.name, keys, sorted(spec.columns)))
+        return rows
+
+    @app.get(
+        "/v1/datasets/{agency}/{dataset}/records/{key}",
+        summary="One record of a dataset of its own (read:person and a purpose where it is personal)",
+    )
+    async def get_dataset_record(
+        agency: str, dataset: str, key: str, who: Who, request: Request, purpose: OptionalPurpose = None
+    ) -> dict[str, Any]:
+        view = dataset_view(agency, dataset)
+        spec = view.table
+        query = f"SELECT * FROM {spec.table} WHERE {spec.key}::text = $1"
+        rows = await dataset_read(view, who, purpose, request, query, key)
+        if not rows:
+            raise HTTPException(404, f"no {view.record.name} {key!r} in the view")
+        return rows[0]
+
+    @app.get(
+        "/v1/datasets/{agency}/{dataset}/records",
+        summary="Records of a dataset of its own, newest first, by kelurahan (read:person where it is personal)",
+    )
+    async def get_dataset_records(
+        agency: str,
+        dataset: str,
+        who: Who,
+        request: Request,
+        purpose: OptionalPurpose = None,
+        kelurahan_code: Annotated[str | None, Query(pattern=KELURAHAN_CODE)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        view = dataset_view(agency, dataset)
+        spec = view.table
+        if kelurahan_code is not None and "kelurahan_code" not in spec.columns:
+            raise HTTPException(422, f"{view.record.name} has no kelurahan_code")
+        where, args = ("WHERE kelurahan_code = $3", [kelurahan_code]) if kelurahan_code else ("", [])
+        query = (
+            f"SELECT *, count(*) OVER () AS total FROM {spec.table} {where} "
+            f"ORDER BY updated_at DESC, {spec.key} LIMIT $1 OFFSET $2"
+        )
+        rows = await dataset_read(view, who, purpose, request, query, limit, offset, *args)
+        total = rows[0].pop("total") if rows else 0
+        for row in rows[1:]:
+            row.pop("total")
+        return {"total": total, "limit": limit, "offset": offset, "items": rows}
 
     @app.get("/v1/findings", response_model=FindingsPage, summary="Findings, newest first (read:person)")
     async def get_findings(
@@ -484,5 +565,6 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             host=args.host or settings.api_host,
             port=args.port or settings.api_port,
             log_level="info",
+            timeout_graceful_shutdown=5,  # seconds: an open live stream (a page, /v1/changes) must not hold a stop
         )
     return 0

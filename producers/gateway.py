@@ -1,12 +1,14 @@
 """The HTTP ingest gateway, for agencies that cannot run a Kafka client.
 
 ``POST /v1/agencies/{agency}/datasets/{dataset}/events`` with a JSON batch and the agency's bearer token. Each record
-is validated against the dataset's registered schema; the answer lists the accepted events (with their event_id)
-and the rejected ones (with every bad field and why, or the broker's reason under ``<broker>``). An event counts as
-accepted only once the broker has acknowledged it. 400 malformed JSON, 401 no or wrong token, 403 another agency's
-dataset, 404 unknown dataset, 413 too large, 422 a batch of the wrong shape or one whose every event was rejected
-(a data error: sending it again changes nothing), 503 with ``Retry-After`` when the broker or the schema registry is
-unavailable or acknowledged none of the events (an infrastructure error: retry later).
+is validated against the dataset's registered schema, then through the dataset's mapping as the stream processor will
+(producers/mapping_check.py: a value rule, an unknown kelurahan or code is refused here, with its reason). The answer
+lists the accepted events (with their event_id) and the rejected ones (with every bad field and why, or the broker's
+reason under ``<broker>``). An event counts as accepted only once the broker has acknowledged it. 400 malformed JSON,
+401 no or wrong token, 403 another agency's dataset, 404 unknown dataset, 413 too large, 422 a batch of the wrong
+shape or one whose every event was rejected (a data error: sending it again changes nothing), 503 with
+``Retry-After`` when the broker or the schema registry is unavailable or acknowledged none of the events (an
+infrastructure error: retry later).
 
 ``GET /health`` (readiness) asks the broker and the registry, each within ``HEALTH_TIMEOUT``, and checks that the
 agencies' tokens were read: 200, or 503 naming each that is not (satubus/health.py). The tokens read once, a
@@ -37,9 +39,11 @@ from satubus.errors import BrokerUnavailable, DataError, InfrastructureError, Re
 from satubus.kafka import producer_config
 from satubus.metrics import REGISTRY
 from satubus.producers.gateway_tokens import Tokens, follow
+from satubus.producers.mapping_check import MappingCheck
 from satubus.producers.publisher import AgencyPublisher, Change, Outcome
 from satubus.registry import registry_client, require_registry
 from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.envelope import AGENCIES_DIR
 from satubus.schemas.errors import SchemaError
 from satubus.schemas.nik import mask_nik
 from satubus.serde import AvroSerde
@@ -185,6 +189,7 @@ def create_app(settings: Settings, given: Tokens | None = None) -> FastAPI:
                     system="http-gateway",
                     role=access.GATEWAY,
                     delivery_timeout=settings.gateway_ack_timeout,  # every event has its answer by then
+                    check=MappingCheck.of(agency, dataset, settings.mappings_dir or AGENCIES_DIR),
                 )
             return publisher
 
@@ -228,6 +233,9 @@ def create_app(settings: Settings, given: Tokens | None = None) -> FastAPI:
     ) -> Any:
         if caller != agency:
             raise HTTPException(403, f"agency {caller!r} may publish only to its own datasets")
+        if dataset not in datasets.get(agency, set()):  # perhaps applied since: read the catalogue again
+            load_catalogue.cache_clear()
+            datasets.update({a.code: set(a.datasets) for a in load_catalogue()})
         if dataset not in datasets.get(agency, set()):
             raise HTTPException(404, f"agency {agency!r} has no dataset {dataset!r} in the catalogue")
         if len(batch.events) > settings.gateway_max_events:

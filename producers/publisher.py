@@ -146,13 +146,17 @@ class AgencyPublisher:
         major: int = 1,
         delivery_timeout: float | None = None,
         role: str | None = None,
+        check: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         """``delivery_timeout``: seconds after which an unacknowledged event is reported failed (librdkafka's
         ``message.timeout.ms``; its default is 5 minutes). ``role``: whose Kafka identity publishes (default: the
-        agency's own, which may write only its topics; the HTTP gateway publishes as itself)."""
+        agency's own, which may write only its topics; the HTTP gateway publishes as itself). ``check``: called
+        with each valid event before it is sent; raises ``RecordRejected`` for one that must not be (e.g. one its
+        dataset's mapping rejects, producers/mapping_check.py)."""
         self.topic = settings.topic(agency_topic(agency, dataset, major))
         self.dataset = f"{agency}.{dataset}"
         self.model = agency_model(agency, dataset)
+        self._check = check
         self._encoder: Encoder = serde.encoder(value_subject(self.topic), agency_event_schema(agency, dataset))
         self._source = {"agency": agency, "system": system, "version": "1"}
         config = producer_config(settings, f"{agency}-{system}", role or access.agency_principal(agency))
@@ -249,6 +253,8 @@ class AgencyPublisher:
             "after": after,
             "before": None,
         }
+        if self._check is not None:
+            self._check(envelope)
         return self._encoder.encode(envelope)
 
     def _produce(self, key: str, value: bytes, callback: Callable[[KafkaError | None, Message], None]) -> None:

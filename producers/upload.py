@@ -20,10 +20,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from satubus.producers.mapping_check import MappingCheck
 from satubus.producers.publisher import AgencyPublisher, Change, Outcome
 from satubus.producers.sheets import Limits, SheetRefused, cell_problems, read_header, read_rows, write_report
 from satubus.registry import registry_client
-from satubus.schemas.envelope import agency_record_schema
+from satubus.schemas.envelope import AGENCIES_DIR, agency_record_schema
 from satubus.schemas.nik import mask_nik
 from satubus.schemas.record_models import FieldError, RecordRejected, validate_json
 from satubus.serde import AvroSerde
@@ -241,6 +242,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             dataset=args.dataset,
             system="upload",
             delivery_timeout=args.timeout,  # by the end of the wait, the broker answered or failed each row
+            check=MappingCheck.of(args.agency, args.dataset, settings.mappings_dir or AGENCIES_DIR),
         )
         model = publisher.model
         for start in range(0, len(rows), CHUNK):

@@ -188,6 +188,77 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("--subject", default="*", help="only subjects matching this glob (default all)")
     schemas.set_defaults(handler=_schemas)
 
+    catalogue = commands.add_parser(
+        "catalogue",
+        help="export the catalogue's publik datasets for an open-data portal (CKAN or DCAT-AP)",
+        description=(
+            "export: the Satu Data Indonesia metadata (schemas/agencies/<agency>/<dataset>.metadata.yaml) of every "
+            "dataset classified publik, as the bodies of CKAN's organization_create and package_create (ckan) or a "
+            "DCAT-AP catalogue in JSON-LD (dcat); sorted, so that two exports can be diffed. Terbatas and rahasia "
+            "datasets are never exported: stderr says how many were left out and why."
+        ),
+    )
+    catalogue.add_argument("action", choices=("export",))
+    catalogue.add_argument("--format", required=True, choices=("ckan", "dcat"), help="ckan or dcat (DCAT-AP JSON-LD)")
+    catalogue.add_argument("--output", type=Path, metavar="FILE", help="write into FILE (default: stdout)")
+    catalogue.add_argument(
+        "--catalogue-url",
+        metavar="URL",
+        help="the portal the datasets are published in: their pages and IRIs are URL/dataset/<name> "
+        "(default https://data.jakarta.go.id)",
+    )
+    catalogue.add_argument(
+        "--api-url",
+        metavar="URL",
+        help="the live API as its users reach it (default http://SATUBUS_API_HOST:SATUBUS_API_PORT)",
+    )
+    catalogue.set_defaults(handler=_lazy("satubus.catalogue_export", "main"))
+
+    dataset = commands.add_parser(
+        "dataset",
+        help="onboard a new dataset from a sample file, without Python",
+        description=(
+            "init drafts the agency's Avro schema, a mapping and the metadata from a sample (CSV, XLSX or JSON); "
+            "test shows what each sample row becomes, or why it is rejected (no Kafka needed); apply checks the draft "
+            "and puts the dataset on the bus (schemas, topics, ACLs, its table, its files), where the running "
+            "pipeline takes it up. See docs/onboarding.md."
+        ),
+    )
+    steps = dataset.add_subparsers(dest="step", required=True, metavar="STEP")
+    init = steps.add_parser(
+        "init",
+        help="draft the schema and the mapping from a sample",
+        description="Draft DIR/<agency>/<dataset>.avsc, .mapping.yaml and .metadata.yaml from a sample file: the "
+        "fields taken for a kelurahan, a NIK, a date or a time are marked # REVIEW, the texts to write ISI:.",
+    )
+    init.add_argument("agency", help="the agency's code in the catalogue, e.g. dlh")
+    init.add_argument("dataset", help="the dataset's name: lower case, words joined by _, e.g. ritase")
+    init.add_argument("--sample", type=Path, required=True, metavar="FILE", help="a .csv, .xlsx or .json sample")
+    init.add_argument("--dir", type=Path, default=Path("drafts"), help="the directory of drafts (default ./drafts)")
+    init.add_argument("--force", action="store_true", help="draft again over existing files")
+    trial = steps.add_parser(
+        "test",
+        help="dry-run a mapping over a sample",
+        description="Print, per sample row, the record the mapping makes of it or each reason it is rejected. "
+        "Exit code 1 when a row is rejected.",
+    )
+    trial.add_argument("mapping", type=Path, help="the mapping file, <agency>/<dataset>.mapping.yaml")
+    trial.add_argument("--sample", type=Path, required=True, metavar="FILE", help="a .csv, .xlsx or .json sample")
+    trial.add_argument("--json", action="store_true", help="one JSON object per row")
+    trial.add_argument("--report", type=Path, metavar="FILE", help="also write the rejections into a CSV file")
+    put = steps.add_parser(
+        "apply",
+        help="put a dataset on the bus (idempotent)",
+        description="Check the reviewed draft (no # REVIEW or ISI: left; schema, mapping and metadata valid), "
+        "register its schemas, create its topics, apply the ACLs, make its table, and install its files where the "
+        "running pipeline takes them up (SATUBUS_MAPPINGS_DIR, default the package's schemas/agencies); a step "
+        "already done changes nothing.",
+    )
+    put.add_argument("agency", help="the agency's code in the catalogue")
+    put.add_argument("dataset", help="the dataset's name")
+    put.add_argument("--dir", type=Path, default=Path("drafts"), help="the directory of drafts (default ./drafts)")
+    dataset.set_defaults(handler=_lazy("satubus.dataset", "main"))
+
     migrate = commands.add_parser(
         "migrate", help="apply the SQL migrations", description="Apply pending consumers/migrations/*.sql."
     )
@@ -297,9 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     materialize.add_argument(
         "--entity",
         default="all",
-        choices=("all", "person", "parcel", "region", "incident", "finding", "activity", "person_nik"),
-        help="entity to materialize (default all; activity: the agencies' counts behind the scoreboard; "
-        "person_nik: the clear NIKs, into the restricted schema)",
+        help="what to materialize: all (the default), person, parcel, region, incident, finding, activity (the "
+        "agencies' counts behind the scoreboard), person_nik (the clear NIKs, into the restricted schema), datasets "
+        "(every dataset that is a record of its own, those applied while it runs included) or one of them, as "
+        "<agency>.<dataset>",
     )
     materialize.set_defaults(handler=_lazy("satubus.consumers.run", "materialize"))
 

@@ -1,19 +1,19 @@
 """``satubus dataset init | test | apply``: a new dataset onboarded from a sample file, without Python.
 
-- ``init`` drafts the agency's Avro schema and a mapping from a sample (CSV, XLSX or JSON), guesses marked REVIEW;
-- ``test`` runs the mapping over a sample and prints, per row, the record it becomes or why it is rejected (no
+- ``init`` drafts, in a directory of drafts, the agency's Avro schema, a mapping and the Satu Data metadata from a
+  sample (CSV, XLSX or JSON), guesses marked REVIEW and texts to write marked ISI:;
+- ``test`` runs a mapping over a sample and prints, per row, the record it becomes or why it is rejected (no
   Kafka, no database);
-- ``apply`` checks the dataset and puts it on the bus, each step done only if not done yet: catalogue entry, schema
-  subjects, topics, ACLs, the table of a record of its own.
+- ``apply`` checks the reviewed draft and puts the dataset on the bus, each step done only if not done yet: schema
+  subjects, topics, ACLs, the table of a record of its own, and last its files, installed where the running
+  pipeline reads them (streams/live_config.py): nothing half-made reaches a worker.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import datetime as dt
-import io
 import json
 import secrets
 import sys
@@ -26,14 +26,18 @@ from satubus.errors import ConfigurationError, DataError
 from satubus.producers.sheets import Limits, read_rows, write_report
 from satubus.producers.upload import columns_of, to_record
 from satubus.schemas.catalogue import CATALOGUE_FILE, Agency, load_catalogue
-from satubus.schemas.drafting import REVIEW, draft
+from satubus.schemas.drafting import REVIEW, TO_FILL, draft
 from satubus.schemas.envelope import AGENCIES_DIR, agency_record_schema
 from satubus.schemas.mapping_spec import MappingError
+from satubus.schemas.metadata import load_metadata
 from satubus.schemas.record_models import RecordRejected, model_for
 from satubus.schemas.regions import load_regions
+from satubus.schemas.topics import TopicContract, agency_contract, record_contract
 from satubus.settings import Settings
 from satubus.streams.errors import Rejected
 from satubus.streams.mapping import DatasetMapping, Deletion, load_mapping
+
+SUFFIXES = ("avsc", "metadata.yaml", "mapping.yaml")  # a dataset's files, in the order they are installed
 
 
 @dataclass(frozen=True)
@@ -96,11 +100,16 @@ def dry_run(
     return outcomes
 
 
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    step = {"init": init, "test": test, "apply": apply}[args.step]
+    return step(args, settings)
+
+
 def init(args: argparse.Namespace, settings: Settings) -> int:
-    root = settings.mappings_dir or AGENCIES_DIR
-    folder = root / args.agency
+    folder = args.dir / args.agency
     schema_path, mapping_path = folder / f"{args.dataset}.avsc", folder / f"{args.dataset}.mapping.yaml"
-    existing = [p for p in (schema_path, mapping_path) if p.exists()]
+    metadata_path = folder / f"{args.dataset}.metadata.yaml"
+    existing = [p for p in (schema_path, mapping_path, metadata_path) if p.exists()]
     if existing and not args.force:
         raise ConfigurationError(f"{', '.join(map(str, existing))} exist(s): give --force to draft them again")
     rows = [row for _, row in read_sample(args.sample, settings)]
@@ -111,13 +120,15 @@ def init(args: argparse.Namespace, settings: Settings) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     schema_path.write_text(drafted.schema_text, encoding="utf-8")
     mapping_path.write_text(drafted.mapping, encoding="utf-8")
-    print(f"drafted {schema_path} ({len(drafted.columns)} fields) and {mapping_path}")
+    metadata_path.write_text(drafted.metadata, encoding="utf-8")
+    print(f"drafted {schema_path} ({len(drafted.columns)} fields), {mapping_path} and {metadata_path}")
     for column in drafted.columns:
         if column.notes:
             print(f"  REVIEW {column.name}: {'; '.join(column.notes)}")
     print(
-        "next: fill in the docs (ISI: ...) of the schema, check each REVIEW line of the mapping and delete its mark, "
-        f"then `satubus dataset test {mapping_path} --sample {args.sample}`"
+        "next: write each ISI: text of the schema and the metadata, check each line marked REVIEW and delete its "
+        f"mark, try it with `satubus dataset test {mapping_path} --sample {args.sample}`, then "
+        f"`satubus dataset apply {args.agency} {args.dataset} --dir {args.dir}`"
     )
     return 0
 
@@ -156,82 +167,81 @@ def _pseudonym_key(settings: Settings) -> bytes:
 
 
 def apply(args: argparse.Namespace, settings: Settings) -> int:
-    """Put ``args.agency``'s ``args.dataset`` on the bus; each step says whether it changed anything."""
-    root = settings.mappings_dir or AGENCIES_DIR
-    path = root / args.agency / f"{args.dataset}.mapping.yaml"
-    marked = [n for n, line in enumerate(_text(path).splitlines(), 1) if REVIEW in line]
-    if marked:
-        raise MappingError(
-            f"{path}: line(s) {', '.join(map(str, marked))} still carry {REVIEW}: check what was guessed there and "
-            "delete the mark"
-        )
-    mapping = load_mapping(args.agency, args.dataset, root)
-    print(f"[1/5] mapping checked: {path}")
-    print(f"[2/5] catalogue: {add_to_catalogue(args.agency, args.dataset)}")
-    _register(settings, mapping)
-    from satubus.kafka import create_topics
+    """Put the reviewed draft of ``args.agency``'s ``args.dataset`` (in ``args.dir``) on the bus. Its files are
+    installed last, into the directory the running pipeline reads: it takes the dataset up once everything it
+    needs exists."""
+    drafts = args.dir
+    live = settings.mappings_dir or AGENCIES_DIR
+    files = [drafts / args.agency / f"{args.dataset}.{suffix}" for suffix in SUFFIXES]
+    for path in files:
+        _reviewed(path)
+    known: dict[str, Agency] = {a.code: a for a in load_catalogue()}
+    if args.agency not in known:
+        raise ConfigurationError(f"no agency {args.agency!r} in the catalogue ({CATALOGUE_FILE}): check the code")
+    mapping = load_mapping(args.agency, args.dataset, drafts)
+    metadata = load_metadata(args.agency, args.dataset, drafts)
+    print(f"[1/6] checked: schema, mapping and metadata ({metadata.classification}) in {drafts / args.agency}")
+    contracts = [agency_contract(args.agency, args.dataset)]
+    if mapping.record is not None:
+        contracts.append(record_contract(mapping.record))
+    _register(settings, [c.within(settings.namespace) for c in contracts])
+    from satubus.kafka import ensure_topics
 
-    created = create_topics(settings)
-    print(f"[4/5] topics: {', '.join(created) if created else 'all existed'}")
+    created = ensure_topics(settings, [(c.within(settings.namespace).name, c.compacted) for c in contracts])
+    print(f"[3/6] topics: {', '.join(created) if created else 'all existed'}")
     from satubus import acl
 
-    plan = acl.apply(settings)
-    print(f"[5/5] ACLs: {plan}")
-    if mapping.record is not None:
-        print(f"      table: {asyncio.run(_ensure_table(settings, mapping))}")
+    print(f"[4/6] ACLs: {acl.apply(settings)}")
+    table = asyncio.run(_ensure_table(settings, mapping)) if mapping.record is not None else "none (a joined entity)"
+    print(f"[5/6] table: {table}")
+    installed = _install(files, live / args.agency)
+    print(f"[6/6] installed into {live / args.agency}: {', '.join(installed) or 'unchanged'}")
     print(
-        f"done: {args.agency} may publish {args.dataset} (agency.{args.agency}.{args.dataset}.v1); restart the stream "
-        "workers and the materializer to take it up"
+        f"done: {known[args.agency].name} may publish {args.dataset} on agency.{args.agency}.{args.dataset}.v1; "
+        "the running stream workers, materializer and API take it up by themselves within seconds"
     )
     return 0
 
 
-def _text(path: Path) -> str:
+def _install(files: list[Path], folder: Path) -> list[str]:
+    """Copy ``files`` into ``folder``, the schema first and the mapping last: a worker that looks in between sees
+    no mapping yet. Returns the names that changed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    changed = []
+    for path in files:
+        target = folder / path.name
+        text = path.read_text(encoding="utf-8")
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            staged = target.with_name(f".{target.name}.new")
+            staged.write_text(text, encoding="utf-8")
+            staged.replace(target)  # atomic: a reader sees the old file or the new one, never half of it
+            changed.append(path.name)
+    return changed
+
+
+def _reviewed(path: Path) -> None:
+    """Refuse a draft that still has a guess to check (# REVIEW) or a text to write (ISI)."""
     try:
-        return path.read_text(encoding="utf-8")
+        lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise MappingError(f"{path}: cannot read ({exc}): draft it with `satubus dataset init`") from None
+    marked = [str(n) for n, line in enumerate(lines, 1) if REVIEW in line]
+    if marked:
+        raise MappingError(
+            f"{path}: line(s) {', '.join(marked)} still carry {REVIEW}: check the guess there, then delete the mark"
+        )
+    blank = [str(n) for n, line in enumerate(lines, 1) if TO_FILL in line]
+    if blank:
+        raise MappingError(f"{path}: line(s) {', '.join(blank)} still hold an {TO_FILL!r} text: write what it asks")
 
 
-def add_to_catalogue(agency: str, dataset: str, path: Path = CATALOGUE_FILE) -> str:
-    """Add ``dataset`` to ``agency``'s datasets in the catalogue file; says what it did."""
-    known: dict[str, Agency] = {a.code: a for a in load_catalogue()}
-    if agency not in known:
-        raise ConfigurationError(f"no agency {agency!r} in the catalogue ({path}): check the code ({', '.join(known)})")
-    if dataset in known[agency].datasets:
-        return f"{agency} already lists {dataset}"
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    for n, line in enumerate(lines):
-        if line.startswith("#") or not line.strip():
-            continue
-        row = next(csv.reader([line]))
-        if row and row[0] == agency:
-            row[4] = ";".join([*filter(None, row[4].split(";")), dataset])
-            out = _csv_line(row)
-            lines[n] = out
-            break
-    path.write_text("".join(lines), encoding="utf-8")
-    load_catalogue.cache_clear()
-    return f"{dataset} added to {agency}'s datasets in {path.name}"
-
-
-def _csv_line(row: list[str]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(row)
-    return buffer.getvalue()
-
-
-def _register(settings: Settings, mapping: DatasetMapping) -> None:
+def _register(settings: Settings, contracts: list[TopicContract]) -> None:
     from satubus.registry import register_contract, registry_client, require_registry
-    from satubus.schemas.topics import agency_contract, record_contract
 
-    contracts = [agency_contract(mapping.agency, mapping.dataset)]
-    if mapping.record is not None:
-        contracts.append(record_contract(mapping.record))
     require_registry(settings)
     with registry_client(settings, admin=True) as registry:
-        reports = [register_contract(registry, c.within(settings.namespace)) for c in contracts]
-    print(f"[3/5] schemas: {'; '.join(str(r) for r in reports)}")
+        reports = [register_contract(registry, contract) for contract in contracts]
+    print(f"[2/6] schemas: {'; '.join(str(r) for r in reports)}")
     if not all(r.ok for r in reports):
         raise MappingError("the registry refused a schema: see above")
 

@@ -1,4 +1,9 @@
-"""The catalogue of the 52 agencies (``reference/agencies.csv``) and the topic contracts it implies."""
+"""The catalogue of the 52 agencies (``reference/agencies.csv``) and the topic contracts it implies.
+
+An agency publishes the datasets its row lists and every dataset whose schema is in its folder of
+``schemas/agencies/`` (``satubus dataset apply`` puts a new one there): a dataset is onboarded without editing the
+catalogue file.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, NewType
+
+from satubus.schemas.envelope import AGENCIES_DIR
 
 AgencyCode = NewType("AgencyCode", str)
 Kind = Literal["sekretariat", "inspektorat", "dinas", "satpol", "badan", "kota", "kabupaten", "biro"]
@@ -35,7 +42,7 @@ def load_catalogue() -> tuple[Agency, ...]:
             name=row["name"],
             kind=row["kind"],  # type: ignore[arg-type]  # checked below
             aliases=tuple(a for a in row["aliases"].split(";") if a),
-            datasets=tuple(d for d in row["datasets"].split(";") if d),
+            datasets=_with_own_schemas(row["code"], tuple(d for d in row["datasets"].split(";") if d)),
             integrated={"yes": True, "no": False}[row["integrated"]],
         )
         for row in rows
@@ -47,6 +54,12 @@ def load_catalogue() -> tuple[Agency, ...]:
     if len({a.code for a in agencies}) != len(agencies):
         raise ValueError(f"{CATALOGUE_FILE}: agency codes are not unique")
     return agencies
+
+
+def _with_own_schemas(code: str, listed: tuple[str, ...]) -> tuple[str, ...]:
+    """``listed`` and, after them, the datasets with a schema in the agency's own folder (sorted)."""
+    own = sorted(path.stem for path in (AGENCIES_DIR / code).glob("*.avsc"))
+    return (*listed, *(dataset for dataset in own if dataset not in listed))
 
 
 def agency(code: str) -> Agency:

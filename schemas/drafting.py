@@ -17,7 +17,8 @@ from satubus.schemas.nik import InvalidNik, parse_nik
 from satubus.schemas.regions import Regions
 
 REVIEW = "# REVIEW"  # the mark of a guess in a draft
-TO_DESCRIBE = "ISI: arti kolom ini (what this field means)."  # the doc of a field nobody has described yet
+TO_FILL = "ISI:"  # the start of a text a person must write ("isi": fill in)
+TO_DESCRIBE = f"{TO_FILL} arti kolom ini (what this field means)."  # the doc of a field nobody has described yet
 SHARE_TO_GUESS = 0.8  # of a column's non-empty values that must fit a guess
 DATE_FORMATS = ("%Y-%m-%d", "%d-%m-%Y", "%d/%m/%Y")
 DATETIME_FORMATS = (
@@ -51,6 +52,7 @@ class Column:
 class Draft:
     schema: dict[str, Any]
     mapping: str  # YAML text, with its # REVIEW marks
+    metadata: str  # the Satu Data Indonesia metadata (schemas/metadata.py), YAML text with its # REVIEW marks
     columns: tuple[Column, ...]
 
     @property
@@ -84,7 +86,9 @@ def draft(agency: str, dataset: str, rows: Sequence[dict[str, Any]], regions: Re
         "doc": f"ISI: what one record of {agency}'s {dataset} is.",
         "fields": [_avro_field(c) for c in columns],
     }
-    return Draft(schema, _mapping_text(agency, dataset, columns, key), columns)
+    return Draft(
+        schema, _mapping_text(agency, dataset, columns, key), _metadata_text(agency, dataset, columns), columns
+    )
 
 
 def _column(header: str, cells: list[Any], regions: Regions, today: dt.date) -> Column:
@@ -197,6 +201,39 @@ def _mapping_text(agency: str, dataset: str, columns: tuple[Column, ...], key: C
         "# Value rules, e.g.: {from: tonase, min: 0, max: 30}; {from: jenis, one_of: [A, B]}; and over two fields:",
         "# checks:",
         "#   - rule: arrived_at >= departed_at",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _metadata_text(agency: str, dataset: str, columns: tuple[Column, ...]) -> str:
+    places = [c.name for c in columns if c.kind == "kelurahan"]
+    personal = any(c.kind == "nik" for c in columns)
+    lines = [
+        f"# Satu Data Indonesia metadata of {agency}'s {dataset}; schemas/metadata.py explains each field.",
+        "# Drafted by `satubus dataset init`: write each ISI: text, check each line marked REVIEW, delete the mark.",
+        f"title: '{TO_FILL} judul dataset'  {REVIEW}",
+        f"description: '{TO_FILL} apa isi satu baris, dan apakah memuat data pribadi.'  {REVIEW}",
+        "walidata: diskominfotik",
+        f"periodicity: harian  {REVIEW}: real-time, harian, mingguan, bulanan, triwulanan, semesteran, tahunan or "
+        "tidak-tentu",
+        f"classification: terbatas  {REVIEW}: publik (open data, no personal data), terbatas or rahasia"
+        + ("; the NIK makes it terbatas at least" if personal else ""),
+        "licence: tidak-terbuka  # for a publik dataset an open licence: CC-BY-4.0, CC-BY-SA-4.0, CC0-1.0 or ODbL-1.0",
+        "reference_codes:" + ("" if places else " []"),
+    ]
+    if places:
+        lines += [
+            "  - name: Kode dan nama wilayah kelurahan Kemendagri",
+            "    source: Kepmendagri 300.2.2-2138/2025",
+            f"    fields: [{', '.join(places)}]",
+        ]
+    lines += [
+        "contact:",
+        f"  name: '{TO_FILL} nama unit yang menjawab pertanyaan tentang dataset'  {REVIEW}",
+        f"  email: {field_name(agency)}@jakarta.go.id  {REVIEW}",
+        f"keywords: [{field_name(dataset)}, {field_name(agency)}]  {REVIEW}",
+        'spatial: ["31"]',
         "",
     ]
     return "\n".join(lines)

@@ -54,11 +54,11 @@ from satubus.schemas.topics import (
 )
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
-from satubus.streams import changelog_keys, commit_guard
+from satubus.streams import changelog_keys, commit_guard, live_config
 from satubus.streams.delivery import BATCH_ITEMS, Delivery
 from satubus.streams.joins import JOINS
 from satubus.streams.mapping import DatasetMapping, discover_mappings
-from satubus.streams.metrics import Meter
+from satubus.streams.metrics import CONFIGURATION, Meter
 from satubus.streams.ownership import StuckPartitions, owned
 from satubus.streams.processor import EntityJoiner, Input, Joiner, Normalizer, RegionJoiner, Result, StateView
 
@@ -120,8 +120,13 @@ def build_app(settings: Settings) -> faust.App:
         broker_max_poll_records=settings.stream_batch_size,
     )
     serde = AvroSerde(registry_client(settings))
-    mappings = discover_mappings(settings.mappings_dir or AGENCIES_DIR)
+    root = settings.mappings_dir or AGENCIES_DIR
+    running = live_config.fingerprint(root)  # before loading: a change while loading is seen at the next look
+    mappings = discover_mappings(root)
     Adapter(app, settings, serde, key).install(mappings)
+    CONFIGURATION.labels(running).set(1)
+    watch = live_config.ConfigurationWatch(root, running, discover_mappings)
+    app.timer(live_config.LOOK_SECONDS)(watch.look)
     return app
 
 

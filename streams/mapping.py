@@ -91,6 +91,11 @@ class DatasetMapping:
     def _compiled(self) -> _CompiledMapping:
         return _compile(self.spec)
 
+    @cached_property
+    def _zone(self) -> ZoneInfo:
+        """The agency's time zone: a date it writes is in the future once it is past today there."""
+        return ZoneInfo(self.spec.timezone)
+
     def apply(
         self, event: MappingType[str, Any], *, regions: Regions, pseudonym_key: bytes, now: dt.datetime
     ) -> BaseModel | Deletion:
@@ -106,7 +111,7 @@ class DatasetMapping:
         if occurred_at > latest:
             raise Rejected("occurred_at", "future_event", f"event time {occurred_at.isoformat()} is in the future")
         compiled = self._compiled
-        run = _Run(regions, pseudonym_key, now.date(), latest)
+        run = _Run(regions, pseudonym_key, now.astimezone(self._zone).date(), latest)
         if event["op"] == "d" or event["after"] is None:
             if self.spec.part is not None:
                 return Deletion(self.entity, None)

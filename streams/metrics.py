@@ -132,3 +132,18 @@ def _joined(outcomes: Tallied) -> None:
             PARTS_DROPPED.labels(entity, reason).inc(n)
         elif status == "invalid":
             EVENTS_INVALID.labels("bus", entity, stage, reason).inc(n)
+
+
+CONFIGURATION = Gauge(
+    "configuration_info",
+    "The configuration (mappings, schemas, code lists, catalogue) this worker runs with: 1 for its fingerprint",
+    ["fingerprint"],
+    namespace=NAMESPACE,
+    registry=REGISTRY,
+)
+CONFIGURATION_REFUSED = Counter(
+    "configuration_refused",
+    "New configurations that did not load and were not taken up (the log says why)",
+    namespace=NAMESPACE,
+    registry=REGISTRY,
+)

@@ -13,6 +13,7 @@ import uvloop
 
 from satubus import health, metrics
 from satubus.settings import Settings
+from satubus.streams import live_config
 from satubus.streams.app import build_app
 
 WORKER = "stream worker"  # how its /health names the worker while it starts
@@ -32,7 +33,11 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     if args.loglevel:  # instead of SATUBUS_LOG_LEVEL; the worker leaves the logging that satubus set up alone
         logging.getLogger().setLevel(args.loglevel)
     worker = faust.Worker(app, override_logging=False)
-    worker.execute_from_commandline()  # exits the process (SystemExit) when the worker stops
+    try:
+        worker.execute_from_commandline()  # exits the process (SystemExit) when the worker stops
+    finally:
+        if live_config.RESTART.requested:  # stopped to take up new configuration: run again, same pid
+            live_config.restart()
     return 0
 
 

@@ -26,6 +26,8 @@ from satubus.settings import Settings, get_settings
 
 COMMANDS = [
     "stack",
+    "catalogue",
+    "dataset",
     "topics",
     "acl",
     "agency",

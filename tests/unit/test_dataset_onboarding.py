@@ -11,6 +11,7 @@ import pytest
 
 from satubus.cli import main
 from satubus.schemas.drafting import REVIEW, draft, field_name
+from satubus.schemas.metadata import load_metadata
 from satubus.schemas.regions import load_regions
 from satubus.settings import get_settings
 
@@ -58,17 +59,25 @@ def test_a_sample_without_a_possible_key_is_refused() -> None:
 def test_init_then_test_shows_each_row_and_apply_refuses_a_draft_still_marked(
     agencies: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["dataset", "init", "dlh", "ritase", "--sample", str(SAMPLE)]) == 0
+    assert main(["dataset", "init", "dlh", "ritase", "--sample", str(SAMPLE), "--dir", str(agencies)]) == 0
     mapping = agencies / "dlh" / "ritase.mapping.yaml"
     assert REVIEW in mapping.read_text(encoding="utf-8")
-    assert main(["dataset", "init", "dlh", "ritase", "--sample", str(SAMPLE)]) == 2  # exists: --force
+    again = ["dataset", "init", "dlh", "ritase", "--sample", str(SAMPLE), "--dir", str(agencies)]
+    assert main(again) == 2  # the draft exists: --force to draft it again
     capsys.readouterr()
 
-    assert main(["dataset", "apply", "dlh", "ritase"]) != 0
-    assert "still carry # REVIEW" in capsys.readouterr().err
+    # apply refuses each file until it is reviewed: the schema's docs, then the metadata, then the mapping's guesses.
+    assert main(["dataset", "apply", "dlh", "ritase", "--dir", str(agencies)]) != 0
+    assert "ritase.avsc: line(s) 5, 7, 8" in capsys.readouterr().err
+    reviewed("ritase.avsc", agencies)
+    assert main(["dataset", "apply", "dlh", "ritase", "--dir", str(agencies)]) != 0
+    assert "ritase.metadata.yaml: line(s) 3, 4, 6, 7, 14, 15, 16 still carry # REVIEW" in capsys.readouterr().err
+    reviewed("ritase.metadata.yaml", agencies)
+    assert main(["dataset", "apply", "dlh", "ritase", "--dir", str(agencies)]) != 0
+    assert "ritase.mapping.yaml: line(s) 12, 14, 17, 18 still carry # REVIEW" in capsys.readouterr().err
+    reviewed("ritase.mapping.yaml", agencies)  # with its value rules: three of the six rows break one
+    assert load_metadata("dlh", "ritase", agencies).classification == "terbatas"
 
-    # The reviewed mapping of the worked example, with its value rules: three of the six rows break one.
-    mapping.write_text((EXAMPLE / "ritase.mapping.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     report = agencies / "rejected.csv"
     assert main(["dataset", "test", str(mapping), "--sample", str(SAMPLE), "--json", "--report", str(report)]) == 1
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -79,6 +88,11 @@ def test_init_then_test_shows_each_row_and_apply_refuses_a_draft_still_marked(
     assert rows[3]["problems"] == ["tonase: rule min: -2 is below 0 [out_of_range]"]
     assert "[failed_rule]" in rows[4]["problems"][0] and "[unknown_region]" in rows[5]["problems"][0]
     assert report.read_text(encoding="utf-8").splitlines()[0] == "row,problem"
+
+
+def reviewed(name: str, agencies: Path) -> None:
+    """The worked example's file, as a person leaves it after reviewing the draft."""
+    (agencies / "dlh" / name).write_text((EXAMPLE / name).read_text(encoding="utf-8"), encoding="utf-8")
 
 
 def test_a_row_that_does_not_fit_the_schema_names_the_field(agencies: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -176,3 +176,24 @@ def test_the_table_has_a_typed_column_per_field_and_the_key_as_primary_key(root:
 )
 def test_column_types(avro: Any, column: str) -> None:
     assert column_type(avro) == column
+
+
+def test_a_date_of_today_in_jakarta_is_not_in_the_future_before_seven_in_the_morning(root: Path) -> None:
+    def dated(spec: dict[str, Any]) -> None:
+        spec["fields"]["departed_at"] = {"from": "waktu_berangkat", "date": "%Y-%m-%d", "not_future": True}
+        spec["checks"] = []
+
+    edit(root, dated)
+    mapping = load_mapping("dlh", "ritase", root)
+    early = dt.datetime(2026, 11, 30, 0, 30, tzinfo=dt.UTC) - dt.timedelta(hours=1)  # 06:30 WIB, 30 November
+    event = {"event_id": "e", "op": "c", "occurred_at": early, "key": "k", "version": 1}
+    row = {**rows()[0], "waktu_berangkat": "2026-11-30"}
+    record = mapping.apply({**event, "after": row}, regions=load_regions(), pseudonym_key=KEY, now=early)
+    assert record.model_dump()["departed_at"] == dt.date(2026, 11, 30)
+    with pytest.raises(Rejected, match="future"):
+        mapping.apply(
+            {**event, "after": {**row, "waktu_berangkat": "2026-12-01"}},
+            regions=load_regions(),
+            pseudonym_key=KEY,
+            now=early,
+        )

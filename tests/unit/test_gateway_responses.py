@@ -33,7 +33,7 @@ def incident(i: int) -> dict[str, Any]:
     return {
         "id_kejadian": f"G-{i}",
         "jenis": "KEBAKARAN",
-        "kelurahan": "Tanah Abang",
+        "kelurahan": "Kebon Melati",
         "status": "SELESAI",
         "waktu_kejadian": "2026-11-28T03:04:05+00:00",
         "pengungsi": i,
@@ -147,3 +147,17 @@ def test_occurred_at_and_event_id_reach_the_envelope(client: TestClient, fakes: 
     assert (envelope["event_id"], envelope["op"]) == (event_id, "r")
     assert envelope["occurred_at"] == dt.datetime(2026, 11, 28, 3, tzinfo=dt.UTC)
     assert envelope["after"]["waktu_kejadian"] == dt.datetime(2026, 11, 28, 3, 4, 5, tzinfo=dt.UTC)
+
+
+def test_an_event_its_mapping_rejects_is_refused_with_the_reason_and_not_sent(client: TestClient, fakes: Fakes) -> None:
+    batch = events(3)
+    batch[1]["record"] = incident(1) | {"kelurahan": "Kelurahan Antah"}  # no such kelurahan in DKI Jakarta
+    batch[2]["record"] = incident(2) | {"jenis": "METEOR"}  # not in BPBD's code list
+    response = client.post(URL, json={"events": batch}, headers=AUTH)
+    assert response.status_code == 200
+    body = response.json()
+    assert [a["index"] for a in body["accepted"]] == [0]
+    errors = {r["index"]: r["errors"] for r in body["rejected"]}
+    assert errors[1][0]["field"] == "kelurahan" and "[unknown_region]" in errors[1][0]["reason"]
+    assert errors[2][0]["field"] == "jenis" and "[unknown_code]" in errors[2][0]["reason"]
+    assert [key for _, key, _ in fakes.produced] == [b"G-0"]  # only the event the mapping takes was sent

@@ -1,0 +1,138 @@
+"""A new kind of record onboarded without Python, against the real stack: DLH's waste-collection trips
+(docs/examples/dlh-ritase) go from ``satubus dataset init`` to rows in their own table, the rejected rows
+readable by the agency in the dead letters.
+
+The stream worker and the materializer run from the start and are never restarted by hand. ``apply`` installs the
+dataset's files where a user's go, in schemas/agencies/dlh/; they are removed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from satubus.consumers.migrate import recreate
+from satubus.database import dsn as owner_dsn
+from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.envelope import AGENCIES_DIR
+from satubus.settings import Settings
+from tests.integration.conftest import Pipeline, _reset_topics, run_satubus
+
+EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "dlh-ritase"
+FOLDER = AGENCIES_DIR / "dlh"
+FILES = ("ritase.avsc", "ritase.mapping.yaml", "ritase.metadata.yaml")
+PATIENCE = 180.0  # seconds for the rows to reach the view
+
+
+@pytest.fixture
+def clean_bus(bus: Settings) -> Iterator[Settings]:
+    """A clean bus, and no ritase files left behind whatever happens."""
+    assert not any((FOLDER / name).exists() for name in FILES), f"{FOLDER} already has ritase files: remove them"
+    _reset_topics(bus)
+    asyncio.run(recreate(owner_dsn(bus)))
+    try:
+        yield bus
+    finally:
+        for name in FILES:
+            (FOLDER / name).unlink(missing_ok=True)
+        load_catalogue.cache_clear()
+
+
+def satubus(settings: Settings, *args: str, expect: int = 0) -> str:
+    done = run_satubus(settings, *args)
+    assert done.returncode == expect, f"satubus {' '.join(args)}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+async def rows(settings: Settings) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(owner_dsn(settings))
+    try:
+        return [dict(r) for r in await conn.fetch("SELECT * FROM datasets.dlh__ritase ORDER BY trip_id")]
+    except asyncpg.UndefinedTableError:  # not applied yet
+        return []
+    finally:
+        await conn.close()
+
+
+def test_waste_collection_trips_from_a_sample_to_rows_in_the_view_without_a_restart(
+    clean_bus: Settings, tmp_path: Path
+) -> None:
+    settings = clean_bus
+    logs = settings.state_dir.resolve() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    pipeline = Pipeline(settings, logs)  # running before the dataset exists, and never restarted by hand
+    pipeline.start("stream")
+    pipeline.start("materialize")
+    stream_log = pipeline.log("stream")
+    try:
+        steps = onboard(settings, tmp_path, pipeline)
+        letters = letters_of(settings, time.monotonic() + PATIENCE)
+        found = asyncio.run(rows(settings))
+        assert pipeline.processes["stream"].poll() is None  # the same process (same pid) took the dataset up
+        assert b"configuration changed" in stream_log.read_bytes()
+    finally:
+        codes = pipeline.stop()
+    assert all(code == 0 for code in codes.values()), f"unclean exit {codes}; see {logs}"
+
+    assert [r["trip_id"] for r in found] == ["RT-2026-000101", "RT-2026-000102", "RT-2026-000103"]
+    first = found[0]
+    assert (first["kelurahan_code"], first["waste_kind"], first["tonnes"]) == ("31.71.01.1001", "ORGANIC", 7.4)
+    assert first["departed_at"].isoformat() == "2026-11-29T22:10:00+00:00"  # 05:10 WIB
+    assert len(first["driver_id"]) == 64 and "3171011505850001" not in json.dumps(found, default=str)
+    assert sorted(letter["reason"] for letter in letters) == ["failed_rule", "out_of_range", "unknown_region"]
+    assert steps[-1][1] < 600, f"onboarding took {steps[-1][1]:.0f}s, more than 10 minutes"
+    print("onboarding, seconds from init:", ", ".join(f"{name} {at:.1f}" for name, at in steps))
+
+
+def onboard(settings: Settings, tmp_path: Path, pipeline: Pipeline) -> list[tuple[str, float]]:
+    """The steps of docs/onboarding.md, as the agency's IT staff run them; the time each one ended."""
+    started = time.monotonic()
+    steps: list[tuple[str, float]] = []
+    sample, drafts = tmp_path / "ritase.csv", tmp_path / "drafts"
+    shutil.copy(EXAMPLE / "ritase.csv", sample)
+
+    out = satubus(settings, "dataset", "init", "dlh", "ritase", "--sample", str(sample), "--dir", str(drafts))
+    assert "REVIEW kelurahan" in out and "REVIEW nik_pengemudi" in out
+    out = satubus(settings, "dataset", "apply", "dlh", "ritase", "--dir", str(drafts), expect=1)
+    assert "ISI:" in out  # a draft is not applied
+    steps.append(("init", time.monotonic() - started))
+    for name in FILES:  # the review: docs written, guesses checked, value rules added
+        shutil.copy(EXAMPLE / name, drafts / "dlh" / name)
+    mapping = drafts / "dlh" / "ritase.mapping.yaml"
+    out = satubus(settings, "dataset", "test", str(mapping), "--sample", str(sample), expect=1)
+    assert "6 row(s): 3 ok, 3 rejected" in out
+    steps.append(("review and test", time.monotonic() - started))
+    out = satubus(settings, "dataset", "apply", "dlh", "ritase", "--dir", str(drafts))
+    assert "datasets.dlh__ritase up to date" in out and "ritase.mapping.yaml" in out
+    out = satubus(settings, "dataset", "apply", "dlh", "ritase", "--dir", str(drafts))  # again: nothing to do
+    assert "installed into" in out and ": unchanged" in out
+    steps.append(("apply", time.monotonic() - started))
+
+    satubus(settings, "upload", "--agency", "dlh", "--dataset", "ritase", "--key", "id_ritase", str(sample), expect=0)
+    steps.append(("upload", time.monotonic() - started))
+    deadline = time.monotonic() + PATIENCE
+    while len(found := asyncio.run(rows(settings))) < 3:
+        pipeline.assert_running()
+        assert time.monotonic() < deadline, f"{len(found)} of 3 trips in the view after {PATIENCE:.0f}s"
+        time.sleep(1)
+    steps.append(("rows in the view", time.monotonic() - started))
+    return steps
+
+
+def letters_of(settings: Settings, deadline: float) -> list[dict[str, Any]]:
+    """dlh's dead letters of ritase, as the agency reads them (``satubus dlq inspect --agency``)."""
+    while True:
+        out = run_satubus(settings, "dlq", "inspect", "--agency", "dlh", "--json", "--limit", "0").stdout
+        letters = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        letters = [letter for letter in letters if "ritase" in json.dumps(letter)]
+        if len(letters) >= 3 or time.monotonic() > deadline:
+            return letters
+        time.sleep(1)

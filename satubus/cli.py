@@ -166,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     credentials.add_argument("--token", metavar="ID", help="revoke only this token (default: all, and the Kafka user)")
     credentials.add_argument("--by", help="who does this (default: the current user)")
+    onboard = groups.add_parser(
+        "onboard",
+        help="issue an agency's credentials and print its onboarding sheet (Bahasa Indonesia)",
+        description="Issue the agency's Kafka password and a gateway token, apply its ACLs, and print, in Bahasa "
+        "Indonesia, what its IT staff need: the credentials (shown once), the addresses, its topics and the first "
+        "commands.",
+    )
+    onboard.add_argument("code", help="the agency's code in the catalogue, e.g. dlh")
+    onboard.add_argument("--by", help="who does this (default: the current user)")
     for action, text in (("block", "cut an agency off the bus"), ("unblock", "let a blocked agency back in")):
         switch = groups.add_parser(action, help=text, description=text)
         switch.add_argument("code", help="the agency's code in the catalogue")

@@ -1,4 +1,6 @@
-"""``satubus agency credentials issue|rotate|revoke|list <code>`` and ``satubus agency block|unblock <code>``.
+"""``satubus agency onboard <code>``, ``satubus agency credentials issue|rotate|revoke|list <code>`` and
+``satubus agency block|unblock <code>``. ``onboard`` issues credentials and prints, in Bahasa Indonesia, what the
+agency's IT staff need: the credentials, the addresses, the topics they may write and the first commands.
 
 An agency has one Kafka identity (``agency-<code>``: a SCRAM-SHA-512 user that may write only its own topics) and
 any number of gateway tokens. Both are printed once, when issued; Kafka keeps a salted SCRAM verifier, PostgreSQL
@@ -25,7 +27,9 @@ import asyncpg
 
 from satubus import access, acl, database, tokens
 from satubus.kafka import admin_client
+from satubus.schemas.catalogue import Agency
 from satubus.schemas.catalogue import agency as catalogue_agency
+from satubus.schemas.topics import agency_topic
 from satubus.secrets import LocalSecrets
 from satubus.settings import Settings
 
@@ -37,6 +41,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         print(f"satubus agency: {exc.args[0]}", file=sys.stderr)
         return 2
     by = args.by or getpass.getuser()
+    if args.command_group == "onboard":
+        return _onboard(args, settings, by)
     if args.command_group == "credentials":
         return _credentials(args, settings, by)
     if args.action == "block":
@@ -103,6 +109,51 @@ def _credentials(args: argparse.Namespace, settings: Settings, by: str) -> int:
     if local:
         print(f"  (the local stack's processes now use the new Kafka password, from {settings.secrets_dir})")
     return 0
+
+
+def _onboard(args: argparse.Namespace, settings: Settings, by: str) -> int:
+    """Issue the agency's first credentials (or new ones) and print what its IT staff need, in Bahasa Indonesia."""
+    user = access.principal(settings.namespace, access.agency_principal(args.code))
+    password = secrets.token_urlsafe(24)
+    acl.set_password(admin_client(settings), user, password)
+    acl.apply(settings)  # its topics' ACLs, if the agency is new to the cluster
+    issued = asyncio.run(add_token(settings, args.code, by))
+    _update_local(settings, user, password)
+    print(onboarding_sheet(catalogue_agency(args.code), settings, user, password, issued))
+    return 0
+
+
+def onboarding_sheet(agency: Agency, settings: Settings, user: str, password: str, issued: tokens.Issued) -> str:
+    """What an agency's IT staff need to publish, in Bahasa Indonesia: credentials (shown once), addresses, their
+    topics, and the first commands."""
+    gateway = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    topics = (
+        "\n".join(f"    {settings.topic(agency_topic(agency.code, d))}" for d in agency.datasets) or "    (belum ada)"
+    )
+    dataset = agency.datasets[0] if agency.datasets else "<dataset>"
+    return f"""\
+Lembar orientasi {agency.name} ({agency.code}) untuk Satu Data Bus
+Kredensial di bawah ini hanya ditampilkan SEKALI: simpan di tempat aman (yang disimpan bus hanya digest-nya).
+
+1. Gateway HTTP (untuk sistem yang tidak memakai klien Kafka)
+   Alamat : {gateway}/v1/agencies/{agency.code}/datasets/<dataset>/events
+   Header : Authorization: Bearer {issued.token}
+   (id token {issued.token_id}; minta token baru kepada operator bus bila bocor)
+
+2. Kafka (untuk sistem yang memakai klien Kafka)
+   Bootstrap : {settings.kafka_bootstrap}   (TLS, SASL SCRAM-SHA-512)
+   Username  : {user}
+   Password  : {password}
+   Topic yang boleh Anda tulis:
+{topics}
+
+3. Langkah pertama
+   satubus dataset init {agency.code} <dataset> --sample contoh.csv     (dataset baru dari contoh data)
+   satubus upload --agency {agency.code} --dataset {dataset} --key <kolom kunci> data.csv
+   Status integrasi Anda: http://{settings.api_host}:{settings.api_port}/  (papan skor)
+
+Panduan lengkap: docs/id/onboarding.md, docs/id/gateway-and-upload.md, docs/id/rejections.md
+"""
 
 
 async def add_token(settings: Settings, agency: str, by: str, expires: dt.datetime | None = None) -> tokens.Issued:

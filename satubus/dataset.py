@@ -30,7 +30,7 @@ from satubus.schemas.drafting import REVIEW, TO_FILL, draft
 from satubus.schemas.envelope import AGENCIES_DIR, agency_record_schema
 from satubus.schemas.mapping_spec import MappingError
 from satubus.schemas.metadata import load_metadata
-from satubus.schemas.record_models import RecordRejected, model_for
+from satubus.schemas.record_models import RecordRejected, model_for, validate_json
 from satubus.schemas.regions import load_regions
 from satubus.schemas.topics import TopicContract, agency_contract, record_contract
 from satubus.settings import Settings
@@ -74,11 +74,12 @@ def dry_run(
     """Each row as the bus would take it: fitted to the agency's schema (as ``satubus upload`` does), then through
     the mapping."""
     columns, model, regions = columns_of(schema), model_for(schema), load_regions()
+    name = f"{mapping.agency}.{mapping.dataset}"
     key_source = (mapping.spec.fields[mapping.spec.key].sources or [mapping.spec.key])[0]
     outcomes = []
     for number, row in rows:
         try:
-            after = model.model_validate_json(json.dumps(to_record(row, columns, {}))).model_dump()
+            after = validate_json(model, json.dumps(to_record(row, columns, {})), name)
             envelope = {
                 "event_id": uuid.uuid4(),
                 "op": "c",
@@ -92,8 +93,6 @@ def dry_run(
             outcomes.append(RowOutcome(number, None, tuple(f"{e.field}: {e.reason} [schema]" for e in exc.errors)))
         except Rejected as exc:
             outcomes.append(RowOutcome(number, None, (f"{exc} [{exc.reason}]",)))
-        except ValueError as exc:  # the agency model's own errors, in pydantic's words
-            outcomes.append(RowOutcome(number, None, (f"{str(exc).splitlines()[0]} [schema]",)))
         else:
             assert not isinstance(record, Deletion)
             outcomes.append(RowOutcome(number, record.model_dump(mode="json")))

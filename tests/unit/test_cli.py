@@ -213,3 +213,17 @@ def test_stream_loglevel_sets_the_log_level(tmp_path: Path, monkeypatch: pytest.
         root.setLevel(before)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["stream", "--loglevel", "loud"])
+
+
+def test_the_onboarding_sheet_is_in_bahasa_indonesia_and_holds_what_the_agency_needs() -> None:
+    from satubus.credentials import onboarding_sheet
+    from satubus.schemas.catalogue import agency
+    from satubus.settings import Settings
+    from satubus.tokens import issue
+
+    issued = issue()
+    sheet = onboarding_sheet(agency("bpbd"), Settings(namespace="kota"), "kota.agency-bpbd", "s3cret", issued)
+    assert "hanya ditampilkan SEKALI" in sheet and "Topic yang boleh Anda tulis" in sheet
+    assert f"Authorization: Bearer {issued.token}" in sheet and "s3cret" in sheet
+    assert "kota.agency.bpbd.kejadian.v1" in sheet and "kota.agency.bpbd.layanan.v1" in sheet
+    assert "satubus dataset init bpbd" in sheet and "docs/id/onboarding.md" in sheet

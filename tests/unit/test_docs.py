@@ -218,7 +218,7 @@ def test_the_command_finder_tells_a_command_from_a_name() -> None:
     text = (
         "```sh\n.venv/bin/satubus dataset test drafts/dlh/ritase.mapping.yaml --sample x.csv\n```\n"
         "`satubus dlq inspect --agency dlh`, `satubus agency credentials issue dlh`, `satubus upload --key id a.csv`,\n"
-        "`satubus_api`, `satubus.cli`, `satubus-gateway`, `satubus/dataset.py`, `satubus agency onboard dlh`\n"
+        "`satubus_api`, `satubus.cli`, `satubus-gateway`, `satubus/dataset.py`, `satubus agency enrol dlh`\n"
     )
     found: dict[str, str | None] = {}
     for code in code_of(text):

@@ -18,7 +18,7 @@ import json
 import secrets
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +180,8 @@ def apply(args: argparse.Namespace, settings: Settings) -> int:
     mapping = load_mapping(args.agency, args.dataset, drafts)
     metadata = load_metadata(args.agency, args.dataset, drafts)
     print(f"[1/6] checked: schema, mapping and metadata ({metadata.classification}) in {drafts / args.agency}")
-    contracts = [agency_contract(args.agency, args.dataset)]
+    # The agency topic's contract, with the schema of the draft (the package's schemas/agencies has none yet).
+    contracts = [replace(agency_contract(args.agency, args.dataset), schema=lambda: mapping.envelope)]
     if mapping.record is not None:
         contracts.append(record_contract(mapping.record))
     _register(settings, [c.within(settings.namespace) for c in contracts])

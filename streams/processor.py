@@ -237,7 +237,10 @@ class Normalizer:
                 result.send_finding(unknown_region(agency, mapping.dataset, exc.value, envelope["occurred_at"]))
             state.put(state_key, message.partition, remember_rejected(before, event_id).encode())
             return "invalid", exc.reason
-        verdict = admit(before, event_id, envelope["version"])
+        verdict = admit(before, event_id, envelope["version"], message.offset)
+        if verdict == "superseded":  # valid in its topic's order, read late: already replaced by a newer version
+            linked = mapping.spec.part is None or (before is not None and before.routed_to is not None)
+            return ("accepted", None) if linked else ("dropped", "unlinked")
         if verdict != "new":
             return "dropped", verdict
         previous = before.routed_to if before else None
@@ -247,7 +250,8 @@ class Normalizer:
         else:
             routed_to = self._entity(mapping, envelope, record, previous, result)
             status = "accepted"
-        state.put(state_key, message.partition, remember(before, event_id, envelope["version"], routed_to).encode())
+        remembered = remember(before, event_id, envelope["version"], routed_to, message.offset)
+        state.put(state_key, message.partition, remembered.encode())
         return status, None if status == "accepted" else "unlinked"
 
     def _part(

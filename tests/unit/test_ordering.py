@@ -34,3 +34,13 @@ def test_a_dead_lettered_event_is_remembered_without_touching_the_applied_versio
     assert KeyState.decode(state.encode()) == state
     assert dead_lettered_before(remember(state, "c", 4), "bad")
     assert not dead_lettered_before(None, "bad")
+
+
+def test_an_older_version_read_late_is_superseded_and_one_sent_late_is_stale() -> None:
+    applied = remember(None, "e2", 2, offset=150)  # version 2 was published at offset 150 and applied
+    assert admit(applied, "e1", 1, offset=100) == "superseded"  # published before it, read after it (#596)
+    assert admit(applied, "e1", 1, offset=160) == "stale"  # the agency sent it after the newer one
+    assert admit(applied, "e1", 1) == "stale"  # no offset to tell
+    assert admit(remember(None, "e2", 2), "e1", 1, offset=100) == "stale"  # state from before offsets were kept
+    assert KeyState.decode(applied.encode()) == applied
+    assert KeyState.decode(b'{"v": 2, "ids": ["e2"]}') == KeyState(2, ("e2",))  # older state still reads

@@ -855,5 +855,40 @@ def main(command: str, settings: Settings) -> int:
         print(f"{'service':<10}{'port':>7}  {'pid':>8}  state")
         for name, port, pid, state in rows:
             print(f"{name:<10}{port:>7}  {pid or '-':>8}  {state}")
+        print(f"\n{'process':<12}{'port':>5}  /health")
+        for name, port, health in process_health(settings):
+            print(f"{name:<12}{port:>5}  {health}")
         return 0 if all(state == "ready" for *_, state in rows) else 3
     return 0
+
+
+def process_health(settings: Settings) -> list[tuple[str, int, str]]:
+    """What the ``/health`` of each of the bus's processes on this machine says: ready, or its first problem, or
+    that nothing answers (not running). The exit code of ``status`` is the services' alone: the processes are the
+    bus's, started by ``satubus demo`` or by hand."""
+    processes = (
+        ("stream", settings.metrics_host, settings.stream_metrics_port),
+        ("materialize", settings.metrics_host, settings.materializer_metrics_port),
+        ("api", settings.api_host, settings.api_port),
+        ("gateway", settings.gateway_host, settings.gateway_port),
+    )
+    return [(name, port, _health(host, port)) for name, host, port in processes]
+
+
+def _health(host: str, port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=2) as response:
+            body = json.load(response)
+    except urllib.error.HTTPError as exc:  # 503: not ready, and why
+        with exc:
+            try:
+                body = json.load(exc)
+            except ValueError:
+                return f"HTTP {exc.code}"
+    except (OSError, ValueError):
+        return "not running"
+    problems = body.get("problems") or []
+    if not problems:
+        return str(body.get("status", "ok"))
+    first = problems[0]
+    return f"{body.get('status', 'unhealthy')}: {first.get('detail', first) if isinstance(first, dict) else first}"

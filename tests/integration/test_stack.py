@@ -19,8 +19,12 @@ SATUBUS = str(Path(sys.executable).with_name("satubus"))
 def test_status_shows_every_service_ready_with_port_and_pid(stack: Stack) -> None:
     result = subprocess.run([SATUBUS, "stack", "status"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
+    services, processes = result.stdout.split("\n\n")
+    lines = {line.split()[0]: line.split() for line in services.splitlines()[1:]}
     assert set(lines) == {"kafka", "registry", "postgres", "prometheus"}
+    # The bus's own processes: none runs here, and each says so.
+    assert [line.split()[0] for line in processes.splitlines()[1:]] == ["stream", "materialize", "api", "gateway"]
+    assert all(line.endswith("not running") for line in processes.splitlines()[1:])
     for name, (_, port, pid, state) in lines.items():
         assert state == "ready", name
         assert int(port) > 1024 and int(pid) > 1

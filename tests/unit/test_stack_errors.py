@@ -35,3 +35,40 @@ def test_the_stack_refuses_non_loopback_addresses() -> None:
 
     with pytest.raises(StackError, match="loopback only"):
         Stack.from_settings(Settings(kafka_bootstrap="10.0.0.5:9092"))
+
+
+def test_stack_status_reads_each_process_health_ready_unhealthy_or_not_running() -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from satubus.deploy.local.stack import process_health
+    from satubus.settings import Settings
+
+    answers = {"/health": (503, {"status": "unhealthy", "problems": [{"name": "broker", "detail": "no answer"}]})}
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code, body = answers[self.path]
+            self.send_response(code)
+            self.end_headers()
+            self.wfile.write(json.dumps(body).encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    unhealthy = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=unhealthy.serve_forever, daemon=True).start()
+    nobody = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    free = nobody.server_address[1]
+    nobody.server_close()  # a port nothing listens on
+    try:
+        settings = Settings(stream_metrics_port=unhealthy.server_address[1], materializer_metrics_port=free)
+        found = {name: health for name, _, health in process_health(settings)}
+        assert found["stream"] == "unhealthy: no answer"
+        assert found["materialize"] == "not running"
+        answers["/health"] = (200, {"status": "ok", "problems": []})
+        assert dict((n, h) for n, _, h in process_health(settings))["stream"] == "ok"
+    finally:
+        unhealthy.shutdown()
+        unhealthy.server_close()

@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(1500)]
 BROKER_DOWN_SECONDS = 20
 POSTGRES_DOWN_SECONDS = 20
 REGISTRY_DOWN_SECONDS = 30
+SERVICE_BACK_SECONDS = 120  # for a restarted service to answer again
 
 
 def leader_of(settings: Settings, cluster: Kafka, topic: str, partition: int = 0) -> KafkaNode:
@@ -90,6 +91,14 @@ def outage(
     service.stop()
     time.sleep(seconds)
     service.start()
+    # start() returns once the process runs; the comparison reads the registry and PostgreSQL too, so the outage
+    # ends when the service answers again.
+    deadline = time.monotonic() + SERVICE_BACK_SECONDS
+    while not service.ready():
+        assert time.monotonic() < deadline, (
+            f"{scenario}: the service did not answer {SERVICE_BACK_SECONDS:.0f}s after start"
+        )
+        time.sleep(0.5)
     recovery = city.recovery(pipeline)
     return settle_and_record(results, scenario, city, pipeline, [recovery])
 
@@ -97,7 +106,9 @@ def outage(
 def test_f5_postgresql_stopped_immediately_for_20_s(
     bus: Settings, stack: Stack, pipeline: Pipeline, results: Results
 ) -> None:
-    immediate = SimpleNamespace(stop=partial(stack.postgres.stop, mode="immediate"), start=stack.postgres.start)
+    immediate = SimpleNamespace(
+        stop=partial(stack.postgres.stop, mode="immediate"), start=stack.postgres.start, ready=stack.postgres.ready
+    )
     scenario = "F5 PostgreSQL stopped (immediate) for 20 s"
     measured = outage(bus, pipeline, results, scenario, 3105, immediate, POSTGRES_DOWN_SECONDS)
     assert measured.compared.clean, measured.compared.details

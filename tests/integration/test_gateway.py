@@ -33,7 +33,7 @@ def incident(i: int) -> dict[str, Any]:
     return {
         "id_kejadian": f"G-{i}",
         "jenis": "KEBAKARAN",
-        "kelurahan": "Tanah Abang",
+        "kelurahan": "Kebon Melati",
         "status": "SELESAI",
         "waktu_kejadian": "2026-11-28T03:04:05+00:00",
         "pengungsi": i,

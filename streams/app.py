@@ -7,11 +7,13 @@ dataset in one table; and one joiner per joined entity (person, parcel, region) 
 join state in that entity's table. Tables are faust Tables (changelog topics, recovery and rebalancing are faust's),
 stored in RocksDB, one database per partition (an erasure looks through its partition's).
 
-For each batch: the processor decides; its outputs, then the changelog records of its state writes (the last write of
-each key, once) go out through one confluent-kafka producer (streams/delivery.py), each confirmed by the broker;
-only then are the writes applied to the tables' stores and the events acknowledged, so that their offsets may be
-committed (at-least-once; the guards per key and per part make it effectively-once). The changelog records are
-serialized by the table's own changelog topic, so faust recovers the tables from them as from its own.
+Each partition's events are processed in their topic's order (streams/ownership.py: faust drops some while a
+worker starts or rebalances, and they are read again before any later one). For each batch: the processor decides;
+its outputs, then the changelog records of its state writes (the last write of each key, once) go out through one
+confluent-kafka producer (streams/delivery.py), each confirmed by the broker; only then are the writes applied to
+the tables' stores and the events acknowledged, so that their offsets may be committed (at-least-once; the guards
+per key and per part make it effectively-once). The changelog records are serialized by the table's own changelog
+topic, so faust recovers the tables from them as from its own.
 A retriable error (the registry or the broker unavailable) runs the batch again after a backoff; nothing is
 dead-lettered for it.
 """
@@ -59,7 +61,7 @@ from satubus.streams.delivery import BATCH_ITEMS, Delivery
 from satubus.streams.joins import JOINS
 from satubus.streams.mapping import DatasetMapping, discover_mappings
 from satubus.streams.metrics import CONFIGURATION, Meter
-from satubus.streams.ownership import StuckPartitions, owned
+from satubus.streams.ownership import InOrder, StuckPartitions, owned
 from satubus.streams.processor import EntityJoiner, Input, Joiner, Normalizer, RegionJoiner, Result, StateView
 
 STORE = "rocksdb://"  # partitioned on disk: faust's memory store cannot say which partition holds a key
@@ -216,6 +218,7 @@ class Adapter:
             key_id=self.key_id,
         )
         delivery = retry(make_delivery, backoff=UNTIL_IT_ANSWERS, what=f"{name}: looking up its outputs")
+        in_order = InOrder(self.app)
 
         async def agent(stream: faust.StreamT[bytes]) -> None:
             # Not ``take_events``: a worker stopping in the middle of a batch would acknowledge the whole batch, and
@@ -225,7 +228,10 @@ class Adapter:
             )
             async for taken in batches:
                 started = time.perf_counter()
-                events = cast(list[Any], taken)  # noack_take gives the events, not their values
+                # noack_take gives the events, not their values; those after a gap wait for it (#596)
+                events = await in_order.admit(owned(self.app, cast(list[Any], taken)))
+                if not events:
+                    continue
                 run = partial(self._run, name, process, events, table, delivery)
                 events, batch, result = await retry_async(run, backoff=UNTIL_IT_ANSWERS, what=name)
                 # A worker that is stopping, or was expelled (a batch longer than the rebalance timeout), has lost its

@@ -5,17 +5,19 @@ which reads their uncommitted events again. A worker must not publish outcomes f
 (the new owner's tables would not hold them), so such events are dropped here, neither processed nor acknowledged.
 
 faust-streaming drops events that were fetched under an older group generation or while tables recovered (#596), and
-does not fetch them again; after some rebalances a partition is not fetched at all. Either way its committed offset
-stops (streams/commit_guard.py keeps faust from committing past an event it dropped), until a restart.
-``StuckPartitions`` finds such a partition, one whose committed offset has not moved between two looks while events
-wait after it, resumes it and seeks it back to that offset; the per-key guards drop whatever is read twice. It also
-learns the head offset of each partition with nothing committed yet, which the commit guard needs.
+does not fetch them again; after some rebalances a partition is not fetched at all. ``InOrder`` seeks a partition
+back as soon as an event arrives after a gap, and holds its later events until the missing one is read. Either way
+its committed offset stops meanwhile (streams/commit_guard.py keeps faust from committing past an event it dropped).
+As a backstop (a partition not fetched at all), ``StuckPartitions`` finds one whose committed offset has not moved
+between two looks while events wait after it, resumes it and seeks it back to that offset. It also learns the head
+offset of each partition with nothing committed yet, which the commit guard needs.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from faust.types import TP
@@ -38,6 +40,65 @@ def owned(app: Any, events: list[Any]) -> list[Any]:
     if len(kept) < len(events):
         log.info("dropped %d events of partitions this worker no longer owns", len(events) - len(kept))
     return kept
+
+
+@dataclass
+class _Reading:
+    generation: int
+    expected: int  # the offset of the partition's next event to process
+    rewound: bool = False  # sought back to ``expected``: later events are passed over until it comes
+
+
+class InOrder:
+    """Each partition's events are processed in their topic's order, each once per group generation.
+
+    faust-streaming drops events it fetched while a worker started or rebalanced (#596), and goes on with later ones:
+    processed then, and the dropped ones read again afterwards, a partition's events would apply out of order (a
+    redelivery before its original, an older version after a newer one). So an event after a gap is not processed:
+    its partition is sought back to the first offset missing, and the events fetched meanwhile are passed over until
+    that one comes. An event before the expected offset was processed already (fetched again by a seek) and is
+    passed over too. Passed-over events are not acknowledged: nothing is committed past them.
+
+    Within a generation, a partition's first expected offset is its committed offset, or its first one when nothing
+    is committed (where the consumer starts reading).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._reading: dict[TP, _Reading] = {}
+
+    async def admit(self, events: list[Any]) -> list[Any]:
+        """The events to process now, in order; seeks back each partition with a gap."""
+        consumer = self.app.consumer
+        kept, rewind = [], {}
+        for event in events:
+            message = event.message
+            reading = await self._reading_of(message.tp, message.generation_id)
+            if message.offset == reading.expected:
+                kept.append(event)
+                reading.expected, reading.rewound = message.offset + 1, False
+                continue
+            consumer.unacked.discard(message)
+            if message.offset > reading.expected and not reading.rewound:
+                rewind[message.tp] = reading.expected
+                reading.rewound = True
+        if rewind:
+            log.info("events missing before those fetched (faust-streaming #596): reading again from %s", rewind)
+            consumer.resume_partitions(set(rewind))
+            try:
+                await consumer.seek_wait(rewind)
+            except Exception as error:  # e.g. no longer assigned; StuckPartitions seeks again if need be
+                log.warning("could not seek back %s (%s)", rewind, error)
+        return kept
+
+    async def _reading_of(self, tp: TP, generation: int) -> _Reading:
+        reading = self._reading.get(tp)
+        if reading is None or reading.generation != generation:
+            expected = self.app.consumer._committed_offset.get(tp)
+            if expected is None:  # nothing committed (faust also keeps a committed 0 as None)
+                expected = (await self.app.consumer.earliest_offsets(tp))[tp]
+            reading = self._reading[tp] = _Reading(generation, expected)
+        return reading
 
 
 class StuckPartitions:

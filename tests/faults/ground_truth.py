@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ import asyncpg
 from satubus.database import dsn as owner_dsn
 from satubus.producers.simulate import Simulation
 from satubus.registry import registry_client
-from satubus.schemas.topics import DEAD_LETTERS, value_subject
+from satubus.schemas import activity
+from satubus.schemas.topics import ACTIVITY, DEAD_LETTERS, agency_topic, value_subject
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from satubus.streams.dlq import Letter, once_per_event
@@ -157,6 +159,35 @@ def _scoreboard(result: Compared, settings: Settings, simulation: Simulation, po
     if got != want:
         differ = {k: (got[k], want[k]) for k in want.keys() | got.keys() if got[k] != want[k]}
         result.details.append(f"scoreboard (counted, truth): {dict(sorted(differ.items())[:4])}")
+        short = sorted({key.split(":")[0] for key in differ if got[key] < want[key]})
+        result.details.extend(uncounted(settings, short))
+
+
+def uncounted(settings: Settings, datasets: list[str], shown: int = 10) -> list[str]:
+    """Why the scoreboard is short for ``datasets`` (``agency.dataset``): each offset of their topics that no batch
+    counted as accepted or invalid, with every letter ``bus.activity`` gave it in order ('' if none) and the event
+    there (its key's digest, version, event id)."""
+    letters: dict[tuple[str, int, int], str] = {}
+    with AvroSerde(registry_client(settings)) as serde:
+        for message in read_topic(settings, ACTIVITY.name):
+            record = serde.decode(message.value(), value_subject(settings.topic(ACTIVITY.name)))
+            source = f"{record['agency']}.{record['dataset']}"
+            if source in datasets and activity.has_offsets(record):
+                for offset, status in activity.outcomes(record):
+                    where = (source, record["partition"], offset)
+                    letters[where] = letters.get(where, "") + (activity.LETTERS[status] if status else "-")
+        lines = []
+        for source in datasets:
+            agency, dataset = source.split(".")
+            for message in read_topic(settings, agency_topic(agency, dataset)):
+                where = (source, message.partition(), message.offset())
+                seen = letters.get(where, "")
+                if seen.replace("-", "")[:1] in ("a", "i"):  # the first letter is the one counted
+                    continue
+                event = serde.decode(message.value(), value_subject(settings.topic(agency_topic(agency, dataset))))
+                digest = hashlib.sha256(str(event["key"]).encode()).hexdigest()[:8]
+                lines.append(f"{where}: letters {seen!r}, key {digest} v{event['version']} id {event['event_id']}")
+    return [f"not counted as accepted or invalid: {len(lines)}", *lines[:shown]]
 
 
 def contract_name(settings: Settings, kafka_topic: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from faust.types import TP
 
-from satubus.streams.ownership import StuckPartitions, owned
+from satubus.streams.ownership import InOrder, StuckPartitions, owned
 
 A, B = TP("agency.x.v1", 0), TP("agency.x.v1", 1)
 
@@ -127,3 +127,37 @@ def test_nothing_is_sought_during_a_rebalance_or_while_an_agent_waits_for_the_re
     other_topic = StuckPartitions(app(consumer), topics={"canonical.person.v2"}, every=10)
     looks(other_topic, 3)
     assert consumer.seeks == []
+
+
+def test_events_after_a_gap_wait_while_their_partition_is_read_again_from_the_missing_one() -> None:
+    consumer = Consumer(assigned={A, B}, committed={A: 10, B: 3})
+    in_order = InOrder(app(consumer))
+    first = [event(A, 10), event(A, 11), event(A, 14), event(A, 15), event(B, 3)]  # A's 12 and 13 dropped by faust
+    consumer.unacked |= {e.message for e in first}
+    kept = asyncio.run(in_order.admit(first))
+    assert [(e.message.tp, e.message.offset) for e in kept] == [(A, 10), (A, 11), (B, 3)]
+    assert consumer.seeks == [{A: 12}]
+    assert {e.message.offset for e in first if e.message in consumer.unacked} == {10, 11, 3}  # 14, 15 not acked
+    # What was fetched before the seek still comes (no second seek); then 12 on, read again, in order.
+    kept = asyncio.run(in_order.admit([event(A, 16), event(A, 12), event(A, 13), event(A, 14), event(B, 4)]))
+    assert [(e.message.tp, e.message.offset) for e in kept] == [(A, 12), (A, 13), (A, 14), (B, 4)]
+    assert consumer.seeks == [{A: 12}]
+    # 15 comes next; 13, processed already and fetched again, is passed over.
+    assert [e.message.offset for e in asyncio.run(in_order.admit([event(A, 13), event(A, 15)]))] == [15]
+
+
+def test_an_event_fetched_again_is_passed_over_and_a_new_generation_starts_from_the_committed_offset() -> None:
+    consumer = Consumer(assigned={A}, committed={A: 5})
+    in_order = InOrder(app(consumer))
+    assert [e.message.offset for e in asyncio.run(in_order.admit([event(A, 5), event(A, 6)]))] == [5, 6]
+    assert asyncio.run(in_order.admit([event(A, 6)])) == []  # read twice: once is processed
+    consumer._committed_offset[A] = 6  # a rebalance: the new generation reads from the committed offset
+    assert [e.message.offset for e in asyncio.run(in_order.admit([event(A, 6, generation=8)]))] == [6]
+
+
+def test_a_partition_with_nothing_committed_is_read_in_order_from_its_first_offset() -> None:
+    consumer = Consumer(assigned={A})  # earliest_offsets: 0
+    in_order = InOrder(app(consumer))
+    assert asyncio.run(in_order.admit([event(A, 2)])) == []
+    assert consumer.seeks == [{A: 0}]
+    assert [e.message.offset for e in asyncio.run(in_order.admit([event(A, 0), event(A, 1)]))] == [0, 1]

@@ -10,11 +10,18 @@ published; a cell longer than ``upload_max_cell_chars`` rejects its row (``cell_
 What upload writes back, the report of rejected rows, is opened in spreadsheets: a cell that starts like a formula
 (=, +, -, @, a tab or a carriage return) is written after a single quote, as OWASP's guidance on CSV injection says,
 so that it shows as text and never runs.
+
+A CSV may be separated by commas, semicolons (what Excel writes where the decimal separator is a comma, as in
+Indonesia), tabs or bars: the separator is the one its header line uses most, outside quotes (a comma where it has
+none). The report is always separated by commas.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import itertools
+import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +35,8 @@ MAX_COLUMNS = 1_000  # of a header; a dataset has a few dozen fields, and notes 
 EXCEL_DATA_ROWS = 1_048_575  # Excel's rows, less the header: no sheet has more, whatever the setting says
 UNPACKED_PER_PACKED = 10  # an .xlsx may unpack to this many times the file limit
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+DELIMITERS = ",;\t|"  # a CSV's separators; of two its header has as many of, the first
+_QUOTED = re.compile(r'"[^"]*"')
 
 
 class SheetRefused(DataError):
@@ -59,7 +68,9 @@ def read_header(path: Path, limits: Limits) -> list[str]:
 
 def read_rows(path: Path, limits: Limits) -> Iterator[tuple[int, dict[str, Any]]]:
     """(spreadsheet row number, {header: cell}) for every non-empty data row; the header is row 1. A CSV row with
-    more cells than the header has the extra ones under ``None``, as ``csv.DictReader`` does."""
+    more cells than the header has the extra ones under ``None``, as ``csv.DictReader`` does. An .xlsx cell holds
+    what it shows: a number, a text, a ``datetime`` (naive, as the spreadsheet has it), a ``date`` for a cell
+    formatted as a date alone, a ``time`` for a time of day alone."""
     rows = _sheet(path, limits)
     header = next(rows, (1, []))[1]
     for number, cells in rows:
@@ -118,10 +129,17 @@ def _sheet(path: Path, limits: Limits) -> Iterator[tuple[int, list[Any]]]:
         yield number, cells
 
 
+def delimiter_of(header: str) -> str:
+    """The separator a CSV's header line uses most, outside quotes; a comma where it has none of them."""
+    unquoted = _QUOTED.sub("", header)
+    return max(DELIMITERS, key=unquoted.count)  # max keeps the first of equals: a comma before the others
+
+
 def _csv(path: Path) -> Iterator[tuple[int, list[Any]]]:
     with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
         try:
+            header = f.readline()
+            reader = csv.reader(itertools.chain([header], f), delimiter=delimiter_of(header))
             yield from enumerate(reader, start=1)
         except UnicodeDecodeError as exc:
             raise SheetRefused(f"{path.name} is not UTF-8 ({exc.reason}): save it as CSV UTF-8") from None
@@ -161,10 +179,26 @@ def _xlsx(path: Path, limits: Limits) -> Iterator[tuple[int, list[Any]]]:
                 header = list(next(sheet.iter_rows(max_row=1, max_col=MAX_COLUMNS + 1, values_only=True), ()))
                 yield 1, header
                 width = max((n + 1 for n, name in enumerate(header) if name not in (None, "")), default=1)
-                for number, cells in enumerate(sheet.iter_rows(min_row=2, max_col=width, values_only=True), start=2):
-                    yield number, list(cells)
+                for number, cells in enumerate(sheet.iter_rows(min_row=2, max_col=width), start=2):
+                    yield number, [_value(cell) for cell in cells]
             finally:
                 workbook.close()
     except Exception as exc:  # openpyxl and defusedxml raise many types on hostile or broken files
         cause = exc.__cause__ or exc.__context__ or exc  # openpyxl wraps the parser's error in its own
         raise SheetRefused(f"{path.name} cannot be read safely as a workbook: {cause!r}") from None
+
+
+def _value(cell: Any) -> Any:
+    """The cell's value; a date, not a datetime, for a cell formatted as a date alone that holds no time of day
+    (openpyxl reads every date as a datetime)."""
+    value = cell.value
+    if isinstance(value, dt.datetime) and value.time() == dt.time() and _date_only(cell.number_format):
+        return value.date()
+    return value
+
+
+def _date_only(number_format: str) -> bool:
+    """A number format that shows a day or a year and no hours or seconds ("m" is a month or a minute)."""
+    shown = _QUOTED.sub("", number_format.split(";")[0]).lower()
+    shown = re.sub(r"\[[^]]*\]|\\.", "", shown)  # [$-421] locales, [red] colours, escaped characters
+    return bool(re.search(r"[dy]", shown)) and not re.search(r"[hs]", shown)

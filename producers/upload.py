@@ -5,6 +5,10 @@ row is published as a snapshot event (op ``r``) keyed by ``--key``, or reported 
 reason in the error report. Every row ends up in exactly one of the two: the summary says how many of each. The file
 is read within the limits of producers/sheets.py (size, rows, cell length; a safe .xlsx parse); a file over them
 publishes nothing.
+
+A spreadsheet's dates and times have no offset: they are the agency's local times, in the time zone of the
+dataset's mapping (Asia/Jakarta unless it says otherwise). A text field gets them written as the mapping reads that
+field (its ``date`` or ``datetime`` format), else in ISO 8601 without an offset; a timestamp field gets the instant.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import json
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
@@ -25,6 +30,7 @@ from satubus.producers.publisher import AgencyPublisher, Change, Outcome
 from satubus.producers.sheets import Limits, SheetRefused, cell_problems, read_header, read_rows, write_report
 from satubus.registry import registry_client
 from satubus.schemas.envelope import AGENCIES_DIR, agency_record_schema
+from satubus.schemas.mapping_spec import DEFAULT_TIMEZONE, FieldSpec, MappingFile
 from satubus.schemas.nik import mask_nik
 from satubus.schemas.record_models import FieldError, RecordRejected, validate_json
 from satubus.serde import AvroSerde
@@ -45,6 +51,8 @@ _FALSE = {"false", "tidak", "t", "no", "n", "0"}
 class Column:
     field: str
     types: tuple[str, ...]  # the Avro types the field accepts, e.g. ("null", "long") or ("date",)
+    zone: str = DEFAULT_TIMEZONE  # of the spreadsheet's times, which have no offset: the agency's
+    time_format: str | None = None  # where the mapping reads the field's text as a date or time, its format
 
 
 def field_key(name: str) -> str:
@@ -62,6 +70,26 @@ def columns_of(schema: dict[str, Any]) -> dict[str, Column]:
         return (avro,)
 
     return {field_key(f["name"]): Column(f["name"], kinds(f["type"])) for f in schema["fields"]}
+
+
+def as_mapped(columns: dict[str, Column], spec: MappingFile | None) -> dict[str, Column]:
+    """The columns with what the dataset's mapping (``spec``, if it has one) says of their times: the agency's time
+    zone, and the format a text field's date or time is read with."""
+    if spec is None:
+        return columns
+    reads: dict[str, FieldSpec] = {}  # agency field: the first mapped field that reads it as a date or time
+    for mapped in spec.fields.values():
+        if mapped.date is not None or mapped.datetime is not None:
+            for source in mapped.sources:
+                reads.setdefault(source, mapped)
+
+    def timed(column: Column) -> Column:
+        read = reads.get(column.field)
+        if read is None:
+            return replace(column, zone=spec.timezone)
+        return replace(column, zone=read.timezone or spec.timezone, time_format=read.date or read.datetime)
+
+    return {key: timed(column) for key, column in columns.items()}
 
 
 def header_problems(header: list[str], columns: dict[str, Column], mapping: dict[str, str]) -> list[str]:
@@ -104,7 +132,7 @@ def to_record(
         if column is None:
             continue  # a column the dataset does not have: ignored, like a spreadsheet's notes column
         try:
-            value = _cell(cell, column.types)
+            value = _cell(cell, column)
         except ValueError as exc:
             errors.append(FieldError(column.field, str(exc)))
             continue
@@ -149,10 +177,16 @@ def report_outcomes(numbers: list[int], outcomes: list[Outcome], rejected: Repor
     return sum(outcome.status == "published" for outcome in outcomes)
 
 
-def _cell(cell: Any, types: tuple[str, ...]) -> Any:
+def _cell(cell: Any, column: Column) -> Any:
     if cell is None or (isinstance(cell, str) and not cell.strip()):
         return None
+    if isinstance(cell, dt.time):
+        raise ValueError(
+            f"{cell.isoformat()} is a time of day without a date (an Excel time cell): write the date and the time "
+            "in one cell, or format the column as text"
+        )
     text = cell.strip() if isinstance(cell, str) else cell
+    types = column.types
     for kind in types:
         if kind in ("int", "long"):
             if isinstance(text, float) and text.is_integer():
@@ -171,17 +205,23 @@ def _cell(cell: Any, types: tuple[str, ...]) -> Any:
                 return str(text).casefold() in _TRUE
         elif kind == "date":
             if isinstance(text, dt.datetime):
-                return text.date().isoformat()
+                return text.date().isoformat()  # the agency's local date
             if isinstance(text, dt.date):
                 return text.isoformat()
             return str(text)  # ISO text is checked by the schema model
         elif kind == "timestamp-millis":
             if isinstance(text, dt.datetime):
-                return text.isoformat()
+                local = text if text.tzinfo else text.replace(tzinfo=ZoneInfo(column.zone))
+                return local.isoformat()
+            if isinstance(text, dt.date):
+                raise ValueError(
+                    f"{text.isoformat()} is a date without a time of day: give the time too (format the cell as a "
+                    "date and time)"
+                )
             return str(text)
         elif kind == "string":
-            if isinstance(text, dt.datetime | dt.date):
-                return text.isoformat()
+            if isinstance(text, dt.date):  # a datetime too: a local time, written without an offset
+                return text.strftime(column.time_format) if column.time_format else text.isoformat()
             if isinstance(text, float) and text.is_integer():
                 return str(int(text))  # spreadsheets turn codes like 3171061001 into numbers
             return str(text)
@@ -212,7 +252,8 @@ class Progress:
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     mapping = dict(item.split("=", 1) for item in args.map)
-    columns = columns_of(agency_record_schema(args.agency, args.dataset))
+    root = settings.mappings_dir or AGENCIES_DIR
+    columns = columns_of(agency_record_schema(args.agency, args.dataset, root))
     key_field = columns.get(field_key(mapping.get(args.key, args.key)))
     if key_field is None:
         print(f"satubus upload: --key {args.key!r} is not a field of {args.agency}.{args.dataset}", file=sys.stderr)
@@ -229,6 +270,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             print(f"satubus upload: {problem}", file=sys.stderr)
         print("nothing was published; fix the file or the --map options and upload again", file=sys.stderr)
         return 2
+    check = MappingCheck.of(args.agency, args.dataset, root)
+    columns = as_mapped(columns, check.mapping.spec if check else None)
     report_path = args.report or args.file.with_name(args.file.name + ".errors.csv")
     version = int(time.time()) * ROW_SLOTS
     rejected: Report = []
@@ -242,7 +285,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             dataset=args.dataset,
             system="upload",
             delivery_timeout=args.timeout,  # by the end of the wait, the broker answered or failed each row
-            check=MappingCheck.of(args.agency, args.dataset, settings.mappings_dir or AGENCIES_DIR),
+            check=check,
+            root=root,
         )
         model = publisher.model
         for start in range(0, len(rows), CHUNK):

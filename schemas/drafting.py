@@ -2,6 +2,9 @@
 the types its values have, and a mapping that makes the dataset a record of its own (``entity: record``), with the
 fields that look like a kelurahan, a NIK, a date or a time guessed and marked ``# REVIEW``. ``satubus dataset
 apply`` refuses a draft until every mark is gone: a person must look at what was guessed.
+
+An .xlsx sample's date and time cells (``date`` and ``datetime`` values) make text fields read in ISO 8601, as
+``satubus upload`` writes such cells; cells of a time of day alone, which upload refuses, are marked too.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ DATETIME_FORMATS = (
     "%d/%m/%Y %H:%M:%S",
     "%d/%m/%Y %H:%M",
 )
+CELL_FORMATS = {"date": "%Y-%m-%d", "datetime": "%Y-%m-%dT%H:%M:%S"}  # of a spreadsheet's date or time cells
 _TRUE_FALSE = {"true", "false", "ya", "tidak", "yes", "no"}
 _KEY_NAMES = re.compile(r"^(id|kode|no|nomor)(_|$)|_id$")
 
@@ -106,7 +110,18 @@ def _column(header: str, cells: list[Any], regions: Regions, today: dt.date) -> 
         column.avro = "double"
     if column.avro != "string" or not texts:
         return column
-    if _share(texts, lambda t: _is_nik(t, today)) >= SHARE_TO_GUESS or "nik" in column.name.split("_"):
+    times = [v for v in values if isinstance(v, dt.date)]  # a datetime too
+    if len(times) >= SHARE_TO_GUESS * len(values):
+        column.kind = "datetime" if any(isinstance(v, dt.datetime) for v in times) else "date"
+        column.format = CELL_FORMATS[column.kind]
+        word = "time" if column.kind == "datetime" else "date"
+        column.notes.append(f"looks like a {word}: spreadsheet {word} cells, written {column.format} on upload")
+    elif any(isinstance(v, dt.time) for v in values):
+        column.notes.append(
+            "has spreadsheet cells of a time of day alone, which upload refuses: put the date in them too, or "
+            "format the column as text"
+        )
+    elif _share(texts, lambda t: _is_nik(t, today)) >= SHARE_TO_GUESS or "nik" in column.name.split("_"):
         column.kind = "nik"
         column.notes.append("looks like a NIK: only its pseudonym is published")
     elif _share(texts, lambda t: _is_kelurahan(t, regions)) >= SHARE_TO_GUESS:

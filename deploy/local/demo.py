@@ -26,6 +26,7 @@ from satubus.deploy.local.stack import Stack, StackError
 from satubus.kafka import create_topics
 from satubus.producers.simulate import simulate
 from satubus.registry import register_contracts, registry_client
+from satubus.schemas.envelope import AGENCIES_DIR
 from satubus.schemas.topics import all_contracts
 from satubus.secrets import LocalSecrets
 from satubus.settings import Settings
@@ -94,7 +95,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     print("2/5 topics, schemas and tables")
     create_topics(settings)
     with registry_client(settings, admin=True) as registry:
-        register_contracts(registry, all_contracts(settings.namespace))
+        register_contracts(registry, all_contracts(settings.namespace, settings.mappings_dir or AGENCIES_DIR))
     asyncio.run(migrate(owner_dsn(settings)))
 
     logs = settings.state_dir.resolve() / "logs"

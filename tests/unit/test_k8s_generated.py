@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from satubus import access
+from satubus import access, database
+from satubus.consumers.run import DATASETS
+from satubus.consumers.tables import MATERIALIZED
 from satubus.deploy import kubernetes
 from satubus.kafka import topic_config
 from satubus.schemas import catalogue
@@ -41,7 +43,7 @@ def test_an_agency_added_to_the_catalogue_without_generating_is_caught(monkeypat
     agencies = catalogue.load_catalogue()
     newcomer = dataclasses.replace(agencies[0], code=catalogue.AgencyCode("dinas-baru"))
     for module in ("satubus.access", "satubus.schemas.topics"):
-        monkeypatch.setattr(f"{module}.load_catalogue", lambda: (*agencies, newcomer))
+        monkeypatch.setattr(f"{module}.load_catalogue", lambda *root: (*agencies, newcomer))
     stale = kubernetes.differences()
     assert {"base/generated/kafka-users.yaml", "base/generated/topics.yaml"} <= set(stale)
 
@@ -119,6 +121,76 @@ def test_rules_and_dashboards_are_the_files_of_deploy() -> None:
         assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert config_map["data"] == {path.name: path.read_text(encoding="utf-8")}
         json.loads(config_map["data"][path.name])
+
+
+def test_each_folder_of_the_mappings_is_a_config_map_of_its_files() -> None:
+    maps = {m["metadata"]["name"]: m["data"] for m in _documents("base/generated/mappings/config-maps.yaml")}
+    folders = kubernetes.mapping_folders()
+    assert {"common", "dukcapil"} <= {folder.name for folder in folders}
+    assert set(maps) == {kubernetes.mapping_config_map(folder.name) for folder in folders}
+    for folder in folders:
+        shipped = [path for path in folder.iterdir() if path.suffix in kubernetes.MAPPING_SUFFIXES]
+        files = {path.name: path.read_text(encoding="utf-8") for path in shipped}
+        assert maps[kubernetes.mapping_config_map(folder.name)] == files
+    assert "penduduk.mapping.yaml" in maps["satubus-mappings-dukcapil"]
+
+
+def test_a_config_map_per_folder_with_files_and_only_the_packages_files(tmp_path: Path) -> None:
+    for name in ("dinkes/kunjungan.avsc", "dinkes/kunjungan.mapping.yaml", "dinkes/.kunjungan.avsc.new", "dlh/x.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("{}", encoding="utf-8")
+    (tmp_path / "empty").mkdir()
+    (config_map,) = kubernetes.mapping_config_maps(tmp_path)
+    assert config_map["metadata"]["name"] == "satubus-mappings-dinkes"
+    assert set(config_map["data"]) == {"kunjungan.avsc", "kunjungan.mapping.yaml"}  # not a half-installed file
+
+
+def test_the_mappings_are_mounted_whole_at_their_folder_where_the_processes_look() -> None:
+    """``<SATUBUS_MAPPINGS_DIR>/<agency>/<dataset>.*``, as streams/mapping.py reads it; no ``items`` nor ``subPath``,
+    which would hide a dataset added to a ConfigMap until the pods restart."""
+    (component,) = _documents("base/generated/mappings/kustomization.yaml")
+    assert (component["kind"], component["resources"]) == ("Component", ["config-maps.yaml"])
+    (patch,) = component["patches"]
+    assert patch["target"] == {"labelSelector": f"{kubernetes.READS_MAPPINGS}=true"}
+    operations = yaml.safe_load(patch["patch"])
+    pod = "/spec/template/spec"
+    added = {(op["op"], op["path"], json.dumps(op["value"], sort_keys=True)) for op in operations}
+    setting = {"name": "SATUBUS_MAPPINGS_DIR", "value": kubernetes.MAPPINGS_DIR}
+    expected = {("add", f"{pod}/containers/0/env/-", json.dumps(setting, sort_keys=True))}
+    for folder in kubernetes.mapping_folders():
+        name = f"mappings-{folder.name}"
+        volume = {"name": name, "configMap": {"name": kubernetes.mapping_config_map(folder.name)}}
+        mount = {"name": name, "mountPath": f"{kubernetes.MAPPINGS_DIR}/{folder.name}", "readOnly": True}
+        expected.add(("add", f"{pod}/volumes/-", json.dumps(volume, sort_keys=True)))
+        expected.add(("add", f"{pod}/containers/0/volumeMounts/-", json.dumps(mount, sort_keys=True)))
+    assert added == expected
+    assert len(operations) == len(expected)
+    base = yaml.safe_load((kubernetes.K8S / "base/kustomization.yaml").read_text(encoding="utf-8"))
+    assert base["components"] == ["generated/mappings"]
+
+
+def test_the_datasets_have_a_materializer_that_follows_them() -> None:
+    deployments = {d["metadata"]["name"]: d for d in _documents("base/generated/materializers.yaml")}
+    assert set(deployments) == {
+        f"satubus-materializer-{kubernetes.object_name(entity)}" for entity in [*MATERIALIZED, DATASETS]
+    }
+    pod = deployments["satubus-materializer-datasets"]["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == ["materialize", "--entity", DATASETS]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SATUBUS_KAFKA_USERNAME"]["valueFrom"]["secretKeyRef"]["name"] == "satubus-kafka-materializer"
+    assert env["SATUBUS_DATABASE_URL"]["value"].startswith(f"postgresql://{database.MATERIALIZER}:")
+    for deployment in deployments.values():  # every materializer reads the mappings (the datasets it knows)
+        assert deployment["metadata"]["labels"][kubernetes.READS_MAPPINGS] == "true"
+
+
+def test_the_materializer_principal_may_read_every_dataset() -> None:
+    """A dataset's records are on ``unified.<agency>.<dataset>.v1``, its group ``satubus-materializer-<entity>``:
+    the materializer's prefixed ACLs cover a dataset applied later, with no new KafkaUser."""
+    grants = {g for g in access.grants(kubernetes.NAMESPACE) if g.principal == access.MATERIALIZER}
+    assert access.Grant(access.MATERIALIZER, "TOPIC", "unified.", "PREFIXED", "READ") in grants
+    assert access.Grant(access.MATERIALIZER, "GROUP", access.MATERIALIZER_GROUPS, "PREFIXED", "READ") in grants
 
 
 def test_the_image_is_the_package_version() -> None:

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from satubus.consumers.run import DATASETS
+from satubus.consumers.tables import MATERIALIZED
 from satubus.deploy import kubernetes
 
 Document = dict[str, Any]
@@ -107,19 +109,72 @@ def test_the_stream_workers_keep_their_names_and_state() -> None:
     assert {"name": "state", "mountPath": "/var/lib/satubus"} in container["volumeMounts"]
 
 
+def materializer_name(entity: str) -> str:
+    return f"satubus-materializer-{kubernetes.object_name(entity)}"
+
+
 def test_each_materializer_has_its_own_identity() -> None:
     materializers = {
         name: d for name, d in of_kind("prod", "Deployment").items() if name.startswith("satubus-materializer-")
     }
-    assert len(materializers) == 7
+    assert set(materializers) == {materializer_name(entity) for entity in [*MATERIALIZED, DATASETS]}
+    restricted = {materializer_name(s.entity) for s in MATERIALIZED.values() if kubernetes.is_restricted(s)}
+    assert "satubus-materializer-person-nik" in restricted
     for name, deployment in materializers.items():
         env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
         kafka = env["SATUBUS_KAFKA_USERNAME"]["valueFrom"]["secretKeyRef"]["name"]
         url = env["SATUBUS_DATABASE_URL"]["value"]
-        if name.endswith("person-nik"):
+        if name in restricted:
             assert (kafka, url.split(":")[1]) == ("satubus-kafka-restricted", "//satubus_nik_materializer")
         else:
             assert (kafka, url.split(":")[1]) == ("satubus-kafka-materializer", "//satubus_materializer")
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_one_materializer_follows_every_dataset(overlay: str) -> None:
+    deployment = of_kind(overlay, "Deployment")[materializer_name(DATASETS)]
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == ["materialize", "--entity", DATASETS]
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "satubus-materializer"  # its budget, policy, monitor
+    assert {"satubus/kafka-client", "satubus/database-client"} <= set(pod["metadata"]["labels"])
+
+
+def test_the_datasets_materializer_scales_on_the_lag_of_every_dataset() -> None:
+    (trigger,) = of_kind("prod", "ScaledObject")[materializer_name(DATASETS)]["spec"]["triggers"]
+    assert trigger["metadata"]["query"] == 'sum(satubus_consumer_lag_messages{entity=~".+[.].+"}) or vector(0)'
+    assert all("." not in entity for entity in MATERIALIZED)  # the pattern matches the datasets' entities only
+
+
+READERS = ("satubus-stream", "satubus-api", "satubus-gateway", "satubus-migrate", "satubus-schemas")
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_every_process_that_reads_the_mappings_mounts_them(overlay: str) -> None:
+    """The stream workers, the API, the gateway, the materializers and the jobs read the agencies' files in
+    SATUBUS_MAPPINGS_DIR: each folder there is its ConfigMap, mounted whole so that a change shows in place."""
+    config_maps = of_kind(overlay, "ConfigMap")
+    folders = [folder.name for folder in kubernetes.mapping_folders()]
+    workloads = {**of_kind(overlay, "Deployment"), **of_kind(overlay, "StatefulSet"), **of_kind(overlay, "Job")}
+    readers = {name for name in workloads if name in READERS or name.startswith("satubus-materializer-")}
+    assert set(READERS) | {materializer_name(DATASETS)} <= readers
+    for name, workload in workloads.items():
+        pod = workload["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        if name not in readers:
+            assert "SATUBUS_MAPPINGS_DIR" not in env, name
+            continue
+        assert env["SATUBUS_MAPPINGS_DIR"] == kubernetes.MAPPINGS_DIR, name
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        for folder in folders:
+            mount = mounts[f"{kubernetes.MAPPINGS_DIR}/{folder}"]
+            assert mount["readOnly"] is True and "subPath" not in mount, name
+            config_map = volumes[mount["name"]]["configMap"]
+            assert config_map == {"name": kubernetes.mapping_config_map(folder)}, name  # whole: no items
+            assert config_map["name"] in config_maps
+        assert len([path for path in mounts if path.startswith(kubernetes.MAPPINGS_DIR)]) == len(folders), name
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])

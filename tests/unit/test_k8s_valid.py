@@ -162,6 +162,13 @@ def _scaled_beyond_what_keda_knows(documents: list[Document]) -> str:
     return "satubus-stream"
 
 
+def _misspelt_mapping_volume(documents: list[Document]) -> str:
+    pod = _one(documents, "Deployment", "satubus-materializer-datasets")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"].startswith("mappings-"))
+    volume["configmap"] = volume.pop("configMap")
+    return "satubus-materializer-datasets"
+
+
 @pytest.mark.parametrize(
     "breaking",
     [
@@ -173,6 +180,7 @@ def _scaled_beyond_what_keda_knows(documents: list[Document]) -> str:
         _instances_as_words,
         _listener_without_port,
         _scaled_beyond_what_keda_knows,
+        _misspelt_mapping_volume,
     ],
 )
 def test_a_broken_field_fails_the_check(

@@ -6,7 +6,11 @@
   one unified record; 404 when there is none, 422 when the id cannot be one
 - ``GET /v1/datasets``, ``/v1/datasets/{agency}/{dataset}/records[/{key}]``: the datasets that are records of their
   own (consumers/dataset_views.py), their records by key or by kelurahan, newest first
+- ``GET /v1/datasets/{agency}/{dataset}/aggregates/{name}``: an aggregate the dataset's mapping declares, per
+  kelurahan and day or month
 - ``GET /v1/findings``: findings newest first, filtered by kind, status, subject and agency, paginated
+- ``GET /v1/agencies/{agency}/rejections``: what the bus dead-lettered of the agency's events and why, for that agency's
+  own API key (consumers/rejection_views.py)
 - ``GET /v1/restricted/persons/{person_id}/nik``: the clear NIK behind a person_id
 - ``GET /v1/changes``: Server-Sent Events, every unified record as it is published (tombstones included); the
   stream ends with an ``error`` event if the consumer behind it dies (503 for a new subscriber then)
@@ -51,11 +55,12 @@ from satubus.consumers.api_keys import ANONYMOUS, Caller, Keys
 from satubus.consumers.api_scopes import Purpose
 from satubus.consumers.changes import Changes, ChangesStopped, ViewChange
 from satubus.consumers.dataset_views import DatasetView, DatasetViews
+from satubus.consumers.rejection_views import RejectionsPage, rejections
 from satubus.consumers.scoreboard import AgencyStatus, Rules, load_activity, load_blocks, scoreboard
 from satubus.consumers.tables import TABLES, TableSpec
 from satubus.errors import DataError, InfrastructureError
 from satubus.metrics import REGISTRY
-from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.configuration import current_catalogue
 from satubus.schemas.envelope import AGENCIES_DIR
 from satubus.schemas.models import Finding, FindingKind, Incident, Parcel, Person, Region
 from satubus.settings import Settings
@@ -70,6 +75,11 @@ LAST = ("overflow", "error", "gone")  # changes that end a live stream (consumer
 PURPOSE_NEEDED = (
     "personal data is read for a stated purpose: add ?purpose= (or the Satubus-Purpose header), one of "
     + ", ".join(f"{name} ({meaning})" for name, meaning in api_scopes.PURPOSE_MEANINGS.items())
+)
+
+OWN_REJECTIONS = (
+    "an agency reads its own rejections with its API key (from `satubus agency onboard <code>`, or "
+    "`satubus api-key issue <caller> --agency <code>`)"
 )
 
 
@@ -119,14 +129,16 @@ def create_app(settings: Settings, keys: Keys | None = None) -> FastAPI:
         freshness=dt.timedelta(seconds=settings.scoreboard_freshness_seconds),
         max_invalid_ratio=settings.scoreboard_max_invalid_ratio,
     )
-    catalogue = load_catalogue()
-    datasets = DatasetViews(settings.mappings_dir or AGENCIES_DIR)
+    root = settings.mappings_dir or AGENCIES_DIR
+    datasets = DatasetViews(root)
     state: dict[str, Any] = {}
 
     async def board() -> list[AgencyStatus]:
         now = dt.datetime.now(dt.UTC)
         async with faults.connection(state["pool"]) as conn:
-            return scoreboard(catalogue, await load_activity(conn, now, rules), now, rules, await load_blocks(conn))
+            activity, blocks = await load_activity(conn, now, rules), await load_blocks(conn)
+        catalogue = await asyncio.to_thread(current_catalogue, root)  # a dataset applied meanwhile is in it
+        return scoreboard(catalogue, activity, now, rules, blocks)
 
     async def refresh_metrics() -> None:
         while True:
@@ -365,6 +377,68 @@ def create_app(settings: Settings, keys: Keys | None = None) -> FastAPI:
         for row in rows[1:]:
             row.pop("total")
         return {"total": total, "limit": limit, "offset": offset, "items": rows}
+
+    @app.get(
+        "/v1/datasets/{agency}/{dataset}/aggregates/{name}",
+        summary="An aggregate a dataset's mapping declares: records (and sums) per kelurahan and day or month",
+    )
+    async def get_dataset_aggregate(
+        agency: str,
+        dataset: str,
+        name: str,
+        who: Who,
+        kelurahan_code: Annotated[str | None, Query(pattern=KELURAHAN_CODE)] = None,
+        since: Annotated[dt.date | None, Query(description="periods from this date on")] = None,
+        until: Annotated[dt.date | None, Query(description="periods up to this date")] = None,
+        limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        view = dataset_view(agency, dataset)
+        aggregate = view.aggregate_view(name)
+        if aggregate is None:
+            raise HTTPException(404, f"{view.record.name} declares no aggregate {name!r}: GET /v1/datasets lists them")
+        if view.classification != "publik":
+            require(who, api_scopes.PERSON)
+        where = (
+            "($1::text IS NULL OR kelurahan_code = $1) AND ($2::date IS NULL OR period >= $2) "
+            "AND ($3::date IS NULL OR period <= $3)"
+        )
+        async with faults.connection(state["pool"]) as conn:
+            rows = await conn.fetch(
+                f"SELECT *, count(*) OVER () AS total FROM {aggregate} WHERE {where} "
+                f"ORDER BY period DESC, kelurahan_code LIMIT $4 OFFSET $5",
+                kelurahan_code,
+                since,
+                until,
+                limit,
+                offset,
+            )
+        items = [{k: v for k, v in row.items() if k != "total"} for row in rows]
+        total = rows[0]["total"] if rows else 0
+        return {"aggregate": name, "total": total, "limit": limit, "offset": offset, "items": items}
+
+    @app.get(
+        "/v1/agencies/{agency}/rejections",
+        response_model=RejectionsPage,
+        summary="What the bus dead-lettered of an agency's events, newest first (that agency's own API key)",
+    )
+    async def get_rejections(
+        agency: str,
+        who: Who,
+        dataset: str | None = None,
+        reason: Annotated[str | None, Query(description="e.g. out_of_range, unknown_region")] = None,
+        since: Annotated[dt.datetime | None, Query(description="rejected at or after (ISO 8601, with offset)")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> RejectionsPage:
+        if who is ANONYMOUS:
+            raise HTTPException(401, OWN_REJECTIONS, headers={"WWW-Authenticate": "Bearer"})
+        if who.agency != agency:
+            raise HTTPException(403, f"the API key of {who.name} does not belong to agency {agency!r}")
+        async with faults.connection(state["pool"]) as conn:
+            return await rejections(
+                conn, agency, dataset=dataset, reason=reason, since=since, limit=limit, offset=offset
+            )
 
     @app.get("/v1/findings", response_model=FindingsPage, summary="Findings, newest first (read:person)")
     async def get_findings(

@@ -1,9 +1,10 @@
 """The live API's callers: ``satubus api-key issue|revoke|list``, and the API's view of the keys.
 
 A key (``sdb.<key id>.<secret>``, satubus/tokens.py) belongs to one calling application (``caller``, the principal
-the audit log names) and carries its scopes (consumers/api_scopes.py). It is printed once, when issued; PostgreSQL
-keeps its SHA-256 digest. The API reloads the keys every ``api_key_refresh_seconds``, so a revoked or expired key is
-refused within seconds, without a database round trip per request.
+the audit log names) and carries its scopes (consumers/api_scopes.py). A key may also belong to an agency
+(``--agency``; ``satubus agency onboard`` issues one): it reads that agency's own rejections. It is printed once,
+when issued; PostgreSQL keeps its SHA-256 digest. The API reloads the keys every ``api_key_refresh_seconds``, so a
+revoked or expired key is refused within seconds, without a database round trip per request.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncpg
 
 from satubus import database, tokens
 from satubus.consumers.api_scopes import SCOPES, unknown_scopes
+from satubus.schemas.catalogue import load_catalogue
 from satubus.settings import Settings
 
 
@@ -27,6 +29,7 @@ class Caller:
     name: str
     scopes: frozenset[str]
     key_id: str | None = None
+    agency: str | None = None  # the agency whose rejections it may read
 
 
 ANONYMOUS = Caller("anonymous", frozenset())
@@ -38,6 +41,7 @@ class StoredKey:
     digest: bytes
     scopes: frozenset[str]
     expires_at: dt.datetime | None = None
+    agency: str | None = None
 
 
 class Keys:
@@ -55,14 +59,16 @@ class Keys:
         if found is None:
             return None
         key_id, stored = found
-        return Caller(stored.caller, stored.scopes, key_id)
+        return Caller(stored.caller, stored.scopes, key_id, stored.agency)
 
     async def load(self, connection: asyncpg.Connection) -> None:
         rows = await connection.fetch(
-            "SELECT key_id, caller, digest, scopes, expires_at FROM bus.api_keys WHERE revoked_at IS NULL"
+            "SELECT key_id, caller, digest, scopes, expires_at, agency FROM bus.api_keys WHERE revoked_at IS NULL"
         )
         self._stored = {
-            r["key_id"]: StoredKey(r["caller"], bytes(r["digest"]), frozenset(r["scopes"]), r["expires_at"])
+            r["key_id"]: StoredKey(
+                r["caller"], bytes(r["digest"]), frozenset(r["scopes"]), r["expires_at"], r["agency"]
+            )
             for r in rows
         }
 
@@ -73,23 +79,29 @@ async def follow(view: Keys, settings: Settings, stop: asyncio.Event, first: asy
 
 
 async def issue(
-    settings: Settings, caller: str, scopes: frozenset[str], by: str, expires: dt.datetime | None = None
+    settings: Settings,
+    caller: str,
+    scopes: frozenset[str],
+    by: str,
+    expires: dt.datetime | None = None,
+    agency: str | None = None,
 ) -> tokens.Issued:
-    """A new key of ``caller`` with ``scopes``; only its digest is stored."""
+    """A new key of ``caller`` with ``scopes`` (and of ``agency``, if given); only its digest is stored."""
     if unknown := unknown_scopes(scopes):
         raise ValueError(f"unknown scope(s) {', '.join(unknown)}; the scopes are {', '.join(SCOPES)}")
     issued = tokens.issue()
     connection = await asyncpg.connect(database.dsn(settings))
     try:
         await connection.execute(
-            "INSERT INTO bus.api_keys (key_id, caller, digest, scopes, created_by, expires_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO bus.api_keys (key_id, caller, digest, scopes, created_by, expires_at, agency) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
             issued.token_id,
             caller,
             issued.digest,
             sorted(scopes),
             by,
             expires,
+            agency,
         )
     finally:
         await connection.close()
@@ -106,10 +118,15 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             print(f"satubus api-key: unknown scope(s) {', '.join(unknown)}; use {', '.join(SCOPES)}", file=sys.stderr)
             return 2
         expires = None if args.expires_in is None else dt.datetime.now(dt.UTC) + dt.timedelta(days=args.expires_in)
-        issued = asyncio.run(issue(settings, args.caller, frozenset(args.scope), by, expires))
+        if args.agency is not None and args.agency not in {a.code for a in load_catalogue()}:
+            print(f"satubus api-key: no agency {args.agency!r} in the catalogue", file=sys.stderr)
+            return 2
+        issued = asyncio.run(issue(settings, args.caller, frozenset(args.scope), by, expires, args.agency))
         print(f"API key of {args.caller}, shown this once (only its digest is kept):")
         print(f"  Authorization: Bearer {issued.token}")
         print(f"  key id {issued.token_id}, scopes {' '.join(sorted(args.scope)) or '(public only)'}")
+        if args.agency is not None:
+            print(f"  reads the rejections of agency {args.agency}")
         return 0
     if args.action == "revoke":
         revoked = asyncio.run(_revoke(settings, args.caller, args.key, by))
@@ -117,8 +134,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if revoked else 1
     for row in asyncio.run(_list(settings, args.caller)):
         state = "revoked" if row["revoked_at"] else (f"expires {row['expires_at']}" if row["expires_at"] else "live")
+        agency = f"  agency {row['agency']}" if row["agency"] else ""
         print(
-            f"{row['key_id']}  {row['caller']}  {' '.join(row['scopes'])}  "
+            f"{row['key_id']}  {row['caller']}{agency}  {' '.join(row['scopes'])}  "
             f"issued {row['created_at']:%Y-%m-%d %H:%M} by {row['created_by']}  {state}"
         )
     return 0

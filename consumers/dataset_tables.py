@@ -3,7 +3,8 @@ derived from each dataset's Avro schema, made (and given the fields a newer sche
 
 Avro → PostgreSQL: string → text, int → integer, long → bigint, float → real, double → double precision,
 boolean → boolean, bytes → bytea, date → date, timestamps → timestamptz, arrays of plain values → arrays of
-them, records and maps → jsonb. A field that may be null is a nullable column; the others are NOT NULL.
+them, records and maps → jsonb. A field that may be null is a nullable column; the others are NOT NULL. The
+aggregates a mapping declares are views of the table.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from satubus.consumers.tables import TableSpec, record_table
-from satubus.schemas.dataset_records import DatasetRecord
+from satubus.schemas.dataset_records import DatasetRecord, check_aggregates
 
 _PLAIN = {
     "string": "text",
@@ -68,6 +69,34 @@ def table_ddl(record: DatasetRecord) -> list[str]:
     return statements
 
 
+def aggregate_view(record: DatasetRecord, name: str) -> str:
+    """The view of the dataset's aggregate ``name``: ``datasets.<agency>__<dataset>__<name>``."""
+    return f"{record_table(record).table}__{name}"
+
+
+def aggregate_ddl(record: DatasetRecord) -> list[str]:
+    """Statements that make the views of the aggregates the dataset's mapping declares (schemas/mapping_spec.py): per
+    kelurahan and per day or month (in the mapping's time zone) of a time, the records and the sums of fields.
+    A view is dropped and made again, so that a changed aggregate has its new columns."""
+    check_aggregates(record)
+    table = record_table(record).table
+    types = {f["name"]: column_type(f["type"]) for f in record.schema["fields"]}
+    zone = _literal(record.spec.timezone)
+    statements = []
+    for name, aggregate in record.spec.aggregates.items():
+        dated = types[aggregate.time] == "date"
+        local = aggregate.time if dated else f"({aggregate.time} AT TIME ZONE {zone})"
+        sums = "".join(f", sum({field}) AS {field}" for field in aggregate.sum)
+        view = aggregate_view(record, name)
+        statements += [
+            f"DROP VIEW IF EXISTS {view}",
+            f"CREATE VIEW {view} AS SELECT kelurahan_code, date_trunc('{aggregate.per}', {local})::date AS period, "
+            f"count(*) AS records{sums} FROM {table} "
+            f"WHERE kelurahan_code IS NOT NULL AND {aggregate.time} IS NOT NULL GROUP BY 1, 2",
+        ]
+    return statements
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -76,6 +105,6 @@ async def ensure_tables(conn: Any, records: tuple[DatasetRecord, ...]) -> list[T
     """Make (or complete) the tables of ``records`` over ``conn``, the owner's connection, in one transaction."""
     async with conn.transaction():
         for record in records:
-            for statement in table_ddl(record):
+            for statement in [*table_ddl(record), *aggregate_ddl(record)]:
                 await conn.execute(statement)
     return [record_table(record) for record in records]

@@ -2,8 +2,9 @@
 
 A dataset is read like the other person-level records (``read:person``, a purpose, audited) when its records carry
 a pseudonym (they link to a person) or its Satu Data metadata does not classify it ``publik``; a dataset without
-metadata is treated as not public. The list is read from the mappings again when a dataset is asked for that it
-does not know: a dataset applied while the API runs is served without a restart.
+metadata is treated as not public. Its aggregates per kelurahan hold no person: they are public when the dataset is
+``publik``, and need ``read:person`` otherwise. The list is read from the mappings again when a dataset is asked for
+that it does not know: a dataset applied while the API runs is served without a restart.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from satubus.consumers.dataset_tables import aggregate_view
 from satubus.consumers.tables import TableSpec, record_table
 from satubus.schemas.dataset_records import DatasetRecord, dataset_records
 from satubus.schemas.metadata import MetadataError, load_metadata
@@ -39,7 +41,21 @@ class DatasetView:
             "fields": [
                 {"name": f["name"], "type": f["type"], "doc": f.get("doc", "")} for f in self.record.schema["fields"]
             ],
+            "aggregates": [
+                {
+                    "name": name,
+                    "per": aggregate.per,
+                    "time": aggregate.time,
+                    "sum": list(aggregate.sum),
+                    "path": f"/v1/datasets/{self.record.agency}/{self.record.dataset}/aggregates/{name}",
+                }
+                for name, aggregate in self.record.spec.aggregates.items()
+            ],
         }
+
+    def aggregate_view(self, name: str) -> str | None:
+        """The view of the aggregate ``name``; None when the mapping declares none of that name."""
+        return aggregate_view(self.record, name) if name in self.record.spec.aggregates else None
 
 
 class DatasetViews:

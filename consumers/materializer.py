@@ -107,8 +107,9 @@ class Materializer:
         self.spec = spec
         self.group_id = settings.topic(group_id or f"{GROUP_ID}-{spec.entity}")
         self.topic = settings.topic(spec.contract.name)
-        # Clear NIKs are read by their own principal: the materializer's cannot read restricted topics.
-        restricted = spec.contract.name.startswith("restricted.")
+        # Clear NIKs are read by their own principal: the materializer's cannot read restricted topics, nor the dead
+        # letters (the events as sent).
+        restricted = spec.contract.name.startswith("restricted.") or spec.contract.name == DEAD_LETTERS.name
         self.role = access.RESTRICTED if restricted else access.MATERIALIZER
         self.login = database.NIK_MATERIALIZER if restricted else database.MATERIALIZER
         self._reader = spec.contract.value_schema()  # records of older versions get this version's defaults
@@ -266,7 +267,7 @@ class Materializer:
         metrics.ROWS_DELETED.labels(entity).inc(len(batch.deletes))
         if batch.upserts:
             end_to_end = metrics.END_TO_END_SECONDS.labels(entity)
-            updated_at = self.spec.columns.index("updated_at")
+            updated_at = self.spec.columns.index(self.spec.clock)
             for _, row in batch.upserts:
                 end_to_end.observe((now - row[updated_at]).total_seconds())
         self.committed += batch.size
@@ -293,6 +294,11 @@ class Materializer:
             first, _ = batch.ranges.get(partition, (offset, offset))
             batch.ranges[partition] = (first, offset)
             try:
+                if self.spec.from_message is not None:
+                    made = self.spec.from_message(message)
+                    if made is not None:
+                        latest[str(made[self.spec.key]).encode()] = (message, row(made))
+                    continue
                 record = self._decode(message.value())
                 if self.spec.additive and record is not None:
                     batch.counts.append(record)

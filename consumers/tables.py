@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from operator import itemgetter
 from typing import Any
 
+from satubus.consumers.rejections import REJECTION_SCHEMA, rejection
 from satubus.schemas.dataset_records import DatasetRecord
 from satubus.schemas.topics import (
     ACTIVITY,
+    DEAD_LETTERS,
     PERSON_NIK,
     UNIFIED_PERSON,
     TopicContract,
@@ -55,6 +58,9 @@ class TableSpec:
     table: str
     key: str
     additive: bool = False  # records are counts to add up (consumers/activity.py), not states to upsert
+    # Rows made from the message itself (None: nothing for the table), not decoded from the contract's Avro.
+    from_message: Callable[[Any], dict[str, Any] | None] | None = None
+    clock: str = "updated_at"  # the column that says when the record was made (for the end-to-end latency)
 
     @cached_property
     def columns(self) -> tuple[str, ...]:
@@ -107,7 +113,15 @@ FINDING = TableSpec("finding", unified_contract("finding"), "unified.finding", "
 TABLES = {spec.entity: spec for spec in (PERSON, PARCEL, REGION, INCIDENT, FINDING)}  # the unified view
 AGENCY_ACTIVITY = TableSpec("activity", ACTIVITY, "bus.agency_activity", "agency", additive=True)
 RESTRICTED_PERSON_NIK = TableSpec("person_nik", PERSON_NIK, "restricted.person_nik", "person_id")
-MATERIALIZED = {spec.entity: spec for spec in (*TABLES.values(), AGENCY_ACTIVITY, RESTRICTED_PERSON_NIK)}
+REJECTIONS = TableSpec(
+    "rejection",
+    TopicContract(DEAD_LETTERS.name, lambda: REJECTION_SCHEMA),
+    "bus.rejections",
+    "letter_id",
+    from_message=rejection,
+    clock="rejected_at",
+)
+MATERIALIZED = {spec.entity: spec for spec in (*TABLES.values(), AGENCY_ACTIVITY, RESTRICTED_PERSON_NIK, REJECTIONS)}
 
 
 def record_table(record: DatasetRecord) -> TableSpec:

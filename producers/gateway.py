@@ -2,7 +2,10 @@
 
 ``POST /v1/agencies/{agency}/datasets/{dataset}/events`` with a JSON batch and the agency's bearer token. Each record
 is validated against the dataset's registered schema, then through the dataset's mapping as the stream processor will
-(producers/mapping_check.py: a value rule, an unknown kelurahan or code is refused here, with its reason). The answer
+(producers/mapping_check.py: a value rule, an unknown kelurahan or code is refused here, with its reason). The
+datasets, their schemas and mappings are those of the mappings directory (``SATUBUS_MAPPINGS_DIR``, by default the
+package's ``schemas/agencies/``); the gateway looks at it every few seconds and takes up what ``satubus dataset
+apply`` changed there (a new dataset, a changed mapping) without a restart. The answer
 lists the accepted events (with their event_id) and the rejected ones (with every bad field and why, or the broker's
 reason under ``<broker>``). An event counts as accepted only once the broker has acknowledged it. 400 malformed JSON,
 401 no or wrong token, 403 another agency's dataset, 404 unknown dataset, 413 too large, 422 a batch of the wrong
@@ -39,10 +42,11 @@ from satubus.errors import BrokerUnavailable, DataError, InfrastructureError, Re
 from satubus.kafka import producer_config
 from satubus.metrics import REGISTRY
 from satubus.producers.gateway_tokens import Tokens, follow
-from satubus.producers.mapping_check import MappingCheck
+from satubus.producers.mapping_check import LiveMappingCheck
 from satubus.producers.publisher import AgencyPublisher, Change, Outcome
 from satubus.registry import registry_client, require_registry
-from satubus.schemas.catalogue import load_catalogue
+from satubus.schemas.catalogue import Agency
+from satubus.schemas.configuration import current_catalogue
 from satubus.schemas.envelope import AGENCIES_DIR
 from satubus.schemas.errors import SchemaError
 from satubus.schemas.nik import mask_nik
@@ -117,7 +121,8 @@ class Probes:
 
 def create_app(settings: Settings, given: Tokens | None = None) -> FastAPI:
     """The gateway; its tokens are read from PostgreSQL and kept current, unless ``given`` (tests)."""
-    datasets: dict[str, set[str]] = {a.code: set(a.datasets) for a in load_catalogue()}
+    root = settings.mappings_dir or AGENCIES_DIR
+    current_catalogue(root)  # read now: a broken catalogue ends the start, not a request
     tokens = given or Tokens()
     publishers: dict[tuple[str, str], AgencyPublisher] = {}
     creating = asyncio.Lock()
@@ -173,8 +178,18 @@ def create_app(settings: Settings, given: Tokens | None = None) -> FastAPI:
     async def bad_data(request: Request, exc: DataError) -> JSONResponse:
         return JSONResponse({"detail": mask_nik(str(exc))}, 422)
 
+    def publishes(agency: str, dataset: str) -> bool:
+        """Whether the catalogue lists the dataset; one it does not is looked for again at once, in case it was
+        applied within the last few seconds. It may read the directory: call it in a thread."""
+
+        def listed(catalogue: tuple[Agency, ...]) -> bool:
+            return any(a.code == agency and dataset in a.datasets for a in catalogue)
+
+        return listed(current_catalogue(root)) or listed(current_catalogue(root, fresh=True))
+
     async def publisher_for(agency: str, dataset: str) -> AgencyPublisher:
-        """The dataset's publisher, made on first use (in a thread: it asks the registry for the schema)."""
+        """The dataset's publisher, made on first use (in a thread: it asks the registry for the schema) and kept:
+        its check follows the dataset's mapping as it changes."""
         if (publisher := publishers.get((agency, dataset))) is not None:
             return publisher
         async with creating:
@@ -189,7 +204,8 @@ def create_app(settings: Settings, given: Tokens | None = None) -> FastAPI:
                     system="http-gateway",
                     role=access.GATEWAY,
                     delivery_timeout=settings.gateway_ack_timeout,  # every event has its answer by then
-                    check=MappingCheck.of(agency, dataset, settings.mappings_dir or AGENCIES_DIR),
+                    check=LiveMappingCheck(agency, dataset, root),
+                    root=root,
                 )
             return publisher
 
@@ -233,10 +249,7 @@ def create_app(settings: Settings, given: Tokens | None = None) -> FastAPI:
     ) -> Any:
         if caller != agency:
             raise HTTPException(403, f"agency {caller!r} may publish only to its own datasets")
-        if dataset not in datasets.get(agency, set()):  # perhaps applied since: read the catalogue again
-            load_catalogue.cache_clear()
-            datasets.update({a.code: set(a.datasets) for a in load_catalogue()})
-        if dataset not in datasets.get(agency, set()):
+        if not await asyncio.to_thread(publishes, agency, dataset):
             raise HTTPException(404, f"agency {agency!r} has no dataset {dataset!r} in the catalogue")
         if len(batch.events) > settings.gateway_max_events:
             raise HTTPException(413, f"at most {settings.gateway_max_events} events per batch")

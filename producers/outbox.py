@@ -2,9 +2,11 @@
 
 Wakes on LISTEN/NOTIFY and polls as a fallback. A crash between the broker's acknowledgement and the mark
 republishes those rows on restart with the same event_id, so consumers that dedupe by event_id see each row
-exactly once. A row whose payload does not fit the schema is marked ``rejected`` with the reasons. A row the broker
-did not acknowledge stays unmarked; an unavailable broker or database is retried with bounded backoff (the rows wait
-in the outbox meanwhile) instead of ending the relay.
+exactly once. A row whose payload does not fit the schema, or that the dataset's mapping rejects (as the stream
+processor would: producers/mapping_check.py, following the mapping as ``satubus dataset apply`` changes it), is not
+published: it is marked ``rejected`` with the field and the reason, where the agency sees it, and the rows after it
+go on. A row the broker did not acknowledge stays unmarked; an unavailable broker or database is retried with
+bounded backoff (the rows wait in the outbox meanwhile) instead of ending the relay.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from prometheus_client import Counter
 
 from satubus.errors import BrokerUnavailable, DatabaseUnavailable
 from satubus.metrics import NAMESPACE, REGISTRY
+from satubus.producers.mapping_check import LiveMappingCheck
 from satubus.producers.publisher import AgencyPublisher, Change
 from satubus.registry import registry_client
 from satubus.retry import Backoff, retry_async
+from satubus.schemas.envelope import AGENCIES_DIR
 from satubus.serde import AvroSerde
 from satubus.settings import Settings
 
@@ -41,7 +45,7 @@ RELAYED = Counter(
 )
 REJECTED = Counter(
     "outbox_rejected",
-    "Outbox rows whose payload does not fit the schema",
+    "Outbox rows not published: their payload does not fit the schema or the mapping rejects it",
     ["agency", "dataset"],
     namespace=NAMESPACE,
     registry=REGISTRY,
@@ -189,6 +193,7 @@ async def _relay(settings: Settings, args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    root = settings.mappings_dir or AGENCIES_DIR
     with AvroSerde(registry_client(settings)) as serde:
         # Made and closed in a thread: making asks the registry, closing flushes the producer.
         publisher = await asyncio.to_thread(
@@ -199,6 +204,8 @@ async def _relay(settings: Settings, args: argparse.Namespace) -> None:
             dataset=args.dataset,
             system=args.system,
             delivery_timeout=ACK_TIMEOUT,
+            check=LiveMappingCheck(args.agency, args.dataset, root),
+            root=root,
         )
         try:
             log.info("relaying %s outbox rows of %s to %s", args.dataset, args.agency, publisher.topic)

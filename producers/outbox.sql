@@ -6,6 +6,12 @@
 --   type           the change: c (create), u (update), d (delete), r (snapshot)
 --   payload        the record as JSON, in the dataset's schema (null for a delete)
 --   created_at     when the change happened (the event time)
+-- and the relay's columns:
+--   published_at   when the broker acknowledged the row
+--   rejected       why the row was not published, and never will be as it is: its payload does not fit the schema,
+--                  or the dataset's mapping rejects it (each bad field and the reason, the mapping's code in
+--                  brackets); the rows after it are relayed. Fix the data (or the mapping), then set rejected to null
+--                  to have the row relayed again, or insert a corrected row.
 CREATE TABLE IF NOT EXISTS satubus_outbox (
     seq            bigserial PRIMARY KEY,
     id             uuid NOT NULL UNIQUE DEFAULT gen_random_uuid(),

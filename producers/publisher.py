@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -27,8 +28,15 @@ from satubus import access
 from satubus.errors import BrokerUnavailable
 from satubus.kafka import producer_config
 from satubus.metrics import NAMESPACE, REGISTRY
-from satubus.schemas.envelope import agency_event_schema
-from satubus.schemas.record_models import FieldError, RecordRejected, agency_model, validate, validate_json
+from satubus.schemas.envelope import AGENCIES_DIR, agency_record_schema, envelope_schema
+from satubus.schemas.record_models import (
+    FieldError,
+    RecordRejected,
+    agency_model,
+    model_for,
+    validate,
+    validate_json,
+)
 from satubus.schemas.topics import agency_topic, value_subject
 from satubus.serde import AvroSerde, Encoder, RecordInvalid
 from satubus.settings import Settings
@@ -147,17 +155,23 @@ class AgencyPublisher:
         delivery_timeout: float | None = None,
         role: str | None = None,
         check: Callable[[dict[str, Any]], None] | None = None,
+        root: Path = AGENCIES_DIR,
     ) -> None:
         """``delivery_timeout``: seconds after which an unacknowledged event is reported failed (librdkafka's
         ``message.timeout.ms``; its default is 5 minutes). ``role``: whose Kafka identity publishes (default: the
         agency's own, which may write only its topics; the HTTP gateway publishes as itself). ``check``: called
         with each valid event before it is sent; raises ``RecordRejected`` for one that must not be (e.g. one its
-        dataset's mapping rejects, producers/mapping_check.py)."""
+        dataset's mapping rejects: ``LiveMappingCheck``, producers/mapping_check.py); such an event is refused as
+        a record that does not fit. ``root``: where the dataset's schema is read, the mappings directory
+        (``settings.mappings_dir`` on the bus's own machines), which holds the datasets ``satubus dataset apply``
+        installed; by default the package's ``schemas/agencies/``."""
         self.topic = settings.topic(agency_topic(agency, dataset, major))
         self.dataset = f"{agency}.{dataset}"
-        self.model = agency_model(agency, dataset)
+        record_schema = agency_record_schema(agency, dataset, root)
+        # The package's models are built once per process; another directory's with each publisher.
+        self.model = agency_model(agency, dataset) if root == AGENCIES_DIR else model_for(record_schema)
         self._check = check
-        self._encoder: Encoder = serde.encoder(value_subject(self.topic), agency_event_schema(agency, dataset))
+        self._encoder: Encoder = serde.encoder(value_subject(self.topic), envelope_schema(record_schema))
         self._source = {"agency": agency, "system": system, "version": "1"}
         config = producer_config(settings, f"{agency}-{system}", role or access.agency_principal(agency))
         if delivery_timeout is not None:

@@ -21,7 +21,8 @@ BROKER = "broker"  # the broker's own identity on the inter-broker listener (a s
 CONTROLLER = "controller"  # on the controller listener (SASL/PLAIN: SCRAM does not work there, KAFKA-15513)
 STREAMS = "satubus-streams"  # the stream processor; also its faust application id and consumer group
 MATERIALIZER = "satubus-materializer"
-# The only reader of restricted.* (the materializer of clear NIKs), and the sender of erasures (satubus erase)
+# The only reader of restricted.* (the materializer of clear NIKs) and of bus.dlq (whose values are the events as
+# sent), and the sender of erasures (satubus erase)
 RESTRICTED = "satubus-restricted"
 API = "satubus-api"
 GATEWAY = "satubus-gateway"
@@ -29,6 +30,7 @@ DOWNSTREAM = "satubus-downstream"  # read-only, for the applications that subscr
 
 MATERIALIZER_GROUPS = "satubus-materializer-"  # "<prefix><entity>" (consumers/materializer.py)
 RESTRICTED_GROUP = "satubus-materializer-person_nik"
+REJECTIONS_GROUP = "satubus-materializer-rejection"  # the dead letters, read for each agency's own rejections
 API_GROUP = "satubus-api-changes"  # consumers/changes.py
 DOWNSTREAM_GROUPS = "downstream-"
 
@@ -108,8 +110,9 @@ def grants(namespace: str, *, blocked: frozenset[str] = frozenset()) -> set[Gran
     allow(RESTRICTED, "TOPIC", f"{p}restricted.", "PREFIXED", "READ")
     for erasures in (canonical_topic("person"), ERASURES.name):  # satubus erase
         allow(RESTRICTED, "TOPIC", f"{p}{erasures}", "LITERAL", "WRITE")
-    allow(RESTRICTED, "TOPIC", f"{p}bus.dlq", "LITERAL", "WRITE")
-    allow(RESTRICTED, "GROUP", f"{p}{RESTRICTED_GROUP}", "LITERAL", "READ")
+    allow(RESTRICTED, "TOPIC", f"{p}bus.dlq", "LITERAL", "READ", "WRITE")
+    for group in (RESTRICTED_GROUP, REJECTIONS_GROUP):
+        allow(RESTRICTED, "GROUP", f"{p}{group}", "LITERAL", "READ")
 
     allow(API, "TOPIC", f"{p}unified.", "PREFIXED", "READ")
     allow(API, "GROUP", f"{p}{API_GROUP}", "LITERAL", "READ")

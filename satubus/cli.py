@@ -70,12 +70,12 @@ def _schemas(args: argparse.Namespace, settings: Settings) -> int:
         registry_client,
         require_registry,
     )
+    from satubus.schemas.envelope import AGENCIES_DIR
     from satubus.schemas.topics import all_contracts
 
     action = {"check": check_contract, "register": register_contract, "diff": diff_contract}[args.action]
-    contracts = [
-        c for c in all_contracts(settings.namespace) if c.schema is not None and fnmatch(c.subject, args.subject)
-    ]
+    every = all_contracts(settings.namespace, settings.mappings_dir or AGENCIES_DIR)  # with the applied datasets
+    contracts = [c for c in every if c.schema is not None and fnmatch(c.subject, args.subject)]
     if not contracts:
         print(f"no subject matches {args.subject!r}", file=sys.stderr)
         return 2
@@ -408,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     api_key.add_argument("caller", nargs="?", help="the calling application, e.g. dinsos-bansos-app")
     api_key.add_argument("--scope", action="append", default=[], help="issue: a scope of the key (repeat it)")
     api_key.add_argument("--expires-in", type=float, metavar="DAYS", help="issue: the key expires after this")
+    api_key.add_argument(
+        "--agency", metavar="CODE", help="issue: the key is this agency's, and reads its own rejections"
+    )
     api_key.add_argument("--key", metavar="ID", help="revoke only this key (default: every key of the caller)")
     api_key.add_argument("--by", help="who does this (default: the current user)")
     api_key.set_defaults(handler=_lazy("satubus.consumers.api_keys", "main"))

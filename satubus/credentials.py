@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 
 from satubus import access, acl, database, tokens
+from satubus.consumers import api_keys
 from satubus.kafka import admin_client
 from satubus.schemas.catalogue import Agency
 from satubus.schemas.catalogue import agency as catalogue_agency
@@ -118,15 +119,19 @@ def _onboard(args: argparse.Namespace, settings: Settings, by: str) -> int:
     acl.set_password(admin_client(settings), user, password)
     acl.apply(settings)  # its topics' ACLs, if the agency is new to the cluster
     issued = asyncio.run(add_token(settings, args.code, by))
+    reader = asyncio.run(api_keys.issue(settings, f"agency-{args.code}", frozenset(), by, agency=args.code))
     _update_local(settings, user, password)
-    print(onboarding_sheet(catalogue_agency(args.code), settings, user, password, issued))
+    print(onboarding_sheet(catalogue_agency(args.code), settings, user, password, issued, reader))
     return 0
 
 
-def onboarding_sheet(agency: Agency, settings: Settings, user: str, password: str, issued: tokens.Issued) -> str:
+def onboarding_sheet(
+    agency: Agency, settings: Settings, user: str, password: str, issued: tokens.Issued, reader: tokens.Issued
+) -> str:
     """What an agency's IT staff need to publish, in Bahasa Indonesia: credentials (shown once), addresses, their
-    topics, and the first commands."""
+    topics, how to read what the bus rejected (``reader``: the agency's API key), and the first commands."""
     gateway = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    api = f"http://{settings.api_host}:{settings.api_port}"
     topics = (
         "\n".join(f"    {settings.topic(agency_topic(agency.code, d))}" for d in agency.datasets) or "    (belum ada)"
     )
@@ -147,10 +152,15 @@ Kredensial di bawah ini hanya ditampilkan SEKALI: simpan di tempat aman (yang di
    Topic yang boleh Anda tulis:
 {topics}
 
-3. Langkah pertama
+3. Event yang ditolak bus (alasan per event, hanya milik instansi Anda)
+   Alamat : {api}/v1/agencies/{agency.code}/rejections
+   Header : Authorization: Bearer {reader.token}
+   (id kunci API {reader.token_id}; kunci ini hanya membaca penolakan {agency.code})
+
+4. Langkah pertama
    satubus dataset init {agency.code} <dataset> --sample contoh.csv     (dataset baru dari contoh data)
    satubus upload --agency {agency.code} --dataset {dataset} --key <kolom kunci> data.csv
-   Status integrasi Anda: http://{settings.api_host}:{settings.api_port}/  (papan skor)
+   Status integrasi Anda: {api}/  (papan skor)
 
 Panduan lengkap: docs/id/onboarding.md, docs/id/gateway-and-upload.md, docs/id/rejections.md
 """

@@ -24,8 +24,9 @@ from typing import Any
 
 from satubus.errors import ConfigurationError, DataError
 from satubus.producers.sheets import Limits, read_rows, write_report
-from satubus.producers.upload import columns_of, to_record
+from satubus.producers.upload import as_mapped, columns_of, to_record
 from satubus.schemas.catalogue import CATALOGUE_FILE, Agency, load_catalogue
+from satubus.schemas.dataset_records import check_aggregates
 from satubus.schemas.drafting import REVIEW, TO_FILL, draft
 from satubus.schemas.envelope import AGENCIES_DIR, agency_record_schema
 from satubus.schemas.mapping_spec import MappingError
@@ -73,7 +74,7 @@ def dry_run(
 ) -> list[RowOutcome]:
     """Each row as the bus would take it: fitted to the agency's schema (as ``satubus upload`` does), then through
     the mapping."""
-    columns, model, regions = columns_of(schema), model_for(schema), load_regions()
+    columns, model, regions = as_mapped(columns_of(schema), mapping.spec), model_for(schema), load_regions()
     name = f"{mapping.agency}.{mapping.dataset}"
     key_source = (mapping.spec.fields[mapping.spec.key].sources or [mapping.spec.key])[0]
     outcomes = []
@@ -138,6 +139,8 @@ def test(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError(f"{path}: a mapping file is named <dataset>.mapping.yaml")
     root, agency, dataset = path.parent.parent, path.parent.name, path.name.removesuffix(".mapping.yaml")
     mapping = load_mapping(agency, dataset, root)
+    if mapping.record is not None:
+        check_aggregates(mapping.record)
     try:
         key = _pseudonym_key(settings)
     except ConfigurationError:
@@ -178,6 +181,8 @@ def apply(args: argparse.Namespace, settings: Settings) -> int:
     if args.agency not in known:
         raise ConfigurationError(f"no agency {args.agency!r} in the catalogue ({CATALOGUE_FILE}): check the code")
     mapping = load_mapping(args.agency, args.dataset, drafts)
+    if mapping.record is not None:
+        check_aggregates(mapping.record)
     metadata = load_metadata(args.agency, args.dataset, drafts)
     print(f"[1/6] checked: schema, mapping and metadata ({metadata.classification}) in {drafts / args.agency}")
     # The agency topic's contract, with the schema of the draft (the package's schemas/agencies has none yet).

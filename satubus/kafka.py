@@ -23,6 +23,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from satubus import access
 from satubus.errors import ConfigurationError
+from satubus.schemas.envelope import AGENCIES_DIR
 from satubus.schemas.topics import DEAD_LETTERS, all_contracts
 from satubus.secrets import LocalSecrets
 from satubus.settings import Settings
@@ -102,13 +103,14 @@ def consumer_config(settings: Settings, group_id: str, role: str) -> dict[str, A
 def create_topics(settings: Settings) -> list[str]:
     """Create every contract topic of the bus's namespace that is missing, and give every one (the stream
     processor's changelogs too) its retention (``topic_config``); returns the names created."""
-    created = ensure_topics(settings, [(c.name, c.compacted) for c in all_contracts(settings.namespace)])
+    contracts = all_contracts(settings.namespace, settings.mappings_dir or AGENCIES_DIR)  # the applied datasets too
+    created = ensure_topics(settings, [(c.name, c.compacted) for c in contracts])
     changelogs = f"{access.principal(settings.namespace, access.STREAMS)}-"
     admin = admin_client(settings)
     existing = [
         t for t in admin.list_topics(timeout=15).topics if t.startswith(changelogs) and t.endswith("-changelog")
     ]
-    configure_topics(settings, [(c.name, c.compacted) for c in all_contracts(settings.namespace)])
+    configure_topics(settings, [(c.name, c.compacted) for c in contracts])
     configure_topics(settings, [(name, True) for name in existing])
     return created
 

@@ -24,6 +24,7 @@ from satubus.consumers.changes import GROUP_ID as API_GROUP
 from satubus.consumers.materializer import GROUP_ID as MATERIALIZER_GROUP
 from satubus.consumers.tables import MATERIALIZED
 from satubus.kafka import admin_client, create_topics
+from satubus.schemas.envelope import AGENCIES_DIR
 from satubus.schemas.topics import all_contracts
 from satubus.settings import Settings
 from satubus.streams.app import APP_ID, local_state
@@ -99,7 +100,11 @@ def _active(settings: Settings, groups: list[str]) -> list[str]:
 def _derived_topics(settings: Settings) -> list[str]:
     existing = admin_client(settings).list_topics(timeout=15).topics
     derived = [settings.topic(prefix) for prefix in DERIVED]
-    ours: list[str] = [c.name for c in all_contracts(settings.namespace) if c.name.startswith(tuple(derived))]
+    ours: list[str] = [
+        c.name
+        for c in all_contracts(settings.namespace, settings.mappings_dir or AGENCIES_DIR)
+        if c.name.startswith(tuple(derived))
+    ]
     ours += [name for name in existing if name.startswith(f"{settings.topic(APP_ID)}-")]
     return [name for name in ours if name in existing]
 

@@ -1,8 +1,11 @@
 """The catalogue of the 52 agencies (``reference/agencies.csv``) and the topic contracts it implies.
 
-An agency publishes the datasets its row lists and every dataset whose schema is in its folder of
-``schemas/agencies/`` (``satubus dataset apply`` puts a new one there): a dataset is onboarded without editing the
-catalogue file.
+An agency publishes the datasets its row lists and every dataset whose schema is in its folder of the mappings
+directory (``settings.mappings_dir``, by default the package's ``schemas/agencies/``; ``satubus dataset apply`` puts a
+new one there): a dataset is onboarded without editing the catalogue file. The callers name that directory
+(``root``): this package never reads the settings. ``load_catalogue`` reads it once per directory, for a process that
+reads its configuration at start; a long-running reader takes ``configuration.current_catalogue``, which follows
+the directory as it changes.
 """
 
 from __future__ import annotations
@@ -32,8 +35,15 @@ class Agency:
     integrated: bool
 
 
-@lru_cache(maxsize=1)
-def load_catalogue() -> tuple[Agency, ...]:
+@lru_cache(maxsize=8)
+def load_catalogue(root: Path = AGENCIES_DIR) -> tuple[Agency, ...]:
+    """The catalogue with the datasets whose schema is under ``root``, read at the first call for ``root`` and kept
+    (``cache_clear`` to read it again)."""
+    return read_catalogue(root)
+
+
+def read_catalogue(root: Path = AGENCIES_DIR) -> tuple[Agency, ...]:
+    """The catalogue as the files are now: ``reference/agencies.csv`` and the agencies' folders under ``root``."""
     with CATALOGUE_FILE.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
     agencies = tuple(
@@ -42,7 +52,7 @@ def load_catalogue() -> tuple[Agency, ...]:
             name=row["name"],
             kind=row["kind"],  # type: ignore[arg-type]  # checked below
             aliases=tuple(a for a in row["aliases"].split(";") if a),
-            datasets=_with_own_schemas(row["code"], tuple(d for d in row["datasets"].split(";") if d)),
+            datasets=_with_own_schemas(row["code"], tuple(d for d in row["datasets"].split(";") if d), root),
             integrated={"yes": True, "no": False}[row["integrated"]],
         )
         for row in rows
@@ -56,14 +66,14 @@ def load_catalogue() -> tuple[Agency, ...]:
     return agencies
 
 
-def _with_own_schemas(code: str, listed: tuple[str, ...]) -> tuple[str, ...]:
-    """``listed`` and, after them, the datasets with a schema in the agency's own folder (sorted)."""
-    own = sorted(path.stem for path in (AGENCIES_DIR / code).glob("*.avsc"))
+def _with_own_schemas(code: str, listed: tuple[str, ...], root: Path) -> tuple[str, ...]:
+    """``listed`` and, after them, the datasets with a schema in the agency's own folder under ``root`` (sorted)."""
+    own = sorted(path.stem for path in (root / code).glob("*.avsc"))
     return (*listed, *(dataset for dataset in own if dataset not in listed))
 
 
-def agency(code: str) -> Agency:
-    for candidate in load_catalogue():
+def agency(code: str, root: Path = AGENCIES_DIR) -> Agency:
+    for candidate in load_catalogue(root):
         if candidate.code == code:
             return candidate
     raise KeyError(f"no agency {code!r} in the catalogue ({CATALOGUE_FILE})")

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from satubus.schemas.envelope import AGENCIES_DIR, agency_record_schema
-from satubus.schemas.mapping_spec import RECORD, FieldSpec, MappingFile, read_mapping_file
+from satubus.schemas.mapping_spec import RECORD, FieldSpec, MappingError, MappingFile, read_mapping_file
 from satubus.schemas.record_models import model_for
 
 NAMESPACE = "id.go.jakarta.satubus.unified.datasets"
@@ -108,6 +108,22 @@ def field_type(field: FieldSpec, code_lists: dict[str, dict[str, Any]], source_t
     if first in _ENVELOPE_TYPES:
         return _ENVELOPE_TYPES[first]
     return _without_null(source_types.get(first, "string"))
+
+
+def check_aggregates(record: DatasetRecord) -> None:
+    """Each aggregate the mapping declares groups by a date or a time and sums numbers; raises ``MappingError``."""
+    types = {f["name"]: _without_null(f["type"]) for f in record.schema["fields"]}
+    for name, aggregate in record.spec.aggregates.items():
+        time = types[aggregate.time]
+        if not (isinstance(time, dict) and time.get("logicalType") in _TIMES):
+            raise MappingError(f"aggregate {name}: {aggregate.time} is not a date or a time (it is {time})")
+        for field in aggregate.sum:
+            if types[field] not in _NUMBERS:
+                raise MappingError(f"aggregate {name}: {field} is not a number to sum (it is {types[field]})")
+
+
+_TIMES = ("date", "timestamp-millis", "timestamp-micros")
+_NUMBERS = ("int", "long", "float", "double")
 
 
 def _without_null(avro_type: Any) -> Any:

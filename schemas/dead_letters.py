@@ -8,6 +8,7 @@ data masked (satubus/schemas/masking.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from satubus.schemas.masking import mask_payload_start, mask_text
 
@@ -26,6 +27,7 @@ class DeadLetter:
     partition: int
     offset: int
     agency: str
+    event_id: str = ""  # the event's own id, once it decoded: how the agency finds the event it sent
 
     def headers(self, raw: bytes | None) -> list[tuple[str, bytes]]:
         facts = {
@@ -37,9 +39,21 @@ class DeadLetter:
             "partition": str(self.partition),
             "offset": str(self.offset),
             "agency": self.agency,
+            "event_id": self.event_id,
             "preview": preview(raw),
         }
         return [(HEADER_PREFIX + name, value.encode()) for name, value in facts.items()]
+
+
+def facts_of(headers: Any) -> dict[str, str]:
+    """The facts a letter's headers carry, by name without the prefix (stage, reason, ..., agency, event_id)."""
+    facts = {}
+    for name, value in headers or []:
+        if name.startswith(HEADER_PREFIX) and value is not None:
+            facts[name.removeprefix(HEADER_PREFIX)] = (
+                value.decode(errors="replace") if isinstance(value, bytes) else value
+            )
+    return facts
 
 
 def preview(raw: bytes | None) -> str:

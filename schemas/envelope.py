@@ -102,8 +102,8 @@ def agency_record_schema(agency: str, dataset: str, root: Path = AGENCIES_DIR) -
     return dict(json.loads(agency_schema_path(agency, dataset, root).read_text(encoding="utf-8")))
 
 
-def agency_event_schema(agency: str, dataset: str) -> dict[str, Any]:
-    return envelope_schema(agency_record_schema(agency, dataset))
+def agency_event_schema(agency: str, dataset: str, root: Path = AGENCIES_DIR) -> dict[str, Any]:
+    return envelope_schema(agency_record_schema(agency, dataset, root))
 
 
 def unified_schema(entity: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ DEFAULT_TIMEZONE = "Asia/Jakarta"  # of a time written without an offset, unless
 
 # A rule between two mapped fields: "arrived_at >= departed_at".
 COMPARISON = re.compile(r"^\s*(\w+)\s*(<=|>=|<|>|==|!=)\s*(\w+)\s*$")
+AGGREGATE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")  # part of a view name: datasets.<agency>__<dataset>__<name>
 
 
 class MappingError(SatuBusError):
@@ -109,6 +110,18 @@ class Check(BaseModel):
         return left, op, right
 
 
+class Aggregate(BaseModel):
+    """Counts (and sums of numeric fields) of a dataset's records per kelurahan and per day or month of one of its
+    times, read in the mapping's time zone (``entity: record`` only; consumers/dataset_tables.py keeps it as a view
+    of the dataset's table, so it is always what the records say, corrections and deletions included)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time: str  # a date or time field of the record
+    per: Literal["day", "month"] = "day"
+    sum: tuple[str, ...] = ()  # numeric fields of the record
+
+
 class MappingFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -123,6 +136,21 @@ class MappingFile(BaseModel):
     # The agency field with the clear NIK of the record's person (the civil registry's identity only): it goes to
     # restricted.person_nik.v1, keyed by person_id, and nowhere else.
     restricted_nik: str | None = None
+    aggregates: dict[str, Aggregate] = {}  # by name: records per kelurahan and per day or month
+
+    @model_validator(mode="after")
+    def aggregates_of_records(self) -> MappingFile:
+        if self.aggregates and self.entity != RECORD:
+            raise ValueError("aggregates are kept for a dataset that is a record of its own (entity: record)")
+        if self.aggregates and "kelurahan_code" not in self.fields:
+            raise ValueError("aggregates are per kelurahan: the record needs a kelurahan_code field")
+        for name, aggregate in self.aggregates.items():
+            if not AGGREGATE_NAME.fullmatch(name):
+                raise ValueError(f"aggregate {name!r}: a name is lower-case letters, digits and _")
+            for field in (aggregate.time, *aggregate.sum):
+                if field not in self.fields:
+                    raise ValueError(f"aggregate {name}: the record has no field {field!r}")
+        return self
 
 
 def mapping_path(agency: str, dataset: str, root: Path) -> Path:

@@ -202,7 +202,7 @@ def load_metadata(agency: str, dataset: str, root: Path = AGENCIES_DIR) -> Datas
             f"{root / COMMON / (dataset + SUFFIX)}: a common dataset's metadata is loaded for an agency that "
             f"publishes it: load_metadata(<agency code>, {dataset!r})"
         )
-    agencies: dict[str, Agency] = {a.code: a for a in load_catalogue()}
+    agencies: dict[str, Agency] = {a.code: a for a in load_catalogue(root)}
     if agency not in agencies:
         raise MetadataError(f"{agency!r} is not an agency of the catalogue ({CATALOGUE_FILE})")
     publisher = agencies[agency]
@@ -267,7 +267,7 @@ def load_metadata(agency: str, dataset: str, root: Path = AGENCIES_DIR) -> Datas
 def catalogue_metadata(root: Path = AGENCIES_DIR) -> Iterator[DatasetMetadata]:
     """The metadata of every dataset of every catalogue agency, in the catalogue's order; a common dataset once for
     each agency that publishes it."""
-    for entry in load_catalogue():
+    for entry in load_catalogue(root):
         for dataset in entry.datasets:
             yield load_metadata(entry.code, dataset, root)
 

@@ -9,12 +9,14 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import Any, NewType
 
 from satubus.schemas.catalogue import load_catalogue
 from satubus.schemas.compatibility import Level
 from satubus.schemas.dataset_records import DatasetRecord, dataset_records
 from satubus.schemas.envelope import (
+    AGENCIES_DIR,
     activity_schema,
     agency_event_schema,
     part_batch_schema,
@@ -76,8 +78,9 @@ class TopicContract:
         return self.schema()
 
 
-def agency_contract(agency: str, dataset: str, major: int = 1) -> TopicContract:
-    return TopicContract(agency_topic(agency, dataset, major), partial(agency_event_schema, agency, dataset))
+def agency_contract(agency: str, dataset: str, major: int = 1, root: Path = AGENCIES_DIR) -> TopicContract:
+    """The topic of an agency dataset, its schema read from ``root`` (the mappings directory)."""
+    return TopicContract(agency_topic(agency, dataset, major), partial(agency_event_schema, agency, dataset, root))
 
 
 def unified_contract(entity: str, major: int = 1) -> TopicContract:
@@ -128,12 +131,13 @@ ERASURES = TopicContract(TopicName("bus.erasure"), None)
 PSEUDONYMOUS = frozenset({UNIFIED_PERSON.name, unified_contract("finding").name, PERSON_NIK.name})
 
 
-def all_contracts(namespace: str = "") -> tuple[TopicContract, ...]:
+def all_contracts(namespace: str = "", root: Path = AGENCIES_DIR) -> tuple[TopicContract, ...]:
     """Every topic of the bus (in ``namespace``): each catalogue agency's datasets, the canonical parts of the joined
     entities, the unified entities and datasets, the dead letters, the activity counts, the erasures and the
-    restricted NIKs."""
-    agencies = tuple(agency_contract(a.code, d) for a in load_catalogue() for d in a.datasets)
+    restricted NIKs. The datasets are those of the mappings directory ``root`` (``settings.mappings_dir``, by default
+    the package's ``schemas/agencies/``), with their schemas there: ``satubus dataset apply`` puts new ones there."""
+    agencies = tuple(agency_contract(a.code, d, root=root) for a in load_catalogue(root) for d in a.datasets)
     canonical = tuple(canonical_contract(e) for e in JOINED_ENTITIES)
-    unified = (*(unified_contract(e) for e in UNIFIED_ENTITIES), *map(record_contract, dataset_records()))
+    unified = (*(unified_contract(e) for e in UNIFIED_ENTITIES), *map(record_contract, dataset_records(root)))
     bus = (DEAD_LETTERS, ACTIVITY, ERASURES, PERSON_NIK)
     return tuple(c.within(namespace) for c in (*agencies, *canonical, *unified, *bus))

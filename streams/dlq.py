@@ -31,7 +31,7 @@ from satubus import access
 from satubus.errors import BrokerUnavailable, RegistryUnavailable
 from satubus.kafka import producer_config, read_to_end
 from satubus.registry import registry_client
-from satubus.schemas.dead_letters import HEADER_PREFIX, REPLAY_HEADER
+from satubus.schemas.dead_letters import REPLAY_HEADER, facts_of
 from satubus.schemas.envelope import AGENCIES_DIR
 from satubus.schemas.errors import DecodeError
 from satubus.schemas.mapping_spec import MappingError
@@ -72,7 +72,7 @@ class Letter:
     def of(cls, message: Any) -> Letter:
         """The letter a message of ``bus.dlq`` holds."""
         return cls(
-            message.partition() or 0, message.offset() or 0, message.key(), message.value(), _facts(message.headers())
+            message.partition() or 0, message.offset() or 0, message.key(), message.value(), facts_of(message.headers())
         )
 
     def shown_facts(self) -> dict[str, str]:
@@ -90,16 +90,6 @@ def read_letters(settings: Settings) -> list[Letter]:
     except KafkaException as exc:
         raise BrokerUnavailable(f"{exc.args[0].str()}; is Kafka up?") from exc
     return [Letter.of(message) for message in messages]
-
-
-def _facts(headers: Any) -> dict[str, str]:
-    facts = {}
-    for name, value in headers or []:
-        if name.startswith(HEADER_PREFIX) and value is not None:
-            facts[name.removeprefix(HEADER_PREFIX)] = (
-                value.decode(errors="replace") if isinstance(value, bytes) else value
-            )
-    return facts
 
 
 def once_per_event(letters: list[Letter]) -> tuple[list[Letter], int]:

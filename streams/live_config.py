@@ -12,7 +12,6 @@ puts a dataset on the bus, so that a bad mapping never reaches the workers. Ever
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
@@ -21,25 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from satubus.schemas.catalogue import CATALOGUE_FILE
+# The fingerprint is the schemas' (schemas/configuration.py): the gateway and the API follow the same files.
+from satubus.schemas.configuration import LOOK_SECONDS as LOOK_SECONDS
+from satubus.schemas.configuration import fingerprint as fingerprint
 from satubus.streams.metrics import CONFIGURATION_REFUSED
 
 log = logging.getLogger(__name__)
-
-PATTERNS = ("*/*.avsc", "*/*.mapping.yaml", "*/*.codes.csv")
-LOOK_SECONDS = 5.0
-
-
-def fingerprint(root: Path, catalogue: Path = CATALOGUE_FILE) -> str:
-    """A digest of every configuration file under ``root`` and of the catalogue: their names and contents."""
-    digest = hashlib.sha256()
-    for path in sorted({p for pattern in PATTERNS for p in root.glob(pattern)} | {catalogue}):
-        digest.update(str(path.relative_to(root) if path.is_relative_to(root) else path.name).encode())
-        try:
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-        except OSError:  # removed while looked at: the next look sees it gone
-            digest.update(b"-")
-    return digest.hexdigest()[:16]
 
 
 class ConfigurationWatch:

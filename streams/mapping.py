@@ -832,7 +832,7 @@ def discover_mappings(root: Path = AGENCIES_DIR) -> list[DatasetMapping]:
         replace(common, agency=agency.code, spec=_with_code_lists(common.spec, agency.code, common.dataset, root))
         for path in sorted((root / COMMON).glob("*.mapping.yaml"))
         for common in [load_mapping(COMMON, path.name.removesuffix(".mapping.yaml"), root)]
-        for agency in load_catalogue()
+        for agency in load_catalogue(root)
         if common.dataset in agency.datasets and (agency.code, common.dataset) not in mapped
     ]
     return own + shared

@@ -139,8 +139,10 @@ class Result:
     def send(self, topic: TopicName, key: str | bytes | None, value: dict[str, Any] | bytes | None) -> None:
         self.outputs.append(Output(topic, key.encode() if isinstance(key, str) else key, value))
 
-    def dead_letter(self, message: Input, agency: str, stage: str, reason: str, error: Exception) -> None:
-        letter = DeadLetter(stage, reason, error, message.topic, message.partition, message.offset, agency)
+    def dead_letter(
+        self, message: Input, agency: str, stage: str, reason: str, error: Exception, event_id: str = ""
+    ) -> None:
+        letter = DeadLetter(stage, reason, error, message.topic, message.partition, message.offset, agency, event_id)
         headers = tuple(letter.headers(message.value))
         self.outputs.append(Output(DEAD_LETTERS.name, message.key, message.value, headers))
 
@@ -232,7 +234,7 @@ class Normalizer:
         try:
             record = mapping.apply(envelope, regions=self.regions, pseudonym_key=self.pseudonym_key, now=now)
         except Rejected as exc:
-            result.dead_letter(message, agency, "normalize", exc.reason, exc)
+            result.dead_letter(message, agency, "normalize", exc.reason, exc, event_id)
             if exc.reason == "unknown_region" and exc.value is not None:
                 result.send_finding(unknown_region(agency, mapping.dataset, exc.value, envelope["occurred_at"]))
             state.put(state_key, message.partition, remember_rejected(before, event_id).encode())

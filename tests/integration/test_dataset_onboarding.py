@@ -1,9 +1,9 @@
 """A new kind of record onboarded without Python, against the real stack: DLH's waste-collection trips
 (docs/examples/dlh-ritase) go from ``satubus dataset init`` to rows in their own table, and the agency reads the
-rejected rows in the report of its upload.
+rejected rows in the report of its upload, and what the bus dead-lettered later through the API, with its own key.
 
-The stream worker and the materializer run from the start and are never restarted by hand. ``apply`` installs the
-dataset's files where a user's go, in schemas/agencies/dlh/; they are removed at the end.
+The stream worker, the materializer and the API run from the start and are never restarted by hand. ``apply``
+installs the dataset's files where a user's go, in schemas/agencies/dlh/; they are removed at the end.
 """
 
 from __future__ import annotations
@@ -17,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from satubus.consumers.migrate import recreate
 from satubus.database import dsn as owner_dsn
+from satubus.producers.publisher import AgencyPublisher, Change
+from satubus.registry import registry_client
 from satubus.schemas.catalogue import load_catalogue
 from satubus.schemas.envelope import AGENCIES_DIR
+from satubus.serde import AvroSerde
 from satubus.settings import Settings
 from tests.integration.conftest import Pipeline, _reset_topics, run_satubus
 
@@ -71,11 +75,15 @@ def test_waste_collection_trips_from_a_sample_to_rows_in_the_view_without_a_rest
     pipeline = Pipeline(settings, logs)  # running before the dataset exists, and never restarted by hand
     pipeline.start("stream")
     pipeline.start("materialize")
+    pipeline.start("api")
     stream_log = pipeline.log("stream")
     try:
         steps = onboard(settings, tmp_path, pipeline)
         found = asyncio.run(rows(settings))
         letters = letters_of(settings)
+        rejected_id = publish_without_the_check(settings)
+        own, others, nobody = rejections_read(settings, pipeline, rejected_id)
+        per_day = aggregate_read(settings)
         assert pipeline.processes["stream"].poll() is None  # the same process (same pid) took the dataset up
         assert b"configuration changed" in stream_log.read_bytes()
     finally:
@@ -87,7 +95,14 @@ def test_waste_collection_trips_from_a_sample_to_rows_in_the_view_without_a_rest
     assert (first["kelurahan_code"], first["waste_kind"], first["tonnes"]) == ("31.71.01.1001", "ORGANIC", 7.4)
     assert first["departed_at"].isoformat() == "2026-11-29T22:10:00+00:00"  # 05:10 WIB
     assert len(first["driver_id"]) == 64 and "3171011505850001" not in json.dumps(found, default=str)
-    assert letters == []  # nothing the mapping rejects reached the bus
+    assert letters == []  # nothing the mapping rejects reached the bus through the upload
+    (rejection,) = own  # what a Kafka client that does not check sent, dead-lettered by the bus
+    assert (rejection["event_id"], rejection["reason"], rejection["dataset"]) == (rejected_id, "out_of_range", "ritase")
+    assert "tonase" in rejection["message"] and "3174065207900003" not in json.dumps(own)
+    assert (others, nobody) == (403, 401)  # another agency's key, no key
+    # The mapping's aggregate: per kelurahan and local day of departure, the trips and their tonnage.
+    assert per_day["total"] == 3
+    assert {"kelurahan_code": "31.71.01.1001", "period": "2026-11-30", "records": 1, "tonnes": 7.4} in per_day["items"]
     assert steps[-1][1] < 600, f"onboarding took {steps[-1][1]:.0f}s, more than 10 minutes"
     print("onboarding, seconds from init:", ", ".join(f"{name} {at:.1f}" for name, at in steps))
 
@@ -132,6 +147,68 @@ def onboard(settings: Settings, tmp_path: Path, pipeline: Pipeline) -> list[tupl
         time.sleep(1)
     steps.append(("rows in the view", time.monotonic() - started))
     return steps
+
+
+def publish_without_the_check(settings: Settings) -> str:
+    """A trip with a negative tonnage from the agency's own Kafka client, which does not run the mapping: the bus
+    dead-letters it. Returns its event id."""
+    trip = {
+        "id_ritase": "RT-2026-000199",
+        "no_polisi": "B 9555 PQC",
+        "kode_tps": "TPS-MTD-03",
+        "kelurahan": "Menteng Dalam",
+        "nik_pengemudi": "3174065207900003",
+        "jenis_sampah": "ORGANIK",
+        "tonase": -3.0,
+        "waktu_berangkat": "2026-11-30 11:00",
+        "waktu_tiba": "2026-11-30 12:10",
+    }
+    with (
+        AvroSerde(registry_client(settings)) as serde,
+        AgencyPublisher(settings, serde, agency="dlh", dataset="ritase", system="timbangan") as publisher,
+    ):
+        (outcome,) = publisher.publish_batch([Change(key=trip["id_ritase"], record=trip, version=1)])
+    assert outcome.status == "published", outcome
+    return str(outcome.event_id)
+
+
+def rejections_read(settings: Settings, pipeline: Pipeline, event_id: str) -> tuple[list[dict[str, Any]], int, int]:
+    """dlh's rejections once the one of ``event_id`` is there, read with dlh's key (``satubus api-key issue
+    --agency``); and the status answered to bpbd's key and to no key."""
+    keys = {}
+    for agency in ("dlh", "bpbd"):
+        out = satubus(settings, "api-key", "issue", f"{agency}-it", "--agency", agency, "--by", "tests")
+        keys[agency] = {"Authorization": "Bearer " + out.split("Authorization: Bearer ", 1)[1].split()[0]}
+    url = f"http://127.0.0.1:{settings.api_port}/v1/agencies/dlh/rejections"
+    deadline = time.monotonic() + PATIENCE
+    with httpx.Client(timeout=30) as client:
+        while True:
+            pipeline.assert_running()
+            try:
+                answer = client.get(url, headers=keys["dlh"])
+                if answer.status_code == 200 and any(r["event_id"] == event_id for r in answer.json()["items"]):
+                    break
+            except httpx.TransportError:  # the API still starting
+                pass
+            assert time.monotonic() < deadline, f"dlh's rejection not readable after {PATIENCE:.0f}s"
+            time.sleep(1)
+        others = client.get(url, headers=keys["bpbd"]).status_code
+        nobody = client.get(url).status_code
+    return answer.json()["items"], others, nobody
+
+
+def aggregate_read(settings: Settings) -> dict[str, Any]:
+    """The aggregate tonnes_per_day of the example's mapping, with a key that may read a terbatas dataset."""
+    out = satubus(settings, "api-key", "issue", "dlh-analyst", "--scope", "read:person", "--by", "tests")
+    headers = {"Authorization": "Bearer " + out.split("Authorization: Bearer ", 1)[1].split()[0]}
+    url = f"http://127.0.0.1:{settings.api_port}/v1/datasets/dlh/ritase/aggregates/tonnes_per_day"
+    deadline = time.monotonic() + 30  # the API reads new keys every few seconds
+    while (answer := httpx.get(url, headers=headers, timeout=30)).status_code == 401:
+        assert time.monotonic() < deadline, "the API did not take the new key up"
+        time.sleep(0.5)
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
 
 
 def letters_of(settings: Settings) -> list[dict[str, Any]]:

@@ -221,9 +221,10 @@ def test_the_onboarding_sheet_is_in_bahasa_indonesia_and_holds_what_the_agency_n
     from satubus.settings import Settings
     from satubus.tokens import issue
 
-    issued = issue()
-    sheet = onboarding_sheet(agency("bpbd"), Settings(namespace="kota"), "kota.agency-bpbd", "s3cret", issued)
+    issued, reader = issue(), issue()
+    sheet = onboarding_sheet(agency("bpbd"), Settings(namespace="kota"), "kota.agency-bpbd", "s3cret", issued, reader)
     assert "hanya ditampilkan SEKALI" in sheet and "Topic yang boleh Anda tulis" in sheet
     assert f"Authorization: Bearer {issued.token}" in sheet and "s3cret" in sheet
+    assert f"Authorization: Bearer {reader.token}" in sheet and "/v1/agencies/bpbd/rejections" in sheet
     assert "kota.agency.bpbd.kejadian.v1" in sheet and "kota.agency.bpbd.layanan.v1" in sheet
     assert "satubus dataset init bpbd" in sheet and "docs/id/onboarding.md" in sheet

@@ -13,10 +13,10 @@ import fastavro
 import pytest
 import yaml
 
-from satubus.consumers.dataset_tables import column_type, table_ddl
+from satubus.consumers.dataset_tables import aggregate_ddl, column_type, table_ddl
 from satubus.consumers.tables import record_table
-from satubus.schemas.dataset_records import dataset_records
-from satubus.schemas.mapping_spec import MappingError
+from satubus.schemas.dataset_records import check_aggregates, dataset_records
+from satubus.schemas.mapping_spec import MappingError, MappingFile
 from satubus.schemas.regions import load_regions
 from satubus.schemas.topics import record_contract
 from satubus.streams.errors import Rejected
@@ -138,6 +138,10 @@ def test_a_deletion_is_a_tombstone_for_the_record_key(root: Path) -> None:
         (lambda s: s["fields"]["tonnes"].update(min=5, max=1), "min 5.0 is above max 1.0"),
         (lambda s: s.__setitem__("timezone", "Asia/Bandung"), "unknown time zone Asia/Bandung"),
         (lambda s: s.__setitem__("restricted_nik", "nik_pengemudi"), "restricted_nik"),
+        (lambda s: s["aggregates"].__setitem__("Per Day", {"time": "departed_at"}), "lower-case letters"),
+        (lambda s: s["aggregates"]["tonnes_per_day"].update(sum=["weight"]), "no field 'weight'"),
+        (lambda s: s["aggregates"]["tonnes_per_day"].update(per="week"), "'day' or 'month'"),
+        (lambda s: s["fields"].pop("kecamatan_code") and s["fields"].pop("kelurahan_code"), "needs a kelurahan_code"),
     ],
 )
 def test_a_bad_record_mapping_is_refused_saying_why(root: Path, change: Any, problem: str) -> None:
@@ -197,3 +201,41 @@ def test_a_date_of_today_in_jakarta_is_not_in_the_future_before_seven_in_the_mor
             pseudonym_key=KEY,
             now=early,
         )
+
+
+def test_an_aggregate_is_a_view_per_kelurahan_and_local_day_of_the_table(root: Path) -> None:
+    record = load_mapping("dlh", "ritase", root).record
+    assert record is not None
+    drop, create = aggregate_ddl(record)
+    assert drop == "DROP VIEW IF EXISTS datasets.dlh__ritase__tonnes_per_day"
+    assert create == (
+        "CREATE VIEW datasets.dlh__ritase__tonnes_per_day AS SELECT kelurahan_code, "
+        "date_trunc('day', (departed_at AT TIME ZONE 'Asia/Jakarta'))::date AS period, count(*) AS records, "
+        "sum(tonnes) AS tonnes FROM datasets.dlh__ritase "
+        "WHERE kelurahan_code IS NOT NULL AND departed_at IS NOT NULL GROUP BY 1, 2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("aggregate", "problem"),
+    [
+        ({"time": "plate"}, "plate is not a date or a time"),
+        ({"time": "departed_at", "sum": ["waste_kind"]}, "waste_kind is not a number to sum"),
+    ],
+)
+def test_an_aggregate_over_fields_of_the_wrong_type_is_refused(
+    root: Path, aggregate: dict[str, Any], problem: str
+) -> None:
+    edit(root, lambda s: s.__setitem__("aggregates", {"bad": aggregate}))
+    record = load_mapping("dlh", "ritase", root).record
+    assert record is not None
+    with pytest.raises(MappingError, match=problem):
+        check_aggregates(record)
+
+
+def test_aggregates_are_kept_for_records_of_their_own_only(tmp_path: Path) -> None:
+    source = Path(__file__).parents[2] / "schemas" / "agencies" / "bpbd" / "kejadian.mapping.yaml"
+    spec = yaml.safe_load(source.read_text(encoding="utf-8"))
+    spec["aggregates"] = {"per_day": {"time": "occurred_at"}}
+    with pytest.raises(ValueError, match="entity: record"):
+        MappingFile.model_validate(spec)

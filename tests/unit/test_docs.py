@@ -16,7 +16,7 @@ import pytest
 
 from satubus.cli import build_parser
 from satubus.schemas.errors import DecodeError
-from satubus.schemas.mapping_spec import Check, FieldSpec, MappingFile, NikCheck
+from satubus.schemas.mapping_spec import Aggregate, Check, FieldSpec, MappingFile, NikCheck
 from satubus.streams import mapping as mapping_module
 
 REPO = Path(__file__).resolve().parents[2]
@@ -201,7 +201,7 @@ def test_every_reason_code_is_documented(folder: Path) -> None:
 
 def mapping_keys() -> set[str]:
     keys = set()
-    for model in (MappingFile, FieldSpec, Check, NikCheck):
+    for model in (MappingFile, FieldSpec, Check, NikCheck, Aggregate):
         keys |= {field.alias or name for name, field in model.model_fields.items()}
     return keys
 

@@ -415,6 +415,7 @@ def test_an_invalid_nik_is_dead_lettered_with_the_original_bytes_and_masked_head
         "partition": "1",
         "offset": "77",
         "agency": "dukcapil",
+        "event_id": str(event_id(1)),  # the agency finds its event by it
         "preview": "",
     }
     assert headers["message"].startswith("nik: ")

@@ -73,14 +73,15 @@ class InOrder:
         kept, rewind = [], {}
         for event in events:
             message = event.message
-            reading = await self._reading_of(message.tp, message.generation_id)
+            tp = TP(message.tp.topic, message.tp.partition)  # faust's own: a message may hold aiokafka's
+            reading = await self._reading_of(tp, message.generation_id)
             if message.offset == reading.expected:
                 kept.append(event)
                 reading.expected, reading.rewound = message.offset + 1, False
                 continue
             consumer.unacked.discard(message)
             if message.offset > reading.expected and not reading.rewound:
-                rewind[message.tp] = reading.expected
+                rewind[tp] = reading.expected
                 reading.rewound = True
         if rewind:
             log.info("events missing before those fetched (faust-streaming #596): reading again from %s", rewind)

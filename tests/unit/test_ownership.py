@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from aiokafka import TopicPartition
 from faust.types import TP
 
 from satubus.streams.ownership import InOrder, StuckPartitions, owned
@@ -132,11 +133,12 @@ def test_nothing_is_sought_during_a_rebalance_or_while_an_agent_waits_for_the_re
 def test_events_after_a_gap_wait_while_their_partition_is_read_again_from_the_missing_one() -> None:
     consumer = Consumer(assigned={A, B}, committed={A: 10, B: 3})
     in_order = InOrder(app(consumer))
-    first = [event(A, 10), event(A, 11), event(A, 14), event(A, 15), event(B, 3)]  # A's 12 and 13 dropped by faust
+    fetched = TopicPartition(A.topic, A.partition)  # what aiokafka's messages hold: not faust's TP, which it requires
+    first = [event(A, 10), event(A, 11), event(fetched, 14), event(A, 15), event(B, 3)]  # A's 12, 13 dropped by faust
     consumer.unacked |= {e.message for e in first}
     kept = asyncio.run(in_order.admit(first))
     assert [(e.message.tp, e.message.offset) for e in kept] == [(A, 10), (A, 11), (B, 3)]
-    assert consumer.seeks == [{A: 12}]
+    assert consumer.seeks == [{A: 12}] and all(type(tp) is TP for tp in consumer.seeks[0])
     assert {e.message.offset for e in first if e.message in consumer.unacked} == {10, 11, 3}  # 14, 15 not acked
     # What was fetched before the seek still comes (no second seek); then 12 on, read again, in order.
     kept = asyncio.run(in_order.admit([event(A, 16), event(A, 12), event(A, 13), event(A, 14), event(B, 4)]))

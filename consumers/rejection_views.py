@@ -11,7 +11,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
-SHOWN = ("event_id", "dataset", "stage", "reason", "message", "preview", "topic", "partition", "offset", "rejected_at")
+# The columns shown, by the names the API gives them.
+SHOWN = {
+    "event_id": "event_id",
+    "dataset": "dataset",
+    "stage": "stage",
+    "reason": "reason",
+    "message": "message",
+    "preview": "preview",
+    "topic": "topic",
+    "partition": "source_partition",
+    "offset": "source_offset",
+    "rejected_at": "rejected_at",
+}
 
 
 class Rejection(BaseModel):
@@ -51,16 +63,12 @@ async def rejections(
     )
     args = (agency, dataset, reason, since)
     total = await conn.fetchval(f"SELECT count(*) FROM bus.rejections WHERE {where}", *args)
+    shown = ", ".join(f'{column} AS "{name}"' for name, column in SHOWN.items())
     rows = await conn.fetch(
-        f"SELECT {', '.join(_column(c) for c in SHOWN)} FROM bus.rejections WHERE {where} "
-        f"ORDER BY rejected_at DESC, letter_id LIMIT $5 OFFSET $6",
+        f"SELECT {shown} FROM bus.rejections WHERE {where} ORDER BY rejected_at DESC, letter_id LIMIT $5 OFFSET $6",
         *args,
         limit,
         offset,
     )
     items = [Rejection(**dict(row)) for row in rows]
     return RejectionsPage(agency=agency, total=total, limit=limit, offset=offset, items=items)
-
-
-def _column(name: str) -> str:
-    return f'"{name}"' if name in ("partition", "offset") else name

@@ -11,9 +11,9 @@ CREATE TABLE bus.rejections (
     reason        text NOT NULL,             -- e.g. out_of_range, unknown_region, NotWireFormat
     message       text NOT NULL,
     preview       text NOT NULL,
-    topic         text NOT NULL,
-    "partition"   int NOT NULL,
-    "offset"      bigint NOT NULL,
+    topic         text NOT NULL,             -- where the event was read: its topic, partition and offset
+    source_partition int NOT NULL,
+    source_offset bigint NOT NULL,
     rejected_at   timestamptz NOT NULL,      -- when the letter was written
     version       bigint NOT NULL,           -- the letter's offset in bus.dlq: a later letter of the event wins
     committed_at  timestamptz NOT NULL DEFAULT clock_timestamp()

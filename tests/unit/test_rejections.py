@@ -50,7 +50,7 @@ def test_a_rejected_event_is_a_row_of_its_agency_with_its_reason_and_event_id() 
     assert row is not None
     assert (row["agency"], row["dataset"], row["topic"]) == ("dlh", "ritase", "agency.dlh.ritase.v1")
     assert (row["stage"], row["reason"], row["event_id"]) == ("normalize", "out_of_range", "e-1")
-    assert (row["partition"], row["offset"], row["version"], row["rejected_at"]) == (2, 41, 9, AT)
+    assert (row["source_partition"], row["source_offset"], row["version"], row["rejected_at"]) == (2, 41, 9, AT)
     assert row["letter_id"] == "agency.dlh.ritase.v1:2:41:normalize"
     assert "tonase" in row["message"]
     assert all(NIK not in str(value) for value in row.values())

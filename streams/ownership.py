@@ -74,7 +74,9 @@ class InOrder:
         for event in events:
             message = event.message
             tp = TP(message.tp.topic, message.tp.partition)  # faust's own: a message may hold aiokafka's
-            reading = await self._reading_of(tp, message.generation_id)
+            reading = self._reading.get(tp)
+            if reading is None or reading.generation != message.generation_id:
+                reading = await self._start_reading(tp, message.generation_id)
             if message.offset == reading.expected:
                 kept.append(event)
                 reading.expected, reading.rewound = message.offset + 1, False
@@ -92,13 +94,12 @@ class InOrder:
                 log.warning("could not seek back %s (%s)", rewind, error)
         return kept
 
-    async def _reading_of(self, tp: TP, generation: int) -> _Reading:
-        reading = self._reading.get(tp)
-        if reading is None or reading.generation != generation:
-            expected = self.app.consumer._committed_offset.get(tp)
-            if expected is None:  # nothing committed (faust also keeps a committed 0 as None)
-                expected = (await self.app.consumer.earliest_offsets(tp))[tp]
-            reading = self._reading[tp] = _Reading(generation, expected)
+    async def _start_reading(self, tp: TP, generation: int) -> _Reading:
+        """A partition's first event in a generation: it is read from its committed offset on."""
+        expected = self.app.consumer._committed_offset.get(tp)
+        if expected is None:  # nothing committed (faust also keeps a committed 0 as None)
+            expected = (await self.app.consumer.earliest_offsets(tp))[tp]
+        reading = self._reading[tp] = _Reading(generation, expected)
         return reading
 
 

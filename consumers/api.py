@@ -7,7 +7,7 @@
 - ``GET /v1/datasets``, ``/v1/datasets/{agency}/{dataset}/records[/{key}]``: the datasets that are records of their
   own (consumers/dataset_views.py), their records by key or by kelurahan, newest first
 - ``GET /v1/datasets/{agency}/{dataset}/aggregates/{name}``: an aggregate the dataset's mapping declares, per
-  kelurahan and day or month
+  kelurahan and day or month; ``GET /v1/regions/{kelurahan_code}/aggregates``: every one, for one kelurahan
 - ``GET /v1/findings``: findings newest first, filtered by kind, status, subject and agency, paginated
 - ``GET /v1/agencies/{agency}/rejections``: what the bus dead-lettered of the agency's events and why, for that agency's
   own API key (consumers/rejection_views.py)
@@ -54,7 +54,7 @@ from satubus.consumers import api_keys, api_scopes, faults, scoreboard_metrics, 
 from satubus.consumers.api_keys import ANONYMOUS, Caller, Keys
 from satubus.consumers.api_scopes import Purpose
 from satubus.consumers.changes import Changes, ChangesStopped, ViewChange
-from satubus.consumers.dataset_views import DatasetView, DatasetViews
+from satubus.consumers.dataset_views import DatasetView, DatasetViews, aggregate_rows
 from satubus.consumers.rejection_views import RejectionsPage, rejections
 from satubus.consumers.scoreboard import AgencyStatus, Rules, load_activity, load_blocks, scoreboard
 from satubus.consumers.tables import TABLES, TableSpec
@@ -399,23 +399,35 @@ def create_app(settings: Settings, keys: Keys | None = None) -> FastAPI:
             raise HTTPException(404, f"{view.record.name} declares no aggregate {name!r}: GET /v1/datasets lists them")
         if view.classification != "publik":
             require(who, api_scopes.PERSON)
-        where = (
-            "($1::text IS NULL OR kelurahan_code = $1) AND ($2::date IS NULL OR period >= $2) "
-            "AND ($3::date IS NULL OR period <= $3)"
-        )
         async with faults.connection(state["pool"]) as conn:
-            rows = await conn.fetch(
-                f"SELECT *, count(*) OVER () AS total FROM {aggregate} WHERE {where} "
-                f"ORDER BY period DESC, kelurahan_code LIMIT $4 OFFSET $5",
-                kelurahan_code,
-                since,
-                until,
-                limit,
-                offset,
+            total, items = await aggregate_rows(
+                conn, aggregate, kelurahan_code=kelurahan_code, since=since, until=until, limit=limit, offset=offset
             )
-        items = [{k: v for k, v in row.items() if k != "total"} for row in rows]
-        total = rows[0]["total"] if rows else 0
         return {"aggregate": name, "total": total, "limit": limit, "offset": offset, "items": items}
+
+    @app.get(
+        "/v1/regions/{kelurahan_code}/aggregates",
+        summary="Every aggregate the datasets' mappings declare, for one kelurahan (read:person for those not publik)",
+    )
+    async def get_region_aggregates(
+        kelurahan_code: Annotated[str, Path(pattern=KELURAHAN_CODE)],
+        who: Who,
+        since: Annotated[dt.date | None, Query(description="periods from this date on")] = None,
+        until: Annotated[dt.date | None, Query(description="periods up to this date")] = None,
+    ) -> dict[str, Any]:
+        found, withheld = [], []
+        async with faults.connection(state["pool"]) as conn:
+            for view in datasets.all():
+                for name, aggregate in view.record.spec.aggregates.items():
+                    if view.classification != "publik" and api_scopes.PERSON not in who.scopes:
+                        withheld.append(f"{view.record.name}.{name}")
+                        continue
+                    _, rows = await aggregate_rows(
+                        conn, str(view.aggregate_view(name)), kelurahan_code=kelurahan_code, since=since, until=until
+                    )
+                    items = [{k: v for k, v in row.items() if k != "kelurahan_code"} for row in rows]
+                    found.append({"dataset": view.record.name, "aggregate": name, "per": aggregate.per, "items": items})
+        return {"kelurahan_code": kelurahan_code, "aggregates": found, "withheld": withheld}
 
     @app.get(
         "/v1/agencies/{agency}/rejections",

@@ -9,6 +9,7 @@ that it does not know: a dataset applied while the API runs is served without a 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,28 @@ class DatasetViews:
     def all(self) -> list[DatasetView]:
         self.refresh()
         return sorted(self._views.values(), key=lambda view: view.record.name)
+
+
+async def aggregate_rows(
+    conn: Any,
+    view: str,
+    *,
+    kelurahan_code: str | None = None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+) -> tuple[int, list[dict[str, Any]]]:
+    """The rows of an aggregate's view (``view``: its name, from ``DatasetView.aggregate_view``), newest period
+    first, and how many there are in all."""
+    rows = await conn.fetch(
+        f"SELECT *, count(*) OVER () AS total FROM {view} "
+        "WHERE ($1::text IS NULL OR kelurahan_code = $1) AND ($2::date IS NULL OR period >= $2) "
+        "AND ($3::date IS NULL OR period <= $3) ORDER BY period DESC, kelurahan_code LIMIT $4 OFFSET $5",
+        kelurahan_code,
+        since,
+        until,
+        limit,
+        offset,
+    )
+    return (rows[0]["total"] if rows else 0), [{k: v for k, v in row.items() if k != "total"} for row in rows]

@@ -83,7 +83,7 @@ def test_waste_collection_trips_from_a_sample_to_rows_in_the_view_without_a_rest
         letters = letters_of(settings)
         rejected_id = publish_without_the_check(settings)
         own, others, nobody = rejections_read(settings, pipeline, rejected_id)
-        per_day = aggregate_read(settings)
+        per_day, gambir, gambir_anonymous = aggregate_read(settings)
         assert pipeline.processes["stream"].poll() is None  # the same process (same pid) took the dataset up
         assert b"configuration changed" in stream_log.read_bytes()
     finally:
@@ -103,6 +103,11 @@ def test_waste_collection_trips_from_a_sample_to_rows_in_the_view_without_a_rest
     # The mapping's aggregate: per kelurahan and local day of departure, the trips and their tonnage.
     assert per_day["total"] == 3
     assert {"kelurahan_code": "31.71.01.1001", "period": "2026-11-30", "records": 1, "tonnes": 7.4} in per_day["items"]
+    # The same, among every aggregate of Gambir; without a key, the terbatas dataset's is withheld.
+    assert {"dataset": "dlh.ritase", "aggregate": "tonnes_per_day", "per": "day"} | {
+        "items": [{"period": "2026-11-30", "records": 1, "tonnes": 7.4}]
+    } in gambir["aggregates"]
+    assert gambir_anonymous["withheld"] == ["dlh.ritase.tonnes_per_day"] and gambir_anonymous["aggregates"] == []
     assert steps[-1][1] < 600, f"onboarding took {steps[-1][1]:.0f}s, more than 10 minutes"
     print("onboarding, seconds from init:", ", ".join(f"{name} {at:.1f}" for name, at in steps))
 
@@ -197,8 +202,9 @@ def rejections_read(settings: Settings, pipeline: Pipeline, event_id: str) -> tu
     return answer.json()["items"], others, nobody
 
 
-def aggregate_read(settings: Settings) -> dict[str, Any]:
-    """The aggregate tonnes_per_day of the example's mapping, with a key that may read a terbatas dataset."""
+def aggregate_read(settings: Settings) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The aggregate tonnes_per_day of the example's mapping, with a key that may read a terbatas dataset; Gambir's
+    aggregates with that key, and without one."""
     out = satubus(settings, "api-key", "issue", "dlh-analyst", "--scope", "read:person", "--by", "tests")
     headers = {"Authorization": "Bearer " + out.split("Authorization: Bearer ", 1)[1].split()[0]}
     url = f"http://127.0.0.1:{settings.api_port}/v1/datasets/dlh/ritase/aggregates/tonnes_per_day"
@@ -207,8 +213,10 @@ def aggregate_read(settings: Settings) -> dict[str, Any]:
         assert time.monotonic() < deadline, "the API did not take the new key up"
         time.sleep(0.5)
     assert answer.status_code == 200, answer.text
-    result: dict[str, Any] = answer.json()
-    return result
+    gambir = f"http://127.0.0.1:{settings.api_port}/v1/regions/31.71.01.1001/aggregates"
+    with_key, without = httpx.get(gambir, headers=headers, timeout=30), httpx.get(gambir, timeout=30)
+    assert with_key.status_code == without.status_code == 200, (with_key.text, without.text)
+    return answer.json(), with_key.json(), without.json()
 
 
 def letters_of(settings: Settings) -> list[dict[str, Any]]:

@@ -60,7 +60,9 @@ class InOrder:
     passed over too. Passed-over events are not acknowledged: nothing is committed past them.
 
     Within a generation, a partition's first expected offset is its committed offset, or its first one when nothing
-    is committed (where the consumer starts reading).
+    is committed (where the consumer starts reading). The expected offset never stays below the committed one: the
+    commit guard commits nothing that was not processed, so what is before it is done (faust may learn a partition's
+    committed offset only after its first events arrive, and then fetches from there).
     """
 
     def __init__(self, app: Any) -> None:
@@ -77,6 +79,9 @@ class InOrder:
             reading = self._reading.get(tp)
             if reading is None or reading.generation != message.generation_id:
                 reading = await self._start_reading(tp, message.generation_id)
+            committed = consumer._committed_offset.get(tp)
+            if committed is not None and committed > reading.expected:  # processed, by whichever worker committed
+                reading.expected, reading.rewound = committed, False
             if message.offset == reading.expected:
                 kept.append(event)
                 reading.expected, reading.rewound = message.offset + 1, False

@@ -163,3 +163,13 @@ def test_a_partition_with_nothing_committed_is_read_in_order_from_its_first_offs
     assert asyncio.run(in_order.admit([event(A, 2)])) == []
     assert consumer.seeks == [{A: 0}]
     assert [e.message.offset for e in asyncio.run(in_order.admit([event(A, 0), event(A, 1)]))] == [0, 1]
+
+
+def test_the_expected_offset_follows_the_committed_one_when_faust_learns_it_late() -> None:
+    """faust may know a partition's committed offset only after its first events came: the worker sought back to
+    the first offset, and faust's own seek to the committed one won. What is before the committed offset is done."""
+    consumer = Consumer(assigned={A})  # nothing known committed yet: earliest_offsets says 0
+    in_order = InOrder(app(consumer))
+    assert asyncio.run(in_order.admit([event(A, 5)])) == [] and consumer.seeks == [{A: 0}]
+    consumer._committed_offset[A] = 5
+    assert [e.message.offset for e in asyncio.run(in_order.admit([event(A, 5), event(A, 6)]))] == [5, 6]

@@ -49,10 +49,14 @@ def rejection(message: Any) -> dict[str, Any] | None:
     if facts.get("stage") not in AGENCY_STAGES or topic is None or not facts.get("agency"):
         return None
     contract, agency, dataset = topic.groups()
-    partition, offset, stage = int(facts.get("partition", -1)), int(facts.get("offset", -1)), facts["stage"]
+    partition, offset, stage = _number(facts.get("partition")), _number(facts.get("offset")), facts["stage"]
+    # The bus always writes where the event was read; a letter without it (written by hand) is still the agency's
+    # rejection, named by its own place in bus.dlq.
+    located = partition >= 0 and offset >= 0
+    where = f"{partition}:{offset}" if located else f"dlq-{message.partition()}-{message.offset()}"
     _, millis = message.timestamp()
     return {
-        "letter_id": f"{contract}:{partition}:{offset}:{stage}",
+        "letter_id": f"{contract}:{where}:{stage}",
         "agency": agency,
         "dataset": dataset,
         "event_id": facts.get("event_id") or None,
@@ -67,3 +71,8 @@ def rejection(message: Any) -> dict[str, Any] | None:
         "rejected_at": dt.datetime.fromtimestamp(millis / 1000, dt.UTC),
         "version": message.offset(),
     }
+
+
+def _number(header: str | None) -> int:
+    """A partition or offset header, -1 when missing or not a number."""
+    return int(header) if header is not None and header.strip().isdigit() else -1

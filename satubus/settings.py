@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     # The stream processor takes up to this many events at a time, waiting at most stream_batch_seconds for them.
     stream_batch_size: int = 500
     stream_batch_seconds: float = 0.1
+    # Seconds a stream worker may go without a heartbeat before its group hands its partitions to the others: how
+    # long a killed worker's partitions wait (faust's default is 60). Heartbeats go every 3 s.
+    stream_session_timeout: float = 15.0
 
     # Of every satubus process's log; `satubus -v` forces DEBUG. Case-insensitive.
     log_level: LogLevel = "INFO"

@@ -120,6 +120,7 @@ def build_app(settings: Settings) -> faust.App:
         # Batches are taken from each agent's buffer (its size: see Adapter._agent); fetch a batch per poll.
         stream_buffer_maxsize=2 * settings.stream_batch_size,
         broker_max_poll_records=settings.stream_batch_size,
+        broker_session_timeout=settings.stream_session_timeout,
     )
     serde = AvroSerde(registry_client(settings))
     root = settings.mappings_dir or AGENCIES_DIR

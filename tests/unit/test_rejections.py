@@ -32,6 +32,9 @@ class Letter:
     def offset(self) -> int:
         return self._offset
 
+    def partition(self) -> int:
+        return 0
+
 
 def letter(
     stage: str = "normalize",
@@ -80,3 +83,15 @@ def test_an_agency_key_says_whose_rejections_it_reads() -> None:
     keys = Keys({issued.token_id: StoredKey("agency-dlh", issued.digest, frozenset(), agency="dlh")})
     caller = keys.caller(issued.token)
     assert caller is not None and caller.agency == "dlh"
+
+
+def test_a_letter_whose_location_is_not_a_number_is_still_a_row_named_by_its_place_in_the_dlq() -> None:
+    written_by_hand = letter(dlq_offset=77)
+    written_by_hand._headers = [
+        (name, b"forty-one" if name == "satubus.error.offset" else value) for name, value in written_by_hand._headers
+    ]
+    row = rejection(written_by_hand)
+    assert row is not None
+    assert (row["source_partition"], row["source_offset"]) == (2, -1)
+    assert row["letter_id"] == "agency.dlh.ritase.v1:dlq-0-77:normalize"
+    assert REJECTIONS.row(row)

@@ -15,14 +15,22 @@ offset of each partition with nothing committed yet, which the commit guard need
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from faust.types import TP
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The longest an agent waits here for faust's consumer thread (a partition's first offset, a seek). While partitions
+# move, that thread waits for the agents to finish their batches (faust's revocation): an agent waiting for it in turn
+# would hold the rebalance until the group gave up on this worker (its rebalance timeout, 60 s).
+CONSUMER_CALL_SECONDS = 5.0
 
 
 def owned(app: Any, events: list[Any]) -> list[Any]:
@@ -72,13 +80,17 @@ class InOrder:
     async def admit(self, events: list[Any]) -> list[Any]:
         """The events to process now, in order; seeks back each partition with a gap."""
         consumer = self.app.consumer
-        kept, rewind = [], {}
+        kept, rewind, unknown = [], {}, set()
         for event in events:
             message = event.message
             tp = TP(message.tp.topic, message.tp.partition)  # faust's own: a message may hold aiokafka's
             reading = self._reading.get(tp)
             if reading is None or reading.generation != message.generation_id:
-                reading = await self._start_reading(tp, message.generation_id)
+                reading = None if tp in unknown else await self._start_reading(tp, message.generation_id)
+                if reading is None:  # where to start is not known now: passed over, read again later
+                    unknown.add(tp)
+                    consumer.unacked.discard(message)
+                    continue
             committed = consumer._committed_offset.get(tp)
             if committed is not None and committed > reading.expected:  # processed, by whichever worker committed
                 reading.expected, reading.rewound = committed, False
@@ -89,23 +101,44 @@ class InOrder:
             consumer.unacked.discard(message)
             if message.offset > reading.expected and not reading.rewound:
                 rewind[tp] = reading.expected
-                reading.rewound = True
         if rewind:
-            log.info("events missing before those fetched (faust-streaming #596): reading again from %s", rewind)
-            consumer.resume_partitions(set(rewind))
-            try:
-                await consumer.seek_wait(rewind)
-            except Exception as error:  # e.g. no longer assigned; StuckPartitions seeks again if need be
-                log.warning("could not seek back %s (%s)", rewind, error)
+            await self._seek_back(rewind)
         return kept
 
-    async def _start_reading(self, tp: TP, generation: int) -> _Reading:
-        """A partition's first event in a generation: it is read from its committed offset on."""
+    async def _start_reading(self, tp: TP, generation: int) -> _Reading | None:
+        """A partition's first event in a generation: it is read from its committed offset on. None when nothing is
+        committed and its first offset cannot be asked for now (its events are read again: the next generation
+        starts from the committed offsets, and StuckPartitions seeks a partition whose events wait)."""
         expected = self.app.consumer._committed_offset.get(tp)
         if expected is None:  # nothing committed (faust also keeps a committed 0 as None)
-            expected = (await self.app.consumer.earliest_offsets(tp))[tp]
+            try:
+                expected = (await self._consumer_call(lambda: self.app.consumer.earliest_offsets(tp)))[tp]
+            except Exception as error:
+                log.info("%s[%d]: first offset not known now (%s): its events are read again", *tp, error)
+                return None
         reading = self._reading[tp] = _Reading(generation, expected)
         return reading
+
+    async def _seek_back(self, rewind: dict[TP, int]) -> None:
+        """Each partition is read again from the offset it misses; its later events are passed over until that one
+        comes. A partition that could not be sought is tried again at its next event."""
+        log.info("events missing before those fetched (faust-streaming #596): reading again from %s", rewind)
+        consumer = self.app.consumer
+        consumer.resume_partitions(set(rewind))
+        try:
+            await self._consumer_call(lambda: consumer.seek_wait(rewind))
+        except Exception as error:  # e.g. no longer assigned; StuckPartitions seeks again if need be
+            log.warning("could not seek back %s (%s)", rewind, error)
+            return
+        for tp in rewind:
+            self._reading[tp].rewound = True
+
+    async def _consumer_call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()`` through faust's consumer thread, never while partitions move and for CONSUMER_CALL_SECONDS at
+        most (TimeoutError); a call given up on finishes unawaited."""
+        if self.app.rebalancing:
+            raise TimeoutError("partitions are moving")
+        return await asyncio.wait_for(asyncio.shield(call()), CONSUMER_CALL_SECONDS)
 
 
 class StuckPartitions:

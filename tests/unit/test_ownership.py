@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 from faust.types import TP
 
@@ -173,3 +174,34 @@ def test_the_expected_offset_follows_the_committed_one_when_faust_learns_it_late
     assert asyncio.run(in_order.admit([event(A, 5)])) == [] and consumer.seeks == [{A: 0}]
     consumer._committed_offset[A] = 5
     assert [e.message.offset for e in asyncio.run(in_order.admit([event(A, 5), event(A, 6)]))] == [5, 6]
+
+
+class HangingConsumer(Consumer):
+    """A consumer thread busy elsewhere (in faust's revocation, which waits for the agents): its calls never end."""
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+def test_an_agent_never_waits_on_the_consumer_thread_while_partitions_move() -> None:
+    consumer = Consumer(assigned={A}, committed={B: 3})
+    in_order = InOrder(app(consumer, rebalancing=True))
+    taken = [event(A, 0), event(A, 1), event(B, 4)]
+    consumer.unacked |= {e.message for e in taken}
+    assert asyncio.run(in_order.admit(taken)) == []  # A: where to start is not known; B: 3 is missing
+    assert consumer.seeks == [] and consumer.unacked == set()  # nothing asked for; revocation need not wait for them
+    in_order.app.rebalancing = False  # the same generation goes on (as if): both are read in order
+    assert [e.message.offset for e in asyncio.run(in_order.admit([event(A, 0), event(B, 4)]))] == [0]
+    assert consumer.seeks == [{B: 3}]  # the seek that could not be made then is made at B's next event
+
+
+def test_a_first_offset_the_consumer_thread_does_not_answer_is_given_up_on_and_asked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("satubus.streams.ownership.CONSUMER_CALL_SECONDS", 0.01)
+    consumer = HangingConsumer(assigned={A})
+    in_order = InOrder(app(consumer))
+    assert asyncio.run(in_order.admit([event(A, 0), event(A, 1)])) == []  # one wait for the partition, not one each
+    consumer.committed[A] = 0  # learnt meanwhile (StuckPartitions.learn_heads)
+    assert [e.message.offset for e in asyncio.run(in_order.admit([event(A, 0), event(A, 1)]))] == [0, 1]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import cast, get_args
 
 import asyncpg
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._acl import AclBinding, AclBindingFilter, AclOperation, AclPermissionType
 from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
@@ -27,7 +27,9 @@ from confluent_kafka.admin._scram import (
 
 from satubus import access, database
 from satubus.access import Grant, Operation, Pattern, ResourceKind
+from satubus.errors import BrokerUnavailable
 from satubus.kafka import admin_client
+from satubus.retry import retry
 from satubus.secrets import LocalSecrets
 from satubus.settings import Settings
 
@@ -157,12 +159,27 @@ def apply(settings: Settings) -> Plan:
     return changes
 
 
+# Errors of a connection, not of the request: a cluster that has just started replaces the bootstrap connection with
+# one per broker and drops what was sent on it (_DESTROY_BROKER).
+_CONNECTION_ERRORS = {KafkaError._DESTROY_BROKER, KafkaError._TRANSPORT, KafkaError._TIMED_OUT}
+
+
 def set_password(admin: AdminClient, user: str, password: str) -> None:
-    """Create the SCRAM-SHA-512 user, or change its password."""
+    """Create the SCRAM-SHA-512 user, or change its password (an upsert: tried again while the connection fails)."""
     info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
     upsert = UserScramCredentialUpsertion(user, info, password.encode())
-    for future in admin.alter_user_scram_credentials([upsert], request_timeout=TIMEOUT).values():
-        future.result()
+
+    def alter() -> None:
+        try:
+            for future in admin.alter_user_scram_credentials([upsert], request_timeout=TIMEOUT).values():
+                future.result()
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.retriable() or error.code() in _CONNECTION_ERRORS:
+                raise BrokerUnavailable(f"Kafka did not set {user}'s password: {error.str()}") from exc
+            raise
+
+    retry(alter, what=f"setting the password of {user}")
 
 
 def delete_user(admin: AdminClient, user: str) -> None:

@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # The longest an agent waits here for faust's consumer thread (a partition's first offset, a seek). While partitions
-# move, that thread waits for the agents to finish their batches (faust's revocation): an agent waiting for it in turn
-# would hold the rebalance until the group gave up on this worker (its rebalance timeout, 60 s).
+# are revoked, that thread waits for the agents to finish their batches: an agent waiting for it in turn would hold
+# the rebalance until the group gave up on this worker (its rebalance timeout, 60 s).
 CONSUMER_CALL_SECONDS = 5.0
 
 
@@ -76,10 +76,12 @@ class InOrder:
     def __init__(self, app: Any) -> None:
         self.app = app
         self._reading: dict[TP, _Reading] = {}
+        self._thread_silent = False  # a call to faust's consumer thread was given up on in this batch
 
     async def admit(self, events: list[Any]) -> list[Any]:
         """The events to process now, in order; seeks back each partition with a gap."""
         consumer = self.app.consumer
+        self._thread_silent = False
         kept, rewind, unknown = [], {}, set()
         for event in events:
             message = event.message
@@ -134,11 +136,16 @@ class InOrder:
             self._reading[tp].rewound = True
 
     async def _consumer_call(self, call: Callable[[], Awaitable[T]]) -> T:
-        """``call()`` through faust's consumer thread, never while partitions move and for CONSUMER_CALL_SECONDS at
-        most (TimeoutError); a call given up on finishes unawaited."""
-        if self.app.rebalancing:
-            raise TimeoutError("partitions are moving")
-        return await asyncio.wait_for(asyncio.shield(call()), CONSUMER_CALL_SECONDS)
+        """``call()`` through faust's consumer thread, waited for CONSUMER_CALL_SECONDS at most (TimeoutError), and
+        once per batch: after one is given up on, the batch's other calls are not made. A call given up on finishes
+        unawaited."""
+        if self._thread_silent:
+            raise TimeoutError("faust's consumer thread did not answer")
+        try:
+            return await asyncio.wait_for(asyncio.shield(call()), CONSUMER_CALL_SECONDS)
+        except TimeoutError:
+            self._thread_silent = True
+            raise TimeoutError(f"faust's consumer thread did not answer in {CONSUMER_CALL_SECONDS:g} s") from None
 
 
 class StuckPartitions:

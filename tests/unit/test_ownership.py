@@ -176,32 +176,37 @@ def test_the_expected_offset_follows_the_committed_one_when_faust_learns_it_late
     assert [e.message.offset for e in asyncio.run(in_order.admit([event(A, 5), event(A, 6)]))] == [5, 6]
 
 
-class HangingConsumer(Consumer):
-    """A consumer thread busy elsewhere (in faust's revocation, which waits for the agents): its calls never end."""
+class SilentConsumer(Consumer):
+    """A consumer thread busy elsewhere (in faust's revocation, which waits for the agents): its calls do not end."""
+
+    silent: bool = True
+    calls: int = 0
 
     async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
+        await self._answer()
+        return await super().earliest_offsets(*tps)
+
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        await self._answer()
+        await super().seek_wait(partitions)
+
+    async def _answer(self) -> None:
+        self.calls += 1
+        if self.silent:
+            await asyncio.Event().wait()  # never
 
 
-def test_an_agent_never_waits_on_the_consumer_thread_while_partitions_move() -> None:
-    consumer = Consumer(assigned={A}, committed={B: 3})
-    in_order = InOrder(app(consumer, rebalancing=True))
+def test_an_agent_gives_up_on_a_silent_consumer_thread_once_per_batch_and_asks_again_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("satubus.streams.ownership.CONSUMER_CALL_SECONDS", 0.05)
+    consumer = SilentConsumer(assigned={A, B}, committed={B: 3})
+    in_order = InOrder(app(consumer))
     taken = [event(A, 0), event(A, 1), event(B, 4)]
     consumer.unacked |= {e.message for e in taken}
     assert asyncio.run(in_order.admit(taken)) == []  # A: where to start is not known; B: 3 is missing
-    assert consumer.seeks == [] and consumer.unacked == set()  # nothing asked for; revocation need not wait for them
-    in_order.app.rebalancing = False  # the same generation goes on (as if): both are read in order
+    assert consumer.calls == 1  # one wait for the whole batch: not for each partition, nor for B's seek
+    assert consumer.seeks == [] and consumer.unacked == set()  # a revocation need not wait for them
+    consumer.silent = False  # the thread answers again: both are read in order
     assert [e.message.offset for e in asyncio.run(in_order.admit([event(A, 0), event(B, 4)]))] == [0]
     assert consumer.seeks == [{B: 3}]  # the seek that could not be made then is made at B's next event
-
-
-def test_a_first_offset_the_consumer_thread_does_not_answer_is_given_up_on_and_asked_again(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("satubus.streams.ownership.CONSUMER_CALL_SECONDS", 0.01)
-    consumer = HangingConsumer(assigned={A})
-    in_order = InOrder(app(consumer))
-    assert asyncio.run(in_order.admit([event(A, 0), event(A, 1)])) == []  # one wait for the partition, not one each
-    consumer.committed[A] = 0  # learnt meanwhile (StuckPartitions.learn_heads)
-    assert [e.message.offset for e in asyncio.run(in_order.admit([event(A, 0), event(A, 1)]))] == [0, 1]
